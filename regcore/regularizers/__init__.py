@@ -1,0 +1,56 @@
+"""The regularizer core: L1/L2 penalties for PyTorch, six ways, pure torch.
+
+``R(w) = λ₁·Σ|w| + λ₂·Σw²`` over a model's weights (every parameter with ``ndim >= 2`` by
+default), applied by one of :data:`METHODS`:
+
+============== ==== ==== ==============================================================
+method         L1   L2   how
+============== ==== ==== ==============================================================
+weight_decay   no   yes  the optimizer's coupled decay, ``weight_decay = 2·λ₂``
+decoupled      yes  yes  before the update ``p ← p − lr·(λ₁·sign p + 2λ₂·p)`` (AdamW-like)
+loss           yes  yes  ``R(w)`` added to the loss (per backward)
+hook           yes  yes  per-parameter post-accumulate-grad hooks (per backward)
+fused          yes  yes  one ``torch._foreach_*`` pass over the gradients before the step
+proximal       yes  yes  after the step, soft-thresholding with the optimizer's own step:
+                         the only method that produces exact zeros
+============== ==== ==== ==============================================================
+
+Example::
+
+    from regcore.regularizers import Regularizer, sparsity
+    reg = Regularizer(model, l1=1e-4, l2=1e-3, method="proximal")
+    opt = torch.optim.Adam(reg.param_groups(), lr=1e-3)
+    reg.attach(opt)
+    ...  # train as usual, with loss = reg.penalize(loss)
+    print(sparsity(model), reg.penalty().item())
+"""
+
+from regcore.regularizers._base import Attachment, BaseMethod
+from regcore.regularizers._decoupled import DecoupledMethod
+from regcore.regularizers._fused import FusedMethod
+from regcore.regularizers._hook import HookMethod
+from regcore.regularizers._loss import LossMethod
+from regcore.regularizers._metrics import l1_norm, l2_norm, sparsity
+from regcore.regularizers._proximal import ProximalMethod
+from regcore.regularizers._regularizer import L1_METHODS, METHODS, Regularizer
+from regcore.regularizers._select import default_exclude, select_parameters
+from regcore.regularizers._weight_decay import WeightDecayMethod
+
+__all__ = [
+    "L1_METHODS",
+    "METHODS",
+    "Attachment",
+    "BaseMethod",
+    "DecoupledMethod",
+    "FusedMethod",
+    "HookMethod",
+    "LossMethod",
+    "ProximalMethod",
+    "Regularizer",
+    "WeightDecayMethod",
+    "default_exclude",
+    "l1_norm",
+    "l2_norm",
+    "select_parameters",
+    "sparsity",
+]
