@@ -196,8 +196,11 @@ class Regularizer:
                     f"from reg.param_groups() or pass weight_decay=0"
                 )
             matched.append((group, mine))
-        for group in self._decay_groups:
-            group["weight_decay"] = decay
+        if decay:
+            # The optimizer itself regularizes: set the decay (detach takes it away again).
+            self._decay_groups = [group for group, mine in matched if mine]
+            for group in self._decay_groups:
+                group["weight_decay"] = decay
         return matched
 
     def detach(self) -> None:
@@ -215,6 +218,11 @@ class Regularizer:
     def penalize(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss to backpropagate: ``loss + R(w)`` for method ``loss``, else ``loss``."""
         if not self._method.adds_to_loss:
+            if self._optimizer is None:
+                raise RuntimeError(
+                    f"method={self.method!r} acts through the optimizer, and this Regularizer "
+                    f"is not attached to one; call reg.attach(optimizer) before training"
+                )
             return loss
         return loss + self.penalty() / self.accumulation_steps
 
