@@ -26,6 +26,28 @@ def _optimizer_kind(optimizer: torch.optim.Optimizer) -> _Kind:
     )
 
 
+def _momentum_scale(kind: _Kind, group: dict[str, Any]) -> float:
+    """How much longer than ``lr`` the step is once momentum has built up.
+
+    With torch's heavy-ball momentum ``buf ← μ·buf + (1 − d)·g`` tends to ``(1 − d)/(1 − μ)·g``,
+    so SGD moves ``lr·(1 − d)/(1 − μ)`` along the gradient (Nesterov too: it needs ``d = 0``) and
+    RMSprop ``lr/((√v + ε)(1 − μ))``. Thresholding with the bare ``lr`` would reach the fixed
+    point of ``λ·(1 − μ)/(1 − d)``, not of ``λ``. Adam's ``m̂`` is bias-corrected: no factor.
+    """
+    if kind == "adam":
+        return 1.0
+    momentum = float(group.get("momentum", 0.0))
+    if not momentum:
+        return 1.0
+    if not 0.0 < momentum < 1.0:
+        raise ValueError(
+            f"method='proximal' thresholds with the step momentum builds up to, "
+            f"lr/(1 - momentum), which needs 0 <= momentum < 1, but got {momentum=}"
+        )
+    dampening = float(group.get("dampening", 0.0)) if kind == "sgd" else 0.0
+    return (1.0 - dampening) / (1.0 - momentum)
+
+
 def _floats(values: list[Any]) -> list[float]:
     """Python floats from numbers or 0-d tensors, with at most one device sync."""
     if values and isinstance(values[0], torch.Tensor) and values[0].device.type != "cpu":
@@ -38,9 +60,12 @@ class ProximalMethod(BaseMethod):
 
     ``p ← sign p·max(|p| − t·λ₁, 0) / (1 + 2t·λ₂)`` where ``t`` is the step the optimizer just
     took: ``lr`` for SGD, the per-coordinate ``lr/(√v̂ + ε)`` for Adam (ProxGen, Yun, Lozano &
-    Yang, NeurIPS 2021) and ``lr/(√v + ε)`` for RMSprop. With Adam the AdamW-like threshold
-    ``lr·λ₁`` would not reach the Lasso solution. Soft-thresholding is computed as
-    ``p − clamp(p, −τ, τ)``, which is exactly 0 wherever ``|p| ≤ τ``. Runs once per step.
+    Yang, NeurIPS 2021) and ``lr/(√v + ε)`` for RMSprop; with SGD's or RMSprop's momentum ``μ``
+    (dampening ``d``) times ``(1 − d)/(1 − μ)``, the step momentum builds up to. So the
+    fixed point is the Lasso / elastic-net solution for ``λ₁, λ₂`` with any of them. With Adam
+    the AdamW-like threshold ``lr·λ₁`` would not reach the Lasso solution. Soft-thresholding
+    (``softshrink``, in place) is exactly 0 wherever ``|p| ≤ τ``. Runs once per step, on
+    persistent scratch buffers.
     """
 
     name = "proximal"
@@ -50,7 +75,9 @@ class ProximalMethod(BaseMethod):
         self._scratch = ScratchBuffers()
 
     def check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        _optimizer_kind(optimizer)
+        kind = _optimizer_kind(optimizer)
+        for group in optimizer.param_groups:
+            _momentum_scale(kind, group)
 
     def attach(self, attachment: Attachment) -> list[RemovableHandle]:
         kind = _optimizer_kind(attachment.optimizer)
@@ -63,74 +90,64 @@ class ProximalMethod(BaseMethod):
                     live = [p for p in params if p.grad is not None]
                     if not live:
                         continue
-                    lr = float(group["lr"])
+                    lr = float(group["lr"]) * _momentum_scale(kind, group)
                     if kind == "sgd":
                         self._prox_scalar(live, lr)
                     else:
-                        steps = self._step_sizes(kind, optimizer, group, live, lr)
-                        self._prox_per_coordinate(live, steps)
+                        self._prox_per_coordinate(kind, optimizer.state, group, live, lr)
 
         return [attachment.optimizer.register_step_post_hook(after_step)]
 
     def _prox_scalar(self, params: list[torch.Tensor], t: float) -> None:
         if self.l1:
-            tau = t * self.l1
-            clipped = self._scratch.like(params)
-            torch._foreach_copy_(clipped, params)
-            torch._foreach_clamp_max_(clipped, tau)
-            torch._foreach_clamp_min_(clipped, -tau)
-            torch._foreach_sub_(params, clipped)
+            for p in params:
+                _soft_threshold_(p, t * self.l1)
         if self.l2:
             torch._foreach_div_(params, 1.0 + 2.0 * t * self.l2)
 
-    def _prox_per_coordinate(self, params: list[torch.Tensor], t: list[torch.Tensor]) -> None:
-        # t is scratch memory: it is overwritten on the way.
-        if self.l1:
-            tau = t
-            torch._foreach_mul_(tau, self.l1)
-            clipped = self._scratch.like(params)
-            torch._foreach_copy_(clipped, params)
-            torch._foreach_minimum_(clipped, tau)
-            torch._foreach_neg_(tau)
-            torch._foreach_maximum_(clipped, tau)
-            torch._foreach_sub_(params, clipped)
-            if self.l2:
-                torch._foreach_mul_(tau, -2.0 * self.l2 / self.l1)  # −λ₁t → 2λ₂t
-                torch._foreach_add_(tau, 1.0)
-                torch._foreach_div_(params, tau)
-        elif self.l2:
-            torch._foreach_mul_(t, 2.0 * self.l2)
-            torch._foreach_add_(t, 1.0)
-            torch._foreach_div_(params, t)
-
-    def _step_sizes(
+    def _prox_per_coordinate(
         self,
         kind: _Kind,
-        optimizer: torch.optim.Optimizer,
+        state: dict[torch.Tensor, Any],
         group: dict[str, Any],
         params: list[torch.Tensor],
         lr: float,
-    ) -> list[torch.Tensor]:
-        """The per-coordinate step ``lr / denom`` of the update just taken, as Adam/RMSprop
-        compute ``denom``, written into scratch buffers."""
-        states = [optimizer.state[p] for p in params]
-        t = self._scratch.like(params, slot=1)
+    ) -> None:
+        """The prox with the per-coordinate step ``t = lr / d`` of the update just taken.
+
+        Adam's denominator is ``d = √v/c + ε`` with ``c = √(1 − β₂ᵏ)``; RMSprop's ``d = √v + ε``
+        (``c = 1``). With ``D = c·d = √v + ε·c`` > 0, ``t = lr·c/D`` and the prox becomes
+        ``soft(p·D, λ₁·lr·c) / (D + 2λ₂·lr·c)``: a scalar threshold and six passes over memory,
+        instead of materializing ``t`` and thresholding with a tensor.
+        """
         eps = float(group["eps"])
         if kind == "adam":
             key = "max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq"
-            torch._foreach_copy_(t, [s[key] for s in states])
-            torch._foreach_sqrt_(t)
             beta2 = float(group["betas"][1])
-            steps = _floats([s["step"] for s in states])
-            torch._foreach_div_(t, [math.sqrt(1.0 - beta2**step) for step in steps])
+            steps = _floats([state[p]["step"] for p in params])
+            corrections = [math.sqrt(1.0 - beta2**step) for step in steps]
         else:
-            torch._foreach_copy_(t, [s["square_avg"] for s in states])
-            if group.get("centered"):
-                torch._foreach_addcmul_(
-                    t, [s["grad_avg"] for s in states], [s["grad_avg"] for s in states], value=-1
-                )
-            torch._foreach_sqrt_(t)
-        torch._foreach_add_(t, eps)
-        torch._foreach_reciprocal_(t)
-        torch._foreach_mul_(t, lr)
-        return t
+            key = "square_avg"
+            corrections = [1.0] * len(params)
+        scaled_params = self._scratch.like(params)
+        denominators = self._scratch.like(params, slot=1)
+        for p, u, d, c in zip(params, scaled_params, denominators, corrections, strict=True):
+            s = state[p]
+            if kind == "rmsprop" and group.get("centered"):
+                torch.addcmul(s[key], s["grad_avg"], s["grad_avg"], value=-1, out=d)
+                d.sqrt_()
+            else:
+                torch.sqrt(s[key], out=d)
+            d.add_(eps * c)
+            torch.mul(p, d, out=u)
+            if self.l1:
+                _soft_threshold_(u, self.l1 * lr * c)
+            if self.l2:
+                d.add_(2.0 * self.l2 * lr * c)
+            torch.div(u, d, out=p)
+
+
+def _soft_threshold_(x: torch.Tensor, tau: float) -> None:
+    """``x ← sign x·max(|x| − τ, 0)`` in place: exactly 0 wherever ``|x| <= τ``."""
+    # softshrink's out= variant writes in place without a temporary; F.softshrink allocates.
+    torch._C._nn.softshrink(x, tau, out=x)  # type: ignore[call-arg]
