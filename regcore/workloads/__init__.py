@@ -1,0 +1,44 @@
+"""Built-in workloads and the plug-in registry.
+
+>>> from regcore.workloads import build_workload
+>>> workload = build_workload("digits_mlp", {"hidden": [128]})
+>>> data = workload.load_data(seed=0); model = workload.build_model(seed=0)
+
+Built-ins: ``digits_mlp``, ``digits_cnn``, ``breast_cancer_logreg``, ``diabetes_linear``,
+``sparse_regression`` and ``tabular_file``; third-party workloads join through the
+entry-point group ``regsweep.workloads``.
+"""
+
+# Importing the built-in modules registers their workloads (@register_workload).
+from regcore.workloads._base import Dataset, Workload, WorkloadParams
+from regcore.workloads._digits import DigitsCNNWorkload, DigitsMLPWorkload
+from regcore.workloads._registry import (
+    ENTRY_POINT_GROUP,
+    WorkloadError,
+    available_workloads,
+    build_workload,
+    get_workload,
+    register_workload,
+)
+from regcore.workloads._sklearn_sets import BreastCancerLogregWorkload, DiabetesLinearWorkload
+from regcore.workloads._sparse_regression import SparseRegressionWorkload, support_metrics
+from regcore.workloads._tabular_file import TabularFileWorkload
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BreastCancerLogregWorkload",
+    "Dataset",
+    "DiabetesLinearWorkload",
+    "DigitsCNNWorkload",
+    "DigitsMLPWorkload",
+    "SparseRegressionWorkload",
+    "TabularFileWorkload",
+    "Workload",
+    "WorkloadError",
+    "WorkloadParams",
+    "available_workloads",
+    "build_workload",
+    "get_workload",
+    "register_workload",
+    "support_metrics",
+]
