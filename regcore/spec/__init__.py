@@ -1,0 +1,53 @@
+"""SweepSpec: what a sweep searches and how, as JSON or YAML (Contract 2 of DESIGN.md).
+
+Pure data and validation: nothing here imports Optuna. A minimal spec::
+
+    name: digits-l1-vs-l2
+    workload: {name: digits_mlp, params: {hidden: [128]}}
+    search_space:
+      l1: {low: 1.0e-6, high: 1.0e-2, log: true}   # or a number, or {choices: [0, 1.0e-4]}
+      l2: {low: 1.0e-6, high: 1.0e-2, log: true}
+      method: [weight_decay, decoupled, loss, hook, fused, proximal]   # or one name
+
+Read it with ``spec = load_spec("sweep.yaml")`` (or ``parse_spec(data)``); the sweep engine
+reads ``spec.methods``, ``spec.directions`` and ``spec.is_multi_objective``.
+
+Every invalid spec raises :class:`SpecError`, whose ``problems`` name each field at fault
+(``training.epochs``, ``workload.params.hidden``) and what to write instead.
+"""
+
+from regcore.spec._load import load_spec, parse_spec
+from regcore.spec._problems import SpecError, SpecProblem
+from regcore.spec._sections import (
+    RUNNER_METRICS,
+    BudgetSpec,
+    NotifySpec,
+    ObjectiveSpec,
+    OptimizerSpec,
+    PrunerSpec,
+    SamplerSpec,
+    TrainingSpec,
+    WorkloadSpec,
+)
+from regcore.spec._space import Choices, Range, SearchSpace
+from regcore.spec._sweep import SweepSpec
+
+__all__ = [
+    "RUNNER_METRICS",
+    "BudgetSpec",
+    "Choices",
+    "NotifySpec",
+    "ObjectiveSpec",
+    "OptimizerSpec",
+    "PrunerSpec",
+    "Range",
+    "SamplerSpec",
+    "SearchSpace",
+    "SpecError",
+    "SpecProblem",
+    "SweepSpec",
+    "TrainingSpec",
+    "WorkloadSpec",
+    "load_spec",
+    "parse_spec",
+]

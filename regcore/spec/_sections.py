@@ -1,0 +1,255 @@
+"""The parts of a spec besides the search space, each checked on its own."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails
+
+from regcore.spec._base import SpecModel
+from regcore.spec._problems import as_details, problem, problems_error, suggest
+from regcore.workloads import WorkloadError, available_workloads, get_workload
+
+Direction = Literal["minimize", "maximize"]
+SamplerName = Literal["tpe", "random", "grid", "gp", "cmaes", "nsga2", "qmc"]
+PrunerName = Literal["none", "median", "percentile", "hyperband", "successive_halving"]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+_Beta = Annotated[float, Field(ge=0, lt=1)]
+_PENALTY = "regularization is what the sweep searches"
+
+
+class WorkloadSpec(SpecModel):
+    """A registered workload and its parameters: ``{name: digits_mlp, params: {hidden: [128]}}``.
+
+    ``params`` are validated by the workload's ``Params`` model and stored with its defaults
+    filled in, so a stored spec says exactly what ran.
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        try:
+            get_workload(name)
+        except WorkloadError as exc:
+            raise ValueError(f"{exc}{suggest(name, available_workloads())}") from None
+        return name
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        if name is None:  # the name's own problem is reported; nothing to check against
+            return params
+        model = get_workload(name).Params
+        try:
+            return model.model_validate(params).model_dump(mode="json")
+        except ValidationError as exc:
+            raise problems_error(as_details(exc, fields=model.model_fields), "params") from None
+
+
+class OptimizerSpec(SpecModel):
+    """The optimizer and its base learning rate: ``{name: sgd, lr: 0.1, momentum: 0.9}``.
+
+    ``momentum`` is for ``sgd`` and ``rmsprop``, ``betas`` for ``adam``; unset, each takes
+    the optimizer's default.
+    """
+
+    misplaced: ClassVar[dict[str, str]] = {
+        "weight_decay": f"{_PENALTY}: put λ₂ in search_space.l2 (method weight_decay applies "
+        "it as the optimizer's decay)",
+    }
+
+    name: Literal["sgd", "adam", "rmsprop"] = "adam"
+    lr: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
+    momentum: float | None = Field(default=None, ge=0, lt=1)
+    betas: tuple[_Beta, _Beta] | None = None
+
+    def _problems(self) -> list[InitErrorDetails]:
+        details = []
+        if self.momentum is not None and self.name == "adam":
+            text = "momentum is for sgd and rmsprop; for adam set betas, e.g. [0.9, 0.999]"
+            details.append(problem(("momentum",), text, self.momentum))
+        if self.betas is not None and self.name != "adam":
+            text = f"betas are for adam only; remove them, or set momentum for {self.name}"
+            details.append(problem(("betas",), text, list(self.betas)))
+        return details
+
+
+class TrainingSpec(SpecModel):
+    """How each trial trains: ``{epochs: 10, batch_size: 128, seed: 0, device: auto,
+    precision: fp32}`` (``device``: auto, cpu, cuda or cuda:N; ``precision``: fp32 or bf16).
+    """
+
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    seed: Seed = 0
+    device: str = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError(f"use auto, cpu, cuda or cuda:N (e.g. cuda:1), but got {device!r}")
+        return device
+
+
+# Measured by the trial runner for every workload; larger is better for the first two.
+RUNNER_METRICS: tuple[str, ...] = (
+    "sparsity",
+    "sparsity_1e-3",
+    "l1_norm",
+    "l2_norm",
+    "train_loss",
+    "step_time_ms",
+)
+RUNNER_MAXIMIZE = frozenset({"sparsity", "sparsity_1e-3"})
+
+
+class ObjectiveSpec(SpecModel):
+    """A metric to optimize: ``{metric: val_loss, direction: minimize}``. The metric is one
+    the workload reports or one of :data:`RUNNER_METRICS`."""
+
+    metric: str = Field(min_length=1)
+    direction: Direction
+
+
+class SamplerSpec(SpecModel):
+    """Optuna's sampler by short name, its seed and extra keyword ``options``:
+    ``{name: tpe, seed: 0, options: {n_startup_trials: 10}}``.
+
+    ``grid`` needs every dimension of the search space discrete (numbers or choices).
+    ``cmaes``, ``gp`` and ``qmc`` accept a list of methods, but sample the categorical
+    ``method`` independently (Optuna's fallback), so they shine with one method.
+    """
+
+    name: SamplerName = "tpe"
+    seed: Seed | None = 0
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def _problems(self) -> list[InitErrorDetails]:
+        details = []
+        for key, value in self.options.items():
+            loc = ("options", key)
+            if key == "seed":
+                details.append(problem(loc, "set the seed as sampler.seed instead", value))
+            elif key == "search_space":
+                text = "the search space comes from search_space; remove it"
+                details.append(problem(loc, text, value))
+            elif self.name in {"grid", "random"}:
+                text = f"the {self.name} sampler takes no options besides seed; remove it"
+                details.append(problem(loc, text, value))
+        return details
+
+
+# Each pruner's keyword options and their least value (None: a percentile 0..100; "auto"
+# is accepted where Optuna accepts it). Names as in optuna.pruners.
+_COMMON: dict[str, int | None] = {
+    "n_startup_trials": 0,
+    "n_warmup_steps": 0,
+    "interval_steps": 1,
+    "n_min_trials": 1,
+}
+_PRUNER_OPTIONS: dict[str, dict[str, int | None]] = {
+    "none": {},
+    "median": _COMMON,
+    "percentile": {"percentile": None, **_COMMON},
+    "hyperband": {
+        "min_resource": 1,
+        "max_resource": 1,
+        "reduction_factor": 2,
+        "bootstrap_count": 0,
+    },
+    "successive_halving": {
+        "min_resource": 1,
+        "reduction_factor": 2,
+        "min_early_stopping_rate": 0,
+        "bootstrap_count": 0,
+    },
+}
+_AUTO = {("hyperband", "max_resource"), ("successive_halving", "min_resource")}
+
+
+class PrunerSpec(SpecModel):
+    """Optuna's pruner by short name and its keyword ``options``:
+    ``{name: percentile, options: {percentile: 25, n_warmup_steps: 2}}``. Pruners are
+    single-objective; a two-objective spec gets ``none`` unless it says otherwise.
+    """
+
+    name: PrunerName = "hyperband"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def _problems(self) -> list[InitErrorDetails]:
+        known = _PRUNER_OPTIONS[self.name]
+        details = []
+        for key, value in self.options.items():
+            loc = ("options", key)
+            if key not in known:
+                names = ", ".join(known) or "none"
+                text = (
+                    f"{self.name} takes no option {key!r}{suggest(key, known)} (options: {names})"
+                )
+                details.append(problem(loc, text, value))
+            elif key == "percentile":
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                if not (number and 0 <= value <= 100):
+                    details.append(problem(loc, f"must be 0..100, but got {value!r}", value))
+            elif not (value == "auto" and (self.name, key) in _AUTO):
+                least = known[key] or 0
+                whole = isinstance(value, int) and not isinstance(value, bool)
+                if not (whole and value >= least):
+                    auto = " or 'auto'" if (self.name, key) in _AUTO else ""
+                    text = f"must be a whole number ≥ {least}{auto}, but got {value!r}"
+                    details.append(problem(loc, text, value))
+        if self.name == "percentile" and "percentile" not in self.options:
+            text = "the percentile pruner needs options.percentile, e.g. {percentile: 25}"
+            details.append(problem(("options",), text, self.options))
+        return details
+
+
+class BudgetSpec(SpecModel):
+    """When a sweep stops: after ``n_trials`` finished trials (1..100000), ``timeout_s``
+    seconds of running, or at ``deadline`` (ISO-8601 with a UTC offset), whichever comes
+    first: ``{n_trials: 60, timeout_s: null, deadline: 2030-01-31T06:00:00Z}``.
+    """
+
+    n_trials: int = Field(default=60, ge=1, le=100_000)
+    timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    deadline: datetime | None = None
+
+    @field_validator("deadline")
+    @classmethod
+    def _aware(cls, deadline: datetime | None) -> datetime | None:
+        if deadline is not None and deadline.utcoffset() is None:
+            stamp = deadline.isoformat()
+            raise ValueError(
+                f"give the deadline a UTC offset, e.g. {stamp}Z or {stamp}+02:00, but got {stamp}"
+            )
+        return deadline
+
+
+class NotifySpec(SpecModel):
+    """Where to report a finished sweep: ``{webhook_url: https://hooks.example.com/x}``."""
+
+    webhook_url: str | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in {"http", "https"} and bool(parts.hostname)
+        except ValueError:  # e.g. a malformed IPv6 host
+            ok = False
+        if not ok:
+            raise ValueError(f"use an http:// or https:// URL with a host, but got {url!r}")
+        return url

@@ -1,0 +1,123 @@
+"""A spec in Optuna's terms: the suggestions of one trial, the sampler and the pruner.
+
+The space is conditional: a method that cannot express λ₁ (``weight_decay``) never samples
+``l1``. The values a trial actually trains with are recorded as user attributes too (``l1``,
+``l2``, ``method``, ``lr``), so fixed and unsampled dimensions show in every report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from regcore.spec._space import Choices, Range, SearchSpace
+from regcore.spec._sweep import SweepSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialPoint:
+    """What one trial trains with."""
+
+    method: str
+    l1: float
+    l2: float
+    lr: float
+
+    def as_attrs(self) -> dict[str, Any]:
+        return {"method": self.method, "l1": self.l1, "l2": self.l2, "lr": self.lr}
+
+
+def _suggest_value(trial: optuna.Trial, name: str, value: float | Range | Choices) -> float:
+    if isinstance(value, Range):
+        return trial.suggest_float(name, value.low, value.high, log=value.log)
+    if isinstance(value, Choices):
+        return float(trial.suggest_categorical(name, value.choices))
+    return value
+
+
+def suggest(trial: optuna.Trial, spec: SweepSpec) -> TrialPoint:
+    """Sample one point of ``spec``'s space on ``trial``."""
+    space = spec.search_space
+    methods = space.methods
+    method = str(trial.suggest_categorical("method", methods)) if len(methods) > 1 else methods[0]
+    l1 = _suggest_value(trial, "l1", space.l1) if SearchSpace.samples_l1(method) else 0.0
+    l2 = _suggest_value(trial, "l2", space.l2)
+    lr = spec.optimizer.lr if space.lr is None else _suggest_value(trial, "lr", space.lr)
+    return TrialPoint(method=method, l1=l1, l2=l2, lr=lr)
+
+
+def baseline_params(spec: SweepSpec) -> dict[str, Any]:
+    """Parameters of the λ₁ = λ₂ = 0 baseline trial, as close as the space allows.
+
+    A log range cannot hold 0, so there the baseline takes the range's low end and the trial
+    runner trains with 0 (the ``baseline`` user attribute marks it).
+    """
+    space = spec.search_space
+    params: dict[str, Any] = {}
+    if len(space.methods) > 1:
+        # A method that applies L1 and L2 both, so the baseline is the same for every method.
+        with_l1 = [m for m in space.methods if SearchSpace.samples_l1(m)]
+        params["method"] = (with_l1 or list(space.methods))[0]
+    for name in ("l1", "l2"):
+        value = getattr(space, name)
+        if isinstance(value, Range):
+            params[name] = value.low
+        elif isinstance(value, Choices):
+            params[name] = min(value.choices)
+    if isinstance(space.lr, Choices):
+        params["lr"] = space.lr.choices[0]
+    return params
+
+
+def _grid(spec: SweepSpec) -> dict[str, list[Any]]:
+    space = spec.search_space
+    grid: dict[str, list[Any]] = {}
+    if len(space.methods) > 1:
+        grid["method"] = list(space.methods)
+    for name in ("l1", "l2", "lr"):
+        value = getattr(space, name)
+        if isinstance(value, Choices):
+            grid[name] = list(value.choices)
+    return grid
+
+
+def create_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
+    """The spec's sampler (its options passed through as keyword arguments)."""
+    s = spec.sampler
+    options = dict(s.options)
+    if s.name == "tpe":
+        return optuna.samplers.TPESampler(seed=s.seed, **options)
+    if s.name == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    if s.name == "grid":
+        return optuna.samplers.GridSampler(_grid(spec), seed=s.seed)
+    if s.name == "gp":
+        return optuna.samplers.GPSampler(seed=s.seed, **options)
+    if s.name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=s.seed, **options)
+    if s.name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=s.seed, **options)
+    if s.name == "qmc":
+        return optuna.samplers.QMCSampler(seed=s.seed, **options)
+    raise ValueError(f"unknown sampler {s.name!r}")  # the spec refuses it first
+
+
+def create_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    """The spec's pruner; epochs are its steps (``max_resource`` = ``training.epochs``)."""
+    p = spec.pruner
+    options = dict(p.options)
+    if p.name == "none":
+        return optuna.pruners.NopPruner()
+    if p.name == "median":
+        return optuna.pruners.MedianPruner(**options)
+    if p.name == "percentile":
+        return optuna.pruners.PercentilePruner(**options)
+    if p.name == "hyperband":
+        options.setdefault("min_resource", 1)
+        options.setdefault("max_resource", spec.training.epochs)
+        return optuna.pruners.HyperbandPruner(**options)
+    if p.name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(**options)
+    raise ValueError(f"unknown pruner {p.name!r}")  # the spec refuses it first

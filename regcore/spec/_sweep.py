@@ -1,0 +1,144 @@
+"""SweepSpec: one sweep, checked as a whole (Contract 2 of DESIGN.md)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_core import InitErrorDetails
+
+from regcore.spec._base import SpecModel
+from regcore.spec._cross import Facts, cross_checks, facts_of_raw
+from regcore.spec._problems import suggest
+from regcore.spec._sections import (
+    BudgetSpec,
+    NotifySpec,
+    ObjectiveSpec,
+    OptimizerSpec,
+    PrunerSpec,
+    SamplerSpec,
+    TrainingSpec,
+    WorkloadSpec,
+)
+from regcore.spec._space import SearchSpace
+
+_NESTED: dict[str, type[SpecModel]] = {
+    "search_space": SearchSpace,
+    "optimizer": OptimizerSpec,
+    "training": TrainingSpec,
+    "objectives": ObjectiveSpec,
+    "sampler": SamplerSpec,
+    "pruner": PrunerSpec,
+    "budget": BudgetSpec,
+    "notify": NotifySpec,
+}
+_HOMES: dict[str, list[str]] = {}
+for _section, _model in _NESTED.items():
+    for _field in _model.model_fields:
+        _HOMES.setdefault(_field, []).append(_section)
+
+
+def _default_objectives() -> list[ObjectiveSpec]:
+    return [ObjectiveSpec(metric="val_loss", direction="minimize")]
+
+
+class SweepSpec(SpecModel):
+    """One sweep: a workload, the λ₁/λ₂/method space to search, and how to search it.
+
+    Only ``name``, ``workload`` and ``search_space`` (its ``l1`` and ``l2``) are required;
+    everything else has the defaults shown in DESIGN.md::
+
+        name: digits-l1-vs-l2
+        workload: {name: digits_mlp}
+        search_space:
+          l1: {low: 1.0e-6, high: 1.0e-2, log: true}
+          l2: {choices: [0, 1.0e-4, 1.0e-3]}
+          method: [weight_decay, proximal]
+
+    Build one with :func:`parse_spec` or :func:`load_spec`, which turn every problem into a
+    :class:`SpecError` listing them all.
+    """
+
+    name: str
+    workload: WorkloadSpec
+    search_space: SearchSpace
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    objectives: list[ObjectiveSpec] = Field(
+        default_factory=_default_objectives, min_length=1, max_length=2
+    )
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    priority: int = Field(default=0, ge=-(2**31), lt=2**31)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The implementation methods this sweep compares."""
+        return self.search_space.methods
+
+    @property
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
+        """Optuna's study directions, one per objective."""
+        return [o.direction for o in self.objectives]
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON data that :func:`parse_spec` turns back into an equal spec."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of a spec (pydantic's)."""
+        return cls.model_json_schema()
+
+    @classmethod
+    def unknown_key_message(cls, key: str) -> str:
+        if key in _HOMES:
+            return f"unknown field {key!r}; it belongs under {' or '.join(_HOMES[key])}"
+        if suggest(key, cls.model_fields):
+            return super().unknown_key_message(key)
+        close = difflib.get_close_matches(key.lower(), list(_HOMES), n=1, cutoff=0.7)
+        if close:
+            return f"unknown field {key!r}; did you mean {_HOMES[close[0]][0]}.{close[0]}?"
+        return super().unknown_key_message(key)
+
+    @field_validator("name")
+    @classmethod
+    def _study_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", name):
+            raise ValueError(
+                "use 1–128 letters, digits, '-', '_' or '.' (it becomes the Optuna study "
+                f"name), e.g. 'digits-l1-vs-l2', but got {name!r}"
+            )
+        return name
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        objectives = data.get("objectives")
+        if "pruner" not in data and isinstance(objectives, list) and len(objectives) > 1:
+            return {**data, "pruner": {"name": "none"}}  # pruners are single-objective
+        return data
+
+    def _problems(self) -> list[InitErrorDetails]:
+        space = self.search_space
+        facts = Facts(
+            workload=self.workload.name,
+            dims={"l1": space.l1, "l2": space.l2, "lr": space.lr},
+            sampler=self.sampler.name,
+            pruner=self.pruner.name,
+            n_objectives=len(self.objectives),
+            objectives=dict(enumerate(self.objectives)),
+        )
+        return cross_checks(facts)
+
+    @classmethod
+    def _problems_of_invalid(cls, data: dict[str, Any]) -> list[InitErrorDetails]:
+        # What the parts that are valid say about each other is worth reporting too.
+        return cross_checks(facts_of_raw(data, default_objectives=len(_default_objectives())))
