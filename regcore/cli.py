@@ -1,0 +1,198 @@
+"""The ``regsweep`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from regcore.settings import Settings
+
+if TYPE_CHECKING:
+    import optuna
+
+    from regcore.spec import SweepSpec
+    from worker.local import Progress as SweepProgress
+
+app = typer.Typer(
+    help="Sweeps over L1/L2 regularization for PyTorch, and the regularizer core they use.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+@app.callback()
+def _root() -> None:
+    """Sweeps over L1/L2 regularization for PyTorch, and the regularizer core they use."""
+
+
+@app.command()
+def demo(
+    l1: Annotated[float, typer.Option(help="λ₁ for every method that can do L1.")] = 1e-4,
+    l2: Annotated[float, typer.Option(help="λ₂ for every method.")] = 1e-3,
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    train_size: Annotated[int, typer.Option(min=10, help="Training samples of digits.")] = 150,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: int = 0,
+) -> None:
+    """Train digits once per method at the same λ₁, λ₂ and compare them."""
+    # The worker's training loop, imported here: regcore must not depend on worker at import.
+    from regcore.regularizers import METHODS
+    from regcore.workloads import build_workload
+    from worker.training import TrainConfig, train_workload
+
+    workload = build_workload("digits_mlp", {"hidden": [512, 512], "train_size": train_size})
+    config = TrainConfig(epochs=epochs, batch_size=64, lr=1e-3, seed=seed, device=device)
+    table = Table(title=f"digits_mlp 64-512-512-10, {train_size} training samples, Adam")
+    table.add_column("method", no_wrap=True)
+    for column in ("λ₁", "λ₂", "val loss", "accuracy", "exact zeros", "step (ms)"):
+        table.add_column(column, justify="right")
+    runs = [("none", 0.0, 0.0, "loss")] + [
+        (m, 0.0 if m == "weight_decay" else l1, l2, m) for m in METHODS
+    ]
+    with console.status("training") as status:
+        for label, run_l1, run_l2, method in runs:
+            status.update(f"training with {label}")
+            result = train_workload(workload, l1=run_l1, l2=run_l2, method=method, config=config)
+            m = result.metrics
+            table.add_row(
+                label,
+                f"{run_l1:g}",
+                f"{run_l2:g}",
+                f"{m['val_loss']:.4f}",
+                f"{m['val_accuracy']:.3f}",
+                f"{m['sparsity']:.1%}",
+                f"{result.median_step_ms:.2f}",
+            )
+    console.print(table)
+    console.print(
+        "weight_decay cannot express L1, so it runs with λ₁ = 0. Only proximal sets weights "
+        "exactly to zero; loss and hook only push them towards it."
+    )
+
+
+SpecArgument = Annotated[
+    Path, typer.Argument(help="Sweep spec, YAML or JSON.", exists=False, dir_okay=False)
+]
+
+
+def _load(path: Path) -> SweepSpec:
+    from regcore.spec import SpecError, load_spec
+
+    try:
+        return load_spec(path)
+    except SpecError as exc:
+        console.print(f"[red]{path}: the spec is not valid[/red]")
+        for problem in exc.problems:
+            console.print(f"  {problem.field}: {problem.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def validate(spec: SpecArgument) -> None:
+    """Check a sweep spec; print every problem (exit 2) or "ok"."""
+    loaded = _load(spec)
+    console.print(f"ok: {loaded.name} ({loaded.workload.name}, {loaded.budget.n_trials} trials)")
+
+
+@app.command()
+def run(
+    spec: SpecArgument,
+    storage: Annotated[
+        str | None, typer.Option(help="Database URL (default: REGSWEEP_DATABASE_URL).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run a whole sweep on this machine (resumes it if it was started before)."""
+    from worker.local import LocalOptions, SpecMismatchError, run_local_sweep
+
+    settings = Settings()
+    loaded = _load(spec)
+    options = LocalOptions(
+        storage_url=storage or settings.database_url,
+        workers=workers,
+        data_dir=settings.data_dir,
+        heartbeat_s=settings.heartbeat_s,
+        grace_s=settings.grace_s,
+        max_retries=settings.max_retries,
+    )
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(loaded.name, total=loaded.budget.n_trials, best="–", detail="")
+
+        def show(p: SweepProgress) -> None:
+            best = "–" if p.best is None else f"{p.best:.4g}"
+            detail = f"{p.running} running, {p.pruned} pruned, {p.failed} failed"
+            bar.update(task, completed=p.finished, best=best, detail=detail)
+
+        try:
+            study, outcome = run_local_sweep(loaded, options, on_progress=show)
+        except SpecMismatchError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    _print_results(study)
+    if outcome == "interrupted":
+        console.print("[yellow]interrupted[/yellow]: run the same command again to resume.")
+    elif outcome == "deadline_reached":
+        console.print("[yellow]stopped at the spec's timeout or deadline.[/yellow]")
+    console.print(
+        f"Results are in [bold]{options.storage_url}[/bold] (study {loaded.name!r}). "
+        f"Open them with:\n  optuna-dashboard {options.storage_url}"
+    )
+
+
+def _print_results(study: optuna.Study) -> None:
+    from regcore.results import best_rows
+
+    rows = best_rows(study)
+    if not rows:
+        console.print("No trial has completed yet.")
+        return
+    spec = study.user_attrs.get("spec", {})
+    objectives = spec.get("objectives") or [{"metric": "value"}] * len(study.directions)
+    names = [o["metric"] for o in objectives]
+    table = Table(title=f"{study.study_name}: best trials")
+    table.add_column("", no_wrap=True)
+    table.add_column("#", justify="right")
+    for column in ("λ₁", "λ₂", "lr", *names, "zeros"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(
+            f"{r.label}: {r.method}" if r.label in ("best", "pareto") else r.label,
+            str(r.number),
+            f"{r.l1:.2g}",
+            f"{r.l2:.2g}",
+            f"{r.lr:.2g}",
+            *(f"{v:.4g}" for v in r.values),
+            "–" if r.sparsity is None else f"{r.sparsity:.0%}",
+        )
+    console.print(table)
+    console.print(f"In your training script: [bold]{rows[0].regularizer_line()}[/bold]")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The one settings class, read from the environment (prefix ``REGSWEEP_``) by entry points.
+
+Code below the entry points takes plain keyword arguments; only ``cli.py`` (and the service's
+app factory) construct :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REGSWEEP_", extra="ignore")
+
+    database_url: str = "sqlite:///regsweep.db"
+    # Comma-separated name:token pairs (alice:s3cret,nightly:t0k3n); unset = auth off.
+    api_tokens: str | None = Field(default=None, repr=False)
+    data_dir: Path = Path("data")
+    artifact_dir: Path = Path("artifacts")
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    grace_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    service_url: str = "http://127.0.0.1:8000"
+    token: str | None = Field(default=None, repr=False)

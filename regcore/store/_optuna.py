@@ -1,0 +1,64 @@
+"""Optuna's RDB storage, set up for several processes on one database.
+
+SQLite: WAL journal (readers, such as optuna-dashboard, never block the writer) and a busy
+timeout instead of "database is locked". PostgreSQL: a small pool per process so many
+workers do not exhaust the server, with pre-ping so a dropped connection is replaced.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import optuna
+from sqlalchemy.engine import make_url
+
+SQLITE_BUSY_TIMEOUT_S = 60.0
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL, or None for other engines and memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _engine_kwargs(url: str, *, pool_size: int) -> dict[str, Any]:
+    if sqlite_path(url) is not None:
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+
+
+def create_storage(
+    url: str,
+    *,
+    pool_size: int = 2,
+    heartbeat_s: float | None = None,
+    grace_s: float | None = None,
+    max_retries: int | None = None,
+) -> optuna.storages.RDBStorage:
+    """An ``RDBStorage`` for ``url``, creating the SQLite file (in WAL mode) if needed.
+
+    With ``heartbeat_s``, running trials are expected to beat (``record_heartbeat``) that often;
+    one silent for ``grace_s`` is failed by ``optuna.storages.fail_stale_trials`` and re-queued
+    with the same parameters, at most ``max_retries`` times.
+    """
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+    heartbeat: dict[str, Any] = {}
+    if heartbeat_s is not None:
+        heartbeat = {
+            "heartbeat_interval": max(1, round(heartbeat_s)),
+            "grace_period": None if grace_s is None else max(1, round(grace_s)),
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=max_retries
+            ),
+        }
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=_engine_kwargs(url, pool_size=pool_size), **heartbeat
+    )

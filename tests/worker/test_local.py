@@ -1,0 +1,143 @@
+"""Whole sweeps on this machine with real worker processes and a real SQLite file."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from regcore.spec import SweepSpec, parse_spec
+from regcore.store import create_storage
+from worker.budget import budget
+from worker.local import LocalOptions, SpecMismatchError, open_study, run_local_sweep
+
+SPARSE = {"n_samples": 400, "n_features": 40, "n_informative": 4, "noise": 0.3}
+
+
+def make_spec(**overrides: Any) -> SweepSpec:
+    data: dict[str, Any] = {
+        "name": "local-test",
+        "workload": {"name": "sparse_regression", "params": SPARSE},
+        "search_space": {
+            "l1": {"low": 1e-3, "high": 1.0, "log": True},
+            "l2": 0.0,
+            "method": ["proximal", "loss"],
+        },
+        "optimizer": {"name": "adam", "lr": 0.03},
+        "training": {"epochs": 3, "batch_size": 400, "device": "cpu"},
+        "sampler": {"name": "random", "seed": 0},
+        "pruner": {"name": "none"},
+        "budget": {"n_trials": 5},
+    }
+    data.update(overrides)
+    return parse_spec(data)
+
+
+def states(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_budget_is_exact(workers: int, tmp_path: Path) -> None:
+    spec = make_spec(budget={"n_trials": 7})
+    options = LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}", workers=workers)
+    study, outcome = run_local_sweep(spec, options)
+    assert outcome == "completed"
+    assert states(study) == {"COMPLETE": 7}
+    assert study.trials[0].user_attrs["baseline"] is True
+
+
+def test_a_sweep_resumes_and_ends_with_its_budget(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    run_local_sweep(make_spec(budget={"n_trials": 3}), LocalOptions(storage_url=url))
+    study, outcome = run_local_sweep(
+        make_spec(budget={"n_trials": 5}), LocalOptions(storage_url=url)
+    )
+    assert outcome == "completed"
+    assert states(study) == {"COMPLETE": 5}
+
+
+def test_a_different_spec_under_the_same_name_is_refused(tmp_path: Path) -> None:
+    storage = create_storage(f"sqlite:///{tmp_path / 's.db'}")
+    open_study(make_spec(), storage)
+    changed = make_spec(training={"epochs": 4, "batch_size": 400, "device": "cpu"})
+    with pytest.raises(SpecMismatchError, match="different training; give the sweep a new name"):
+        open_study(changed, storage)
+
+
+def test_proximal_sweep_recovers_the_support_where_loss_has_no_zeros(tmp_path: Path) -> None:
+    """The case L1 exists for: only the proximal method sets weights exactly to zero."""
+    spec = make_spec(
+        objectives=[{"metric": "support_f1", "direction": "maximize"}],
+        training={"epochs": 100, "batch_size": 400, "device": "cpu"},
+        sampler={"name": "grid", "seed": 0},
+        search_space={
+            "l1": {"choices": [0.003, 0.01, 0.03, 0.1, 0.3]},
+            "l2": 0.0,
+            "method": ["proximal", "loss"],
+        },
+        budget={"n_trials": 11},
+    )
+    study, _ = run_local_sweep(spec, LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}"))
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    by_method = {
+        m: [t for t in complete if t.user_attrs["method"] == m and not t.user_attrs.get("baseline")]
+        for m in ("proximal", "loss")
+    }
+    best_proximal = max(by_method["proximal"], key=lambda t: t.value or 0.0)
+    best_loss = max(by_method["loss"], key=lambda t: t.value or 0.0)
+    assert best_proximal.value is not None
+    assert best_proximal.value >= 0.9
+    assert best_proximal.user_attrs["sparsity"] > 0.5
+    assert best_loss.user_attrs["sparsity"] == 0.0
+    assert all(t.user_attrs["sparsity"] == 0.0 for t in by_method["loss"])
+
+
+def test_ctrl_c_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
+    spec_file = tmp_path / "slow.yaml"
+    spec = make_spec(
+        name="interrupt-test",
+        workload={"name": "digits_mlp", "params": {"hidden": [256, 256]}},
+        training={"epochs": 40, "batch_size": 16, "device": "cpu"},
+        search_space={"l1": 0.0, "l2": {"low": 1e-5, "high": 1e-3, "log": True}},
+        budget={"n_trials": 3},
+    )
+    spec_file.write_text(yaml.safe_dump(spec.to_json_dict()))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    command = [sys.executable, "-m", "regcore.cli", "run", str(spec_file), "--storage", url]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    storage = create_storage(url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until a trial is running
+        summaries = optuna.get_all_study_summaries(storage)
+        if (
+            summaries
+            and budget(optuna.load_study(study_name="interrupt-test", storage=storage), 3).running
+        ):
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C sends (to the whole process group)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output.decode()
+    assert b"interrupted" in output
+    study = optuna.load_study(study_name="interrupt-test", storage=storage)
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    assert len(interrupted) == 1
+    assert interrupted[0].state == TrialState.FAIL
+
+    faster = make_spec(**{**spec.to_json_dict(), "budget": {"n_trials": 3}})
+    study, outcome = run_local_sweep(faster, LocalOptions(storage_url=url))
+    assert outcome == "completed"
+    assert budget(study, 3).finished == 3
