@@ -1,16 +1,20 @@
-# The README's quick start: `make demo` (the main job) and `make test` (the whole suite).
+# The README's quick start: `make run` (the main job) and `make test` (the whole suite).
 # Each sets up its own virtual environment on first use (and again when the deps change).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: run demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints/dev.txt -e '.[dev]'
 	touch $(STAMP)
+
+# A whole sweep on the embedded SQLite default (regsweep.db here); again = resume/show.
+run: $(STAMP)
+	$(BIN)/regsweep run examples/digits.yaml --workers 2
 
 demo: $(STAMP)
 	$(BIN)/regsweep demo

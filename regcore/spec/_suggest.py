@@ -7,6 +7,7 @@ The space is conditional: a method that cannot express λ₁ (``weight_decay``) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,26 @@ def baseline_params(spec: SweepSpec) -> dict[str, Any]:
     return params
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, without its ``study.stop()`` once the grid is covered.
+
+    ``Study.stop`` works only inside ``optimize()``; with ask/tell it raises from ``tell``.
+    The sweep's budget decides when it ends (past the grid, points repeat).
+    """
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        return None
+
+
 def _grid(spec: SweepSpec) -> dict[str, list[Any]]:
+    """Every listed value per dimension. ``weight_decay`` ignores ``l1``, so its points
+    repeat once per ``l1`` value: give such a sweep a budget of the distinct points."""
     space = spec.search_space
     grid: dict[str, list[Any]] = {}
     if len(space.methods) > 1:
@@ -92,7 +112,7 @@ def create_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=s.seed)
     if s.name == "grid":
-        return optuna.samplers.GridSampler(_grid(spec), seed=s.seed)
+        return _GridSampler(_grid(spec), seed=s.seed)
     if s.name == "gp":
         return optuna.samplers.GPSampler(seed=s.seed, **options)
     if s.name == "cmaes":

@@ -1,0 +1,114 @@
+"""A spec in Optuna's terms: suggestions, the baseline point, samplers and pruners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+
+from regcore.spec import SweepSpec, parse_spec
+from regcore.spec._suggest import baseline_params, create_pruner, create_sampler, suggest
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def make_spec(**overrides: Any) -> SweepSpec:
+    data: dict[str, Any] = {
+        "name": "suggest-test",
+        "workload": {"name": "sparse_regression"},
+        "search_space": {
+            "l1": {"low": 1e-5, "high": 1e-1, "log": True},
+            "l2": {"choices": [0.0, 1e-3]},
+            "method": ["weight_decay", "proximal"],
+            "lr": {"low": 1e-4, "high": 1e-1, "log": True},
+        },
+    }
+    data.update(overrides)
+    return parse_spec(data)
+
+
+def sample(spec: SweepSpec, n: int = 12) -> optuna.Study:
+    study = optuna.create_study(
+        directions=spec.directions, sampler=create_sampler(spec), pruner=create_pruner(spec)
+    )
+    for _ in range(n):
+        trial = study.ask()
+        point = suggest(trial, spec)
+        study.tell(trial, [point.l1 + point.l2 + point.lr] * len(spec.directions))
+    return study
+
+
+def test_the_space_is_conditional_on_the_method() -> None:
+    study = sample(make_spec(sampler={"name": "random", "seed": 1}), n=20)
+    methods = {t.params["method"] for t in study.trials}
+    assert methods == {"weight_decay", "proximal"}
+    for t in study.trials:
+        assert ("l1" in t.params) == (t.params["method"] == "proximal")
+        assert t.params["l2"] in (0.0, 1e-3)
+        assert 1e-4 <= t.params["lr"] <= 1e-1
+
+
+def test_fixed_values_are_not_parameters() -> None:
+    spec = make_spec(search_space={"l1": 1e-3, "l2": 0.0, "method": "fused"})
+    trial = optuna.create_study().ask()
+    point = suggest(trial, spec)
+    assert (point.method, point.l1, point.l2, point.lr) == ("fused", 1e-3, 0.0, 1e-3)
+    assert trial.params == {}
+
+
+def test_baseline_params_lie_in_the_space() -> None:
+    spec = make_spec()
+    params = baseline_params(spec)
+    assert params == {"method": "proximal", "l1": 1e-5, "l2": 0.0}
+    study = optuna.create_study(sampler=create_sampler(spec))
+    study.enqueue_trial(params)
+    assert suggest(study.ask(), spec).l1 == 1e-5  # the runner trains it with λ = 0
+
+
+@pytest.mark.parametrize("name", ["tpe", "random", "gp", "cmaes", "qmc", "nsga2"])
+def test_every_sampler_samples_the_space(name: str) -> None:
+    study = sample(make_spec(sampler={"name": name, "seed": 0}), n=6)
+    assert len(study.trials) == 6
+
+
+def test_grid_sampler_walks_the_listed_values_and_goes_on_past_them() -> None:
+    spec = make_spec(
+        search_space={
+            "l1": {"choices": [0.0, 1e-3]},
+            "l2": {"choices": [0.0, 1e-2]},
+            "method": ["weight_decay", "proximal"],
+        },
+        sampler={"name": "grid"},
+    )
+    study = sample(spec, n=10)  # 8 grid points, then repeats rather than Study.stop()
+    points = {(t.params["method"], t.params.get("l1"), t.params["l2"]) for t in study.trials}
+    expected = {("weight_decay", None, l2) for l2 in (0.0, 1e-2)} | {
+        ("proximal", l1, l2) for l1 in (0.0, 1e-3) for l2 in (0.0, 1e-2)
+    }
+    assert points == expected
+
+
+def test_two_objectives_with_nsga2() -> None:
+    spec = make_spec(
+        objectives=[
+            {"metric": "val_loss", "direction": "minimize"},
+            {"metric": "sparsity", "direction": "maximize"},
+        ],
+        sampler={"name": "nsga2", "seed": 0},
+    )
+    assert len(sample(spec, n=5).trials) == 5
+
+
+@pytest.mark.parametrize(
+    ("pruner", "cls"),
+    [
+        ({"name": "none"}, optuna.pruners.NopPruner),
+        ({"name": "median"}, optuna.pruners.MedianPruner),
+        ({"name": "percentile", "options": {"percentile": 25}}, optuna.pruners.PercentilePruner),
+        ({"name": "hyperband"}, optuna.pruners.HyperbandPruner),
+        ({"name": "successive_halving"}, optuna.pruners.SuccessiveHalvingPruner),
+    ],
+)
+def test_every_pruner_is_created(pruner: dict[str, Any], cls: type) -> None:
+    assert isinstance(create_pruner(make_spec(pruner=pruner)), cls)
