@@ -116,7 +116,8 @@ def run(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run a whole sweep on this machine (resumes it if it was started before)."""
-    from worker.local import LocalOptions, SpecMismatchError, run_local_sweep
+    from regcore.studies import SpecMismatchError
+    from worker.local import LocalOptions, run_local_sweep
 
     settings = Settings()
     loaded = _load(spec)

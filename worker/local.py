@@ -29,19 +29,14 @@ import torch
 from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec, parse_spec
-from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
+from regcore.spec._suggest import create_pruner, create_sampler
 from regcore.store import StudyLock, create_storage
+from regcore.studies import open_study
 from worker.budget import budget, claim
 from worker.runner import run_trial
 
 Outcome = Literal["completed", "interrupted", "deadline_reached"]
 _POLL_S = 0.5
-# What must match for a run to resume an existing study (budget and notify may change).
-_RESUMABLE_KEYS = ("workload", "search_space", "optimizer", "training", "objectives")
-
-
-class SpecMismatchError(ValueError):
-    """A study of that name exists, made from a different spec."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,37 +58,6 @@ class Progress:
     failed: int
     best: float | None
     elapsed_s: float
-
-
-def open_study(spec: SweepSpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study of ``spec`` with its baseline trial queued, or load it to resume."""
-    sampler, pruner = create_sampler(spec), create_pruner(spec)
-    try:
-        study = optuna.load_study(
-            study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner
-        )
-    except KeyError:
-        study = optuna.create_study(
-            study_name=spec.name,
-            storage=storage,
-            directions=spec.directions,
-            sampler=sampler,
-            pruner=pruner,
-        )
-        study.set_user_attr("spec", spec.to_json_dict())
-        study.set_user_attr("workload", spec.workload.name)
-        # λ₁ = λ₂ = 0 first, so every sweep shows what regularization bought.
-        study.enqueue_trial(baseline_params(spec), user_attrs={"baseline": True})
-        return study
-    stored = study.user_attrs.get("spec", {})
-    new = spec.to_json_dict()
-    changed = [k for k in _RESUMABLE_KEYS if stored.get(k) != new.get(k)]
-    if changed:
-        raise SpecMismatchError(
-            f"a study named {spec.name!r} already exists in this storage with a different "
-            f"{', '.join(changed)}; give the sweep a new name, or delete the old study"
-        )
-    return study
 
 
 def progress_of(study: optuna.Study, n_trials: int, started: float) -> Progress:

@@ -16,8 +16,9 @@ from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec, parse_spec
 from regcore.store import create_storage
+from regcore.studies import SpecMismatchError, open_study
 from worker.budget import budget
-from worker.local import LocalOptions, SpecMismatchError, open_study, run_local_sweep
+from worker.local import LocalOptions, run_local_sweep
 
 SPARSE = {"n_samples": 400, "n_features": 40, "n_informative": 4, "noise": 0.3}
 
