@@ -14,7 +14,8 @@ class DecoupledMethod(BaseMethod):
 
     AdamW-like: the shrinkage bypasses the optimizer's preconditioner, so with Adam it is a
     different regularizer from the penalty methods (with λ₁ = 0 it *is* ``AdamW(weight_decay=
-    2λ₂)``); with plain SGD it equals them. Reads ``lr`` at every step, so schedulers work.
+    2λ₂)``); with plain SGD (no momentum) it equals them. Reads ``lr`` at every step, so
+    schedulers work.
     """
 
     name = "decoupled"
