@@ -142,3 +142,12 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
     study, outcome = run_local_sweep(faster, LocalOptions(storage_url=url))
     assert outcome == "completed"
     assert budget(study, 3).finished == 3
+
+
+def test_no_trial_starts_after_the_deadline(tmp_path: Path) -> None:
+    spec = make_spec(budget={"n_trials": 5, "deadline": "2020-01-01T00:00:00Z"})
+    study, outcome = run_local_sweep(
+        spec, LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}")
+    )
+    assert outcome == "deadline_reached"
+    assert states(study) == {"WAITING": 1}  # only the queued baseline, never started
