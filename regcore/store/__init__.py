@@ -1,7 +1,73 @@
-"""Persistence: the Optuna storage and the claim lock (and, with the service, regsweep's
-own tables)."""
+"""Persistence: Optuna's storage, the claim lock, and regsweep's own tables (sweeps, workers)
+with their migrations and the queue.
 
+Every function takes an ``Engine`` from :func:`create_engine_for` and returns frozen rows;
+call :func:`upgrade_database` once per process start (it is idempotent and concurrency-safe).
+"""
+
+from regcore.store._engine import create_engine_for
 from regcore.store._locks import StudyLock
+from regcore.store._migrate import VERSION_TABLE, current_revision, head_revision, upgrade_database
 from regcore.store._optuna import create_storage, sqlite_path
+from regcore.store._queue import claim_next_sweep, expire_sweeps, finish_sweep
+from regcore.store._rows import (
+    SweepNameTakenError,
+    SweepNotFoundError,
+    SweepRow,
+    SweepStateError,
+    WorkerNotFoundError,
+    WorkerRow,
+)
+from regcore.store._sweeps import (
+    delete_sweep,
+    get_sweep,
+    get_sweep_by_name,
+    insert_sweep,
+    list_sweeps,
+    request_cancel,
+    set_status,
+)
+from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, SWEEP_STATUSES, WORKER_STATUSES
+from regcore.store._workers import (
+    deregister_worker,
+    heartbeat_worker,
+    list_workers,
+    register_worker,
+    stale_workers,
+)
 
-__all__ = ["StudyLock", "create_storage", "sqlite_path"]
+__all__ = [
+    "FINAL_STATUSES",
+    "RUNNABLE_STATUSES",
+    "SWEEP_STATUSES",
+    "VERSION_TABLE",
+    "WORKER_STATUSES",
+    "StudyLock",
+    "SweepNameTakenError",
+    "SweepNotFoundError",
+    "SweepRow",
+    "SweepStateError",
+    "WorkerNotFoundError",
+    "WorkerRow",
+    "claim_next_sweep",
+    "create_engine_for",
+    "create_storage",
+    "current_revision",
+    "delete_sweep",
+    "deregister_worker",
+    "expire_sweeps",
+    "finish_sweep",
+    "get_sweep",
+    "get_sweep_by_name",
+    "head_revision",
+    "heartbeat_worker",
+    "insert_sweep",
+    "list_sweeps",
+    "list_workers",
+    "register_worker",
+    "request_cancel",
+    "set_status",
+    "sqlite_path",
+    "stale_workers",
+    "upgrade_database",
+]

@@ -1,0 +1,132 @@
+"""The queue: which sweep a worker works on next, and how a sweep ends.
+
+:func:`claim_next_sweep` reads and starts the next sweep in one transaction that no other
+claimer can interleave with:
+
+- PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` (as procrastinate's
+  ``procrastinate_fetch_job``): the chosen row stays locked until commit, and a concurrent
+  claimer skips it instead of waiting, taking the next runnable sweep. That sweep is then
+  at most one claim "early"; the claimer comes back for the next trial soon anyway.
+- SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock before the SELECT, so claims
+  run one after the other (each takes well under a millisecond).
+
+Either way a queued sweep turns ``running`` (with ``started_at``) exactly once. The sweep
+stays claimable while running, so many workers share it; that no more than ``n_trials``
+trials start is :func:`worker.budget.claim`'s job, under the study's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from regcore.store._engine import write
+from regcore.store._rows import SweepNotFoundError, SweepRow, WorkerNotFoundError
+from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, sweeps, utcnow, workers
+
+
+def _runnable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        sweeps.c.status.in_(RUNNABLE_STATUSES),
+        sweeps.c.cancel_requested == sa.false(),
+        sa.or_(sweeps.c.deadline.is_(None), sweeps.c.deadline > now),
+    )
+
+
+def claim_next_sweep(
+    engine: sa.Engine, *, worker_id: str, exclude: Collection[str] = ()
+) -> SweepRow | None:
+    """The highest-priority runnable sweep (oldest first within a priority), or None.
+
+    Runnable: queued or running, not cancelled, deadline not passed, and not one of the
+    ``exclude`` ids (a worker's sweeps whose budget is taken while others run their last
+    trials). A queued sweep is marked running; the worker's row records the sweep, in the
+    same transaction.
+    """
+    now = utcnow()
+    pick = (
+        sa.select(sweeps)
+        .where(_runnable(now), sweeps.c.id.not_in(list(exclude)))
+        .order_by(sweeps.c.priority.desc(), sweeps.c.created_at, sweeps.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    with write(engine) as connection:
+        worker = connection.execute(sa.select(workers.c.id).where(workers.c.id == worker_id))
+        if worker.first() is None:
+            raise WorkerNotFoundError(
+                f"worker {worker_id!r} is not registered (or was removed as stale); "
+                "register it with register_worker() before claiming"
+            )
+        row = connection.execute(pick).mappings().first()
+        if row is None:
+            return None
+        sweep = SweepRow.from_mapping(row)
+        if sweep.status == "queued":
+            connection.execute(
+                sa.update(sweeps)
+                .where(sweeps.c.id == sweep.id, sweeps.c.status == "queued")
+                .values(status="running", started_at=now)
+            )
+            sweep = SweepRow.from_mapping({**row, "status": "running", "started_at": now})
+        connection.execute(
+            sa.update(workers)
+            .where(workers.c.id == worker_id)
+            .values(current_sweep_id=sweep.id, status="busy", last_heartbeat=now)
+        )
+        return sweep
+
+
+def finish_sweep(
+    engine: sa.Engine, sweep_id: str, status: str, *, error: str | None = None
+) -> bool:
+    """End a queued or running sweep with a final ``status``; True if this call ended it.
+
+    A sweep already final (cancelled by a user, finished by another worker) is left as it
+    is, so every worker of a sweep may call this when it runs out of trials.
+    """
+    if status not in FINAL_STATUSES:
+        raise ValueError(
+            f"status must be a final one ({', '.join(FINAL_STATUSES)}), but got {status=}"
+        )
+    with write(engine) as connection:
+        result = connection.execute(
+            sa.update(sweeps)
+            .where(sweeps.c.id == sweep_id, sweeps.c.status.in_(RUNNABLE_STATUSES))
+            .values(status=status, finished_at=utcnow(), error=error)
+        )
+        if result.rowcount == 1:
+            return True
+        exists = connection.execute(sa.select(sweeps.c.id).where(sweeps.c.id == sweep_id))
+        if exists.first() is None:
+            raise SweepNotFoundError(f"no sweep has id {sweep_id!r}; it may have been deleted")
+        return False
+
+
+def expire_sweeps(engine: sa.Engine) -> list[str]:
+    """Mark queued or running sweeps whose deadline has passed ``deadline_reached``.
+
+    The claim already skips them; this gives them their final status (call it from a
+    worker's or the service's periodic loop). Returns the ids it ended.
+    """
+    now = utcnow()
+    due = sa.and_(
+        sweeps.c.status.in_(RUNNABLE_STATUSES),
+        sweeps.c.deadline.is_not(None),
+        sweeps.c.deadline <= now,
+    )
+    with write(engine) as connection:
+        ids = list(
+            connection.execute(
+                sa.select(sweeps.c.id).where(due).with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        if ids:
+            connection.execute(
+                sa.update(sweeps)
+                .where(sweeps.c.id.in_(ids), sweeps.c.status.in_(RUNNABLE_STATUSES))
+                .values(status="deadline_reached", finished_at=now)
+            )
+        return ids

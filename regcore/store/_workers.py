@@ -1,0 +1,98 @@
+"""Worker processes in the database: who is working on what, and who went silent.
+
+A worker registers on start, beats every ``HEARTBEAT_S`` seconds with its current sweep and
+trial, and deregisters on a clean stop. One killed outright stops beating; after the grace
+period :func:`stale_workers` names it, so another worker can fail its trial for a retry and
+remove its row.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from regcore.store._engine import read, write
+from regcore.store._rows import SweepNotFoundError, WorkerNotFoundError, WorkerRow
+from regcore.store._sweeps import new_id
+from regcore.store._tables import WORKER_STATUSES, utcnow, workers
+
+
+def register_worker(engine: sa.Engine, *, host: str, pid: int, device: str) -> WorkerRow:
+    now = utcnow()
+    row = WorkerRow(
+        id=new_id(),
+        host=host,
+        pid=pid,
+        device=device,
+        started_at=now,
+        last_heartbeat=now,
+        current_sweep_id=None,
+        current_trial_number=None,
+        status="idle",
+    )
+    with write(engine) as connection:
+        connection.execute(sa.insert(workers).values(row.__dict__))
+    return row
+
+
+def heartbeat_worker(
+    engine: sa.Engine,
+    worker_id: str,
+    *,
+    current_sweep_id: str | None,
+    current_trial_number: int | None,
+    status: str | None = None,
+) -> None:
+    """Record that the worker is alive and what it runs (``status``: busy/idle by default)."""
+    if status is None:
+        status = "idle" if current_sweep_id is None else "busy"
+    if status not in WORKER_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(WORKER_STATUSES)}, but got {status=}")
+    values = {
+        "last_heartbeat": utcnow(),
+        "current_sweep_id": current_sweep_id,
+        "current_trial_number": current_trial_number,
+        "status": status,
+    }
+    try:
+        with write(engine) as connection:
+            result = connection.execute(
+                sa.update(workers).where(workers.c.id == worker_id).values(values)
+            )
+    except sa.exc.IntegrityError as error:
+        raise SweepNotFoundError(
+            f"sweep {current_sweep_id!r} no longer exists (deleted); stop its trial and "
+            "claim another sweep"
+        ) from error
+    if result.rowcount == 0:
+        raise WorkerNotFoundError(
+            f"worker {worker_id!r} is not registered (it may have been removed as stale); "
+            "register again with register_worker()"
+        )
+
+
+def deregister_worker(engine: sa.Engine, worker_id: str) -> None:
+    """Remove the worker's row; removing one already gone is not an error."""
+    with write(engine) as connection:
+        connection.execute(sa.delete(workers).where(workers.c.id == worker_id))
+
+
+def list_workers(engine: sa.Engine) -> list[WorkerRow]:
+    with read(engine) as connection:
+        rows = connection.execute(sa.select(workers).order_by(workers.c.started_at, workers.c.id))
+        return [WorkerRow.from_mapping(r) for r in rows.mappings()]
+
+
+def stale_workers(engine: sa.Engine, *, grace_s: float) -> list[WorkerRow]:
+    """Workers whose last heartbeat is older than ``grace_s`` seconds."""
+    if grace_s <= 0:
+        raise ValueError(f"grace_s must be > 0 seconds, but got {grace_s=}")
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    with read(engine) as connection:
+        rows = connection.execute(
+            sa.select(workers)
+            .where(workers.c.last_heartbeat < cutoff)
+            .order_by(workers.c.last_heartbeat)
+        )
+        return [WorkerRow.from_mapping(r) for r in rows.mappings()]

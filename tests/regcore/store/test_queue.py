@@ -1,0 +1,142 @@
+"""The queue: which sweep a worker gets next, and how sweeps end."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from regcore.store import (
+    SweepNotFoundError,
+    WorkerNotFoundError,
+    claim_next_sweep,
+    expire_sweeps,
+    finish_sweep,
+    get_sweep,
+    get_sweep_by_name,
+    insert_sweep,
+    list_workers,
+    register_worker,
+    request_cancel,
+)
+
+
+def add(engine: sa.Engine, name: str, **kwargs: Any) -> str:
+    return insert_sweep(engine, spec_json={"name": name}, name=name, **kwargs).id
+
+
+@pytest.fixture
+def worker_id(engine: sa.Engine) -> str:
+    return register_worker(engine, host="test", pid=os.getpid(), device="cpu").id
+
+
+def get_sweep_id(engine: sa.Engine, name: str) -> str:
+    return get_sweep_by_name(engine, name).id
+
+
+def claimed(engine: sa.Engine, worker_id: str) -> str | None:
+    sweep = claim_next_sweep(engine, worker_id=worker_id)
+    return None if sweep is None else sweep.name
+
+
+def test_claim_picks_priority_then_fifo(engine: sa.Engine, worker_id: str) -> None:
+    for submitted, priority in [("low", 0), ("high-1", 5), ("mid", 1), ("high-2", 5)]:
+        add(engine, submitted, priority=priority)
+    order: list[str] = []
+    while (name := claimed(engine, worker_id)) is not None:
+        order.append(name)
+        finish_sweep(engine, get_sweep_id(engine, name), "completed")
+    assert order == ["high-1", "high-2", "mid", "low"]
+
+
+def test_claim_starts_a_queued_sweep_once_and_keeps_sharing_it(
+    engine: sa.Engine, worker_id: str
+) -> None:
+    sweep_id = add(engine, "only")
+    first = claim_next_sweep(engine, worker_id=worker_id)
+    second = claim_next_sweep(engine, worker_id=worker_id)
+    assert first is not None
+    assert second is not None
+    assert (first.id, first.status) == (sweep_id, "running")
+    assert first.started_at is not None
+    assert second == first == get_sweep(engine, sweep_id)
+    [worker] = list_workers(engine)
+    assert (worker.current_sweep_id, worker.status) == (sweep_id, "busy")
+
+
+def test_claim_skips_cancelled_and_past_deadline_sweeps(engine: sa.Engine, worker_id: str) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    future = datetime.now(UTC) + timedelta(hours=1)
+    request_cancel(engine, add(engine, "cancelled", priority=9))
+    running_cancelled = add(engine, "running-cancelled", priority=8)
+    claim_next_sweep(engine, worker_id=worker_id)
+    request_cancel(engine, running_cancelled)
+    add(engine, "expired", priority=7, deadline=past)
+    add(engine, "in-time", priority=1, deadline=future)
+    assert claimed(engine, worker_id) == "in-time"
+
+
+def test_claim_skips_excluded_sweeps(engine: sa.Engine, worker_id: str) -> None:
+    full, other = add(engine, "full", priority=5), add(engine, "other")
+    assert claimed(engine, worker_id) == "full"
+    sweep = claim_next_sweep(engine, worker_id=worker_id, exclude={full})
+    assert sweep is not None
+    assert sweep.id == other
+    assert claim_next_sweep(engine, worker_id=worker_id, exclude=[full, other]) is None
+
+
+def test_claim_returns_none_when_nothing_is_runnable(engine: sa.Engine, worker_id: str) -> None:
+    assert claim_next_sweep(engine, worker_id=worker_id) is None
+    finish_sweep(engine, add(engine, "done"), "completed")
+    assert claim_next_sweep(engine, worker_id=worker_id) is None
+
+
+def test_claim_by_an_unregistered_worker_says_register(engine: sa.Engine) -> None:
+    add(engine, "s")
+    with pytest.raises(WorkerNotFoundError, match="register_worker"):
+        claim_next_sweep(engine, worker_id="ghost")
+    assert get_sweep(engine, get_sweep_id(engine, "s")).status == "queued"
+
+
+def test_finish_only_moves_queued_or_running_sweeps(engine: sa.Engine, worker_id: str) -> None:
+    sweep_id = add(engine, "s")
+    claim_next_sweep(engine, worker_id=worker_id)
+    assert finish_sweep(engine, sweep_id, "completed", error=None) is True
+    assert finish_sweep(engine, sweep_id, "failed", error="late") is False
+    sweep = get_sweep(engine, sweep_id)
+    assert (sweep.status, sweep.error) == ("completed", None)
+    assert sweep.finished_at is not None
+    cancelled = add(engine, "c")
+    request_cancel(engine, cancelled)
+    assert finish_sweep(engine, cancelled, "completed") is False
+    assert get_sweep(engine, cancelled).status == "cancelled"
+
+
+def test_finish_refuses_a_non_final_status_and_unknown_ids(engine: sa.Engine) -> None:
+    with pytest.raises(ValueError, match="final one"):
+        finish_sweep(engine, add(engine, "s"), "running")
+    with pytest.raises(SweepNotFoundError):
+        finish_sweep(engine, "nope", "completed")
+
+
+def test_expire_ends_sweeps_past_their_deadline(engine: sa.Engine, worker_id: str) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    queued = add(engine, "queued", deadline=past)
+    running = add(engine, "running", deadline=datetime.now(UTC) + timedelta(seconds=60))
+    claim_next_sweep(engine, worker_id=worker_id)
+    with engine.begin() as connection:  # its deadline passes while it runs
+        connection.execute(
+            sa.text("UPDATE sweeps SET deadline = :past WHERE id = :id"),
+            {"past": past.replace(tzinfo=None), "id": running},
+        )
+    later = add(engine, "later", deadline=datetime.now(UTC) + timedelta(hours=1))
+    assert sorted(expire_sweeps(engine)) == sorted([queued, running])
+    assert [get_sweep(engine, i).status for i in (queued, running, later)] == [
+        "deadline_reached",
+        "deadline_reached",
+        "queued",
+    ]
+    assert expire_sweeps(engine) == []
