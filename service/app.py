@@ -1,0 +1,94 @@
+"""The app factory: plain keyword arguments in, a FastAPI app out.
+
+Settings are read by the entry point (:mod:`service.main`), never here, so tests and
+embedders build an app for any database and tokens without touching the environment. The
+factory opens nothing: the database is reached on first use, and ``/readyz`` says whether
+it can be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from regcore.spec import SweepSpec
+from service.auth import TokenRegistry
+from service.deps import Database
+from service.errors import install_error_handlers
+from service.limits import MIB, BodyLimitMiddleware
+from service.metrics import LatencyMiddleware, ServiceMetrics
+from service.routes import ROUTERS
+
+DESCRIPTION = """\
+Submit sweeps over L1/L2 regularization (λ₁, λ₂ and the implementation method), follow
+them, and read what they found. Workers claim the trials; every result lands in the same
+database, where optuna-dashboard shows each sweep's study live.
+
+Every error has the body `{"detail": "...", "field": "... or null", "problems": [...]}`.
+"""
+
+
+def create_app(
+    *,
+    database_url: str,
+    api_tokens: Mapping[str, str] | None = None,
+    read_only_open: bool = False,
+    max_body_bytes: int = MIB,
+    pool_size: int = 4,
+) -> FastAPI:
+    """The regsweep service for ``database_url`` (upgraded beforehand: ``upgrade_database``).
+
+    ``api_tokens`` maps token names to plain tokens (kept only as SHA-256 digests); None turns
+    auth off. ``read_only_open`` lets GET calls through without a token. Bodies over
+    ``max_body_bytes`` get 413.
+    """
+    database = Database(url=database_url, pool_size=pool_size)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            database.dispose()
+
+    app = FastAPI(
+        title="regsweep",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.database = database
+    app.state.tokens = TokenRegistry(api_tokens, read_only_open=read_only_open)
+    app.state.metrics = ServiceMetrics(database=database)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    # Added last = outermost: latency covers the 413s the body limit sends.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=app.state.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, plus SweepSpec's (the create route reads its body itself, to list
+    every problem of a spec the way ``regsweep validate`` does)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        spec = SweepSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in {**spec.pop("$defs", {}), "SweepSpec": spec}.items():
+            if name in components:  # pragma: no cover - a dev renamed a response model
+                raise RuntimeError(f"OpenAPI component {name!r} defined twice; rename one")
+            components[name] = definition
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,44 @@
+"""``/healthz`` and ``/readyz``: what a process supervisor or load balancer probes.
+
+Both are open (no token), as probes carry none, and say nothing about the data.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from service.deps import DatabaseDep
+from service.errors import ApiError, ErrorBody
+
+_log = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+@router.get("/healthz")
+def read_health() -> Health:
+    """The process is up (it does not touch the database)."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"model": ErrorBody, "description": "the database cannot be reached"}},
+)
+def read_ready(database: DatabaseDep) -> Health:
+    """The database answers a query; 503 otherwise."""
+    try:
+        database.ping()
+    except Exception as exc:
+        # The reason may hold the URL (and its password): the log only.
+        _log.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
+        raise ApiError(
+            503, "the database cannot be reached; check REGSWEEP_DATABASE_URL and the server"
+        ) from None
+    return Health(status="ready")

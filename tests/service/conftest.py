@@ -1,0 +1,147 @@
+"""The real app on real databases: a fresh, migrated SQLite file or PostgreSQL database for
+every test, and an httpx client talking to the app in-process (ASGI, no sockets).
+
+Each session migrates one template of each engine; a test's database is a copy of it (a
+file copy, or ``CREATE DATABASE ... TEMPLATE``), so tests are isolated yet cheap.
+PostgreSQL is found at ``REGSWEEP_TEST_POSTGRES_URL`` (default: the test machine's server,
+``postgresql://postgres@127.0.0.1:5432/postgres``, trust auth). When it does not answer, its
+tests fail under CI (``CI`` set) and are skipped elsewhere, saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from regcore.store import upgrade_database
+from service import create_app
+
+ENGINES = ["sqlite", "postgresql"]
+POSTGRES_URL = os.environ.get(
+    "REGSWEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+MakeApp = Callable[..., FastAPI]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "regsweep.db"
+    upgrade_database(f"sqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the file
+    return path
+
+
+def _admin_engine() -> sa.Engine:
+    engine = sa.create_engine(
+        POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as error:
+        engine.dispose()
+        message = (
+            f"no PostgreSQL server answers at {POSTGRES_URL} ({type(error).__name__}: {error}); "
+            "start one (the test machine runs it on 127.0.0.1:5432, trust auth) or point "
+            "REGSWEEP_TEST_POSTGRES_URL at one"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs PostgreSQL: {message}", pytrace=False)
+        pytest.skip(message)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def new_postgres_url() -> Iterator[Callable[[], str]]:
+    """Makes migrated PostgreSQL databases (copies of one template); drops them all after."""
+    admin = _admin_engine()
+    prefix = f"regsweep_service_{uuid.uuid4().hex[:8]}"
+    template, made = f"{prefix}_template", []
+
+    def url_of(name: str) -> str:
+        return sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{template}"'))
+    made.append(template)
+    upgrade_database(url_of(template))
+
+    def make() -> str:
+        name = f"{prefix}_{len(made)}"
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        made.append(name)
+        return url_of(name)
+
+    yield make
+    with admin.connect() as connection:
+        for name in reversed(made):
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated, empty database of each engine."""
+    if request.param == "sqlite":
+        path = tmp_path / "regsweep.db"
+        shutil.copyfile(sqlite_template, path)
+        return f"sqlite:///{path}"
+    make: Callable[[], str] = request.getfixturevalue("new_postgres_url")
+    return make()
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[MakeApp]:
+    """Builds apps on the test's database (``make_app(api_tokens=...)``); closes them after."""
+    apps: list[FastAPI] = []
+
+    def make(**kwargs: Any) -> FastAPI:
+        app = create_app(**{"database_url": database_url, **kwargs})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.state.database.dispose()
+
+
+def client_for(app: FastAPI, **headers: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://regsweep.test", headers=headers)
+
+
+@pytest.fixture
+async def client(make_app: MakeApp) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app with auth off."""
+    async with client_for(make_app()) as http:
+        yield http
+
+
+def make_spec(name: str = "sweep", **overrides: Any) -> dict[str, Any]:
+    """A small valid spec (diabetes, λ₁ = 0, a λ₂ range); ``overrides`` replace sections."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "workload": {"name": "diabetes_linear"},
+        "search_space": {"l1": 0, "l2": {"low": 1e-6, "high": 1e-2, "log": True}},
+        "training": {"epochs": 2},
+        "budget": {"n_trials": 4},
+    }
+    return {**spec, **overrides}
