@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///regsweep.db"
     # Comma-separated name:token pairs (alice:s3cret,nightly:t0k3n); unset = auth off.
     api_tokens: str | None = Field(default=None, repr=False)
+    # With tokens set: let GET calls through without one (submitting still needs a token).
+    read_only_open: bool = False
     data_dir: Path = Path("data")
     artifact_dir: Path = Path("artifacts")
     heartbeat_s: float = Field(default=10.0, gt=0)

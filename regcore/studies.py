@@ -39,13 +39,17 @@ def open_study(
             study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner
         )
     except KeyError:
-        study = optuna.create_study(
-            study_name=spec.name,
-            storage=storage,
-            directions=spec.directions,
-            sampler=sampler,
-            pruner=pruner,
-        )
+        try:
+            study = optuna.create_study(
+                study_name=spec.name,
+                storage=storage,
+                directions=spec.directions,
+                sampler=sampler,
+                pruner=pruner,
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            # Another process (the service, a worker) created it a moment ago.
+            return open_study(spec, storage, user_attrs=user_attrs)
         study.set_user_attr("spec", spec.to_json_dict())
         study.set_user_attr("workload", spec.workload.name)
         for key, value in (user_attrs or {}).items():

@@ -1,4 +1,4 @@
-"""The ``regsweep`` command."""
+"""Commands that work on this machine alone: ``demo``, ``validate``, ``run``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,6 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from regcore.cli._app import app, console
 from regcore.settings import Settings
 
 if TYPE_CHECKING:
@@ -24,18 +24,6 @@ if TYPE_CHECKING:
 
     from regcore.spec import SweepSpec
     from worker.local import Progress as SweepProgress
-
-app = typer.Typer(
-    help="Sweeps over L1/L2 regularization for PyTorch, and the regularizer core they use.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-
-
-@app.callback()
-def _root() -> None:
-    """Sweeps over L1/L2 regularization for PyTorch, and the regularizer core they use."""
 
 
 @app.command()
@@ -88,7 +76,7 @@ SpecArgument = Annotated[
 ]
 
 
-def _load(path: Path) -> SweepSpec:
+def load_spec_or_exit(path: Path) -> SweepSpec:
     from regcore.spec import SpecError, load_spec
 
     try:
@@ -103,7 +91,7 @@ def _load(path: Path) -> SweepSpec:
 @app.command()
 def validate(spec: SpecArgument) -> None:
     """Check a sweep spec; print every problem (exit 2) or "ok"."""
-    loaded = _load(spec)
+    loaded = load_spec_or_exit(spec)
     console.print(f"ok: {loaded.name} ({loaded.workload.name}, {loaded.budget.n_trials} trials)")
 
 
@@ -120,7 +108,7 @@ def run(
     from worker.local import LocalOptions, run_local_sweep
 
     settings = Settings()
-    loaded = _load(spec)
+    loaded = load_spec_or_exit(spec)
     options = LocalOptions(
         storage_url=storage or settings.database_url,
         workers=workers,
@@ -189,11 +177,3 @@ def _print_results(study: optuna.Study) -> None:
         )
     console.print(table)
     console.print(f"In your training script: [bold]{rows[0].regularizer_line()}[/bold]")
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,3 @@
+from regcore.cli import main
+
+main()

@@ -1,0 +1,153 @@
+"""The whole product with real processes: ``regsweep serve``, three ``regsweep worker``s,
+a SQLite database, and a client speaking REST."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+SPEC: dict[str, Any] = {
+    "workload": {"name": "sparse_regression", "params": {"n_samples": 200, "n_features": 20}},
+    "search_space": {
+        "l1": {"low": 1e-3, "high": 1e-1, "log": True},
+        "l2": 0.0,
+        "method": ["proximal", "fused"],
+    },
+    "training": {"epochs": 3, "batch_size": 200, "device": "cpu"},
+    "pruner": {"name": "none"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    tick = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        tick.wait(0.3)
+
+
+class Product:
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "REGSWEEP_DATABASE_URL": f"sqlite:///{tmp_path / 'regsweep.db'}",
+            "REGSWEEP_API_TOKENS": "alice:s3cret",
+            "REGSWEEP_HEARTBEAT_S": "1",
+            "REGSWEEP_GRACE_S": "4",
+            "OMP_NUM_THREADS": "1",
+        }
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            headers={"Authorization": "Bearer s3cret"},
+            timeout=10,
+        )
+        self.service: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def _regsweep(self, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "regcore.cli", *args], env=self.env)
+
+    def start_service(self) -> None:
+        self.service = self._regsweep("serve", "--port", str(self.port))
+
+        def ready() -> bool:
+            try:
+                return self.client.get("/readyz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, 60, "the service to answer /readyz")
+
+    def stop_service(self) -> None:
+        assert self.service is not None
+        self.service.send_signal(signal.SIGTERM)
+        # uvicorn shuts down cleanly, then re-raises the signal it caught
+        assert self.service.wait(timeout=30) in (0, -signal.SIGTERM)
+
+    def start_workers(self, n: int) -> None:
+        self.workers += [self._regsweep("worker", "--device", "cpu") for _ in range(n)]
+
+    def submit(self, name: str, n_trials: int, priority: int) -> str:
+        body = {**SPEC, "name": name, "priority": priority, "budget": {"n_trials": n_trials}}
+        response = self.client.post("/v1/sweeps", json=body)
+        assert response.status_code == 201, response.text
+        assert response.headers["location"].endswith(response.json()["id"])
+        sweep_id: str = response.json()["id"]
+        return sweep_id
+
+    def sweep(self, sweep_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.client.get(f"/v1/sweeps/{sweep_id}").json()
+        return body
+
+    def close(self) -> None:
+        for process in [*self.workers, *([self.service] if self.service else [])]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in [*self.workers, *([self.service] if self.service else [])]:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.client.close()
+
+
+@pytest.fixture
+def product(tmp_path: Path) -> Iterator[Product]:
+    p = Product(tmp_path)
+    yield p
+    p.close()
+
+
+def test_service_and_three_workers_run_sweeps_by_priority_with_exact_budgets(
+    product: Product,
+) -> None:
+    product.start_service()
+    # low has twice the trials, so one slow trial of high cannot let low finish first
+    low = product.submit("e2e-low", 12, priority=0)
+    high = product.submit("e2e-high", 6, priority=10)
+    product.start_workers(3)
+    wait_until(
+        lambda: product.sweep(low)["status"] == product.sweep(high)["status"] == "completed",
+        240,
+        "both sweeps to complete",
+    )
+    assert product.sweep(high)["finished_at"] <= product.sweep(low)["finished_at"]
+    for sweep_id, n_trials in ((low, 12), (high, 6)):
+        body = product.sweep(sweep_id)
+        assert body["trials"]["COMPLETE"] == n_trials
+        assert body["trials"]["RUNNING"] == body["trials"]["WAITING"] == 0
+        assert body["owner"] == "alice"
+        assert body["best"] is not None
+    workers = product.client.get("/v1/workers").json()
+    assert workers["count"] == 3
+
+
+def test_restarting_the_service_mid_sweep_loses_nothing(product: Product) -> None:
+    product.start_service()
+    sweep_id = product.submit("e2e-restart", 10, priority=0)
+    product.start_workers(2)
+    wait_until(lambda: product.sweep(sweep_id)["trials"]["COMPLETE"] >= 2, 120, "two trials")
+    product.stop_service()  # the workers go on: they talk only to the database
+    product.start_service()
+    wait_until(lambda: product.sweep(sweep_id)["status"] == "completed", 240, "the sweep")
+    assert product.sweep(sweep_id)["trials"]["COMPLETE"] == 10

@@ -1,0 +1,184 @@
+"""``regsweep worker`` processes against a real database: queue order, exact budgets, faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from regcore.spec import parse_spec
+from regcore.store import (
+    create_engine_for,
+    create_storage,
+    get_sweep,
+    insert_sweep,
+    list_workers,
+    request_cancel,
+    upgrade_database,
+)
+from regcore.studies import open_study
+from worker.budget import budget
+
+FAST = {
+    "workload": {"name": "sparse_regression", "params": {"n_samples": 200, "n_features": 20}},
+    "search_space": {
+        "l1": {"low": 1e-3, "high": 1e-1, "log": True},
+        "l2": 0.0,
+        "method": "proximal",
+    },
+    "training": {"epochs": 3, "batch_size": 200, "device": "cpu"},
+    "pruner": {"name": "none"},
+}
+SLOW = {
+    **FAST,
+    "workload": {"name": "digits_mlp", "params": {"hidden": [256, 256]}},
+    "training": {"epochs": 30, "batch_size": 16, "device": "cpu"},
+}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    tick = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        tick.wait(0.25)
+
+
+class Cluster:
+    """A database and the worker processes working on it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        upgrade_database(url)
+        self.engine = create_engine_for(url)
+        self.storage = create_storage(url)
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def submit(self, name: str, n_trials: int, *, priority: int = 0, base: Any = FAST) -> str:
+        spec = parse_spec({**base, "name": name, "budget": {"n_trials": n_trials}})
+        row = insert_sweep(self.engine, spec_json=spec.to_json_dict(), name=name, priority=priority)
+        open_study(spec, self.storage, user_attrs={"sweep_id": row.id})
+        return row.id
+
+    def start_workers(self, n: int) -> None:
+        env = {
+            **os.environ,
+            "REGSWEEP_DATABASE_URL": self.url,
+            "REGSWEEP_HEARTBEAT_S": "1",
+            "REGSWEEP_GRACE_S": "4",
+            "OMP_NUM_THREADS": "1",
+        }
+        command = [sys.executable, "-m", "regcore.cli", "worker", "--device", "cpu"]
+        for _ in range(n):
+            self.workers.append(subprocess.Popen(command, env=env))
+
+    def study(self, name: str) -> optuna.Study:
+        return optuna.load_study(study_name=name, storage=self.storage)
+
+    def status(self, sweep_id: str) -> str:
+        return get_sweep(self.engine, sweep_id).status
+
+    def stop(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    yield c
+    c.stop()
+
+
+def finished_states(study: optuna.Study) -> list[TrialState]:
+    return [t.state for t in study.trials if t.state != TrialState.WAITING]
+
+
+def test_higher_priority_finishes_first_and_budgets_are_exact(cluster: Cluster) -> None:
+    low = cluster.submit("low", 12, priority=0)  # longer, so one slow trial of high can't lose
+    high = cluster.submit("high", 6, priority=5)
+    cluster.start_workers(3)
+    wait_until(
+        lambda: cluster.status(low) == cluster.status(high) == "completed", 180, "both sweeps"
+    )
+    assert get_sweep(cluster.engine, high).finished_at <= get_sweep(cluster.engine, low).finished_at
+    for name, n_trials in (("low", 12), ("high", 6)):
+        study = cluster.study(name)
+        assert finished_states(study) == [TrialState.COMPLETE] * n_trials
+        assert budget(study, n_trials).finished == n_trials
+
+
+def test_a_killed_workers_trial_fails_and_is_retried_within_the_budget(cluster: Cluster) -> None:
+    sweep = cluster.submit("kill-9", 3, base=SLOW)
+    cluster.start_workers(2)
+    wait_until(
+        lambda: any(w.current_trial_number is not None for w in list_workers(cluster.engine)),
+        120,
+        "a running trial",
+    )
+    busy = next(w for w in list_workers(cluster.engine) if w.current_trial_number is not None)
+    os.kill(busy.pid, signal.SIGKILL)
+    wait_until(lambda: cluster.status(sweep) == "completed", 300, "the sweep to complete")
+    study = cluster.study("kill-9")
+    killed = study.trials[busy.current_trial_number]
+    assert killed.state == TrialState.FAIL
+    assert budget(study, 3).finished == 3
+    assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 3
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1
+    assert retried[0].params == killed.params
+
+
+def test_sigterm_finishes_the_running_trial_and_deregisters(cluster: Cluster) -> None:
+    cluster.submit("sigterm", 2, base=SLOW)
+    cluster.start_workers(1)
+    wait_until(
+        lambda: any(t.state == TrialState.RUNNING for t in cluster.study("sigterm").trials),
+        120,
+        "a running trial",
+    )
+    (process,) = cluster.workers
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    states = [t.state for t in cluster.study("sigterm").trials]
+    assert TrialState.RUNNING not in states
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.FAIL) == 1
+    assert list_workers(cluster.engine) == []
+
+
+def test_cancel_stops_new_trials_and_the_running_one(cluster: Cluster) -> None:
+    sweep = cluster.submit("cancel-me", 20, base=SLOW)
+    cluster.start_workers(1)
+    wait_until(
+        lambda: any(t.state == TrialState.RUNNING for t in cluster.study("cancel-me").trials),
+        120,
+        "a running trial",
+    )
+    request_cancel(cluster.engine, sweep)
+    wait_until(
+        lambda: all(t.state != TrialState.RUNNING for t in cluster.study("cancel-me").trials),
+        30,
+        "the running trial to stop",
+    )
+    assert cluster.status(sweep) == "cancelled"
+    started = len(cluster.study("cancel-me").trials)
+    time.sleep(3)  # a worker that kept claiming would have started another trial by now
+    assert len(cluster.study("cancel-me").trials) == started
