@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.waiting import free_port, wait_until
 
 SPEC: dict[str, Any] = {
     "workload": {"name": "sparse_regression", "params": {"n_samples": 200, "n_features": 20}},
@@ -27,22 +26,6 @@ SPEC: dict[str, Any] = {
     "training": {"epochs": 3, "batch_size": 200, "device": "cpu"},
     "pruner": {"name": "none"},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    tick = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        tick.wait(0.3)
 
 
 class Product:

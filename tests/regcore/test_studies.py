@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from regcore.spec import SweepSpec, parse_spec
 from regcore.store import create_storage
 from regcore.studies import open_study
+from tests.waiting import free_port
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -31,13 +31,6 @@ def make_spec() -> SweepSpec:
             "search_space": {"l1": {"low": 1e-4, "high": 1e-1, "log": True}, "l2": 0.0},
         }
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def get_json(url: str) -> Any:

@@ -11,7 +11,6 @@ tests fail under CI (``CI`` set) and are skipped elsewhere, saying why.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
 import uuid
@@ -26,11 +25,9 @@ from fastapi import FastAPI
 
 from regcore.store import upgrade_database
 from service import create_app
+from tests.postgres import admin_engine, url_of
 
 ENGINES = ["sqlite", "postgresql"]
-POSTGRES_URL = os.environ.get(
-    "REGSWEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 MakeApp = Callable[..., FastAPI]
 
 
@@ -48,35 +45,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _admin_engine() -> sa.Engine:
-    engine = sa.create_engine(
-        POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except Exception as error:
-        engine.dispose()
-        message = (
-            f"no PostgreSQL server answers at {POSTGRES_URL} ({type(error).__name__}: {error}); "
-            "start one (the test machine runs it on 127.0.0.1:5432, trust auth) or point "
-            "REGSWEEP_TEST_POSTGRES_URL at one"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs PostgreSQL: {message}", pytrace=False)
-        pytest.skip(message)
-    return engine
-
-
 @pytest.fixture(scope="session")
 def new_postgres_url() -> Iterator[Callable[[], str]]:
     """Makes migrated PostgreSQL databases (copies of one template); drops them all after."""
-    admin = _admin_engine()
+    admin = admin_engine()
     prefix = f"regsweep_service_{uuid.uuid4().hex[:8]}"
     template, made = f"{prefix}_template", []
-
-    def url_of(name: str) -> str:
-        return sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
 
     with admin.connect() as connection:
         connection.execute(sa.text(f'CREATE DATABASE "{template}"'))

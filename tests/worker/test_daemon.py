@@ -6,9 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from regcore.store import (
     upgrade_database,
 )
 from regcore.studies import open_study
+from tests.waiting import wait_until
 from worker.budget import budget
 
 FAST = {
@@ -44,15 +44,6 @@ SLOW = {
     "workload": {"name": "digits_mlp", "params": {"hidden": [256, 256]}},
     "training": {"epochs": 30, "batch_size": 16, "device": "cpu"},
 }
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    tick = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        tick.wait(0.25)
 
 
 class Cluster:

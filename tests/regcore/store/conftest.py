@@ -8,7 +8,6 @@ under CI (the environment variable ``CI`` set) and are skipped elsewhere, saying
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,37 +16,15 @@ import pytest
 import sqlalchemy as sa
 
 from regcore.store import create_engine_for, upgrade_database
+from tests.postgres import admin_engine, url_of
 
 ENGINES = ["sqlite", "postgresql"]
-POSTGRES_URL = os.environ.get(
-    "REGSWEEP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _admin_engine() -> sa.Engine:
-    engine = sa.create_engine(
-        POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as error:
-        engine.dispose()
-        message = (
-            f"no PostgreSQL server answers at {POSTGRES_URL} ({error.orig}); start one "
-            "(the test machine runs it on 127.0.0.1:5432, trust auth) or point "
-            "REGSWEEP_TEST_POSTGRES_URL at one"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs PostgreSQL: {message}", pytrace=False)
-        pytest.skip(message)
-    return engine
 
 
 @pytest.fixture(scope="module")
 def new_postgres_database() -> Iterator[Callable[[], str]]:
     """Makes empty databases on the PostgreSQL server; drops them after the module."""
-    admin = _admin_engine()
+    admin = admin_engine()
     made: list[str] = []
 
     def make() -> str:
@@ -55,7 +32,7 @@ def new_postgres_database() -> Iterator[Callable[[], str]]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
         made.append(name)
-        return sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        return url_of(name)
 
     yield make
     with admin.connect() as connection:
