@@ -7,13 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from tests.postgres import admin_engine, url_of
 from tests.waiting import free_port, wait_until
 
 SPEC: dict[str, Any] = {
@@ -29,11 +32,13 @@ SPEC: dict[str, Any] = {
 
 
 class Product:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, database_url: str) -> None:
         self.port = free_port()
         self.env = {
             **os.environ,
-            "REGSWEEP_DATABASE_URL": f"sqlite:///{tmp_path / 'regsweep.db'}",
+            "REGSWEEP_DATABASE_URL": database_url,
+            "REGSWEEP_SERVICE_URL": f"http://127.0.0.1:{self.port}",
+            "REGSWEEP_TOKEN": "s3cret",
             "REGSWEEP_API_TOKENS": "alice:s3cret",
             "REGSWEEP_HEARTBEAT_S": "1",
             "REGSWEEP_GRACE_S": "4",
@@ -94,9 +99,32 @@ class Product:
         self.client.close()
 
 
-@pytest.fixture
-def product(tmp_path: Path) -> Iterator[Product]:
-    p = Product(tmp_path)
+@pytest.fixture(scope="module")
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """Scratch PostgreSQL databases, dropped after the module."""
+    admin = admin_engine()
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"regsweep_e2e_{uuid.uuid4().hex[:10]}")
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{made[-1]}"'))
+        return url_of(made[-1])
+
+    yield make
+    with admin.connect() as connection:
+        for name in made:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def product(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Product]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'regsweep.db'}"
+    else:
+        url = request.getfixturevalue("postgres_databases")()
+    p = Product(url)
     yield p
     p.close()
 
@@ -134,3 +162,26 @@ def test_restarting_the_service_mid_sweep_loses_nothing(product: Product) -> Non
     product.start_service()
     wait_until(lambda: product.sweep(sweep_id)["status"] == "completed", 240, "the sweep")
     assert product.sweep(sweep_id)["trials"]["COMPLETE"] == 10
+
+
+def test_the_cli_submits_shows_and_cancels_through_the_service(product: Product) -> None:
+    product.start_service()
+    spec = Path(__file__).resolve().parents[1] / "examples" / "sparse_regression.yaml"
+
+    def regsweep(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "regcore.cli", *args],
+            env=product.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    submitted = regsweep("submit", str(spec))
+    sweep_id = submitted.split("id ")[1].split()[0]
+    assert "sparse-support" in regsweep("status", sweep_id)
+    assert "queued" in regsweep("status")
+    assert "cancelled" in regsweep("cancel", sweep_id)
+    assert product.sweep(sweep_id)["status"] == "cancelled"
