@@ -87,6 +87,7 @@ class Worker:
         self._stopped_at: float | None = None
         self._current = _Current()
         self._studies: dict[str, optuna.Study] = {}
+        self._locks: dict[str, StudyLock] = {}
         self._full: dict[str, float] = {}  # sweep id → until when its trials are all claimed
         self.worker_id: str | None = None
 
@@ -132,6 +133,8 @@ class Worker:
                 deregister_worker(self._engine, me.id)
             except _TRANSIENT:
                 _log.warning("could not deregister worker %s: the database is unreachable", me.id)
+            for lock in self._locks.values():
+                lock.dispose()
             self._engine.dispose()
             self._storage.remove_session()
 
@@ -159,11 +162,9 @@ class Worker:
             finish_sweep(self._engine, sweep.id, "deadline_reached")
             return True
         optuna.storages.fail_stale_trials(study)
-        lock = StudyLock(self.options.database_url, sweep.study_name)
-        try:
-            trial = claim(study, spec.budget.n_trials, lock)
-        finally:
-            lock.dispose()
+        if sweep.id not in self._locks:  # one lock (on PostgreSQL: one connection) per sweep
+            self._locks[sweep.id] = StudyLock(self.options.database_url, sweep.study_name)
+        trial = claim(study, spec.budget.n_trials, self._locks[sweep.id])
         if trial is None:
             state = budget(study, spec.budget.n_trials)
             if state.running == 0:
