@@ -191,9 +191,13 @@ class Worker:
         )
         self._set_current(sweep.id, None, None)
         if state == TrialState.FAIL and self._stop.is_set() and not self._cancelled(sweep.id):
-            # Stopped by our own shutdown, not by the trial: run these parameters again.
             frozen = study.get_trials(deepcopy=False)[trial.number]
-            study.enqueue_trial(frozen.params, user_attrs={"retry_of": trial.number})
+            if frozen.user_attrs.get("interrupted"):
+                # Stopped by our own shutdown, not by the trial: run these parameters again.
+                attrs = {"retry_of": trial.number}
+                if frozen.user_attrs.get("baseline"):
+                    attrs["baseline"] = True  # the retried baseline still trains with λ = 0
+                study.enqueue_trial(frozen.params, user_attrs=attrs)
 
     def _study(self, sweep: SweepRow, spec: SweepSpec) -> optuna.Study:
         if sweep.id not in self._studies:
