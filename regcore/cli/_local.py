@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 def demo(
     l1: Annotated[float, typer.Option(help="λ₁ for every method that can do L1.")] = 1e-4,
     l2: Annotated[float, typer.Option(help="λ₂ for every method.")] = 1e-3,
-    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    epochs: Annotated[int, typer.Option(min=1)] = 200,
     train_size: Annotated[int, typer.Option(min=10, help="Training samples of digits.")] = 150,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: int = 0,
@@ -42,7 +42,7 @@ def demo(
     from worker.training import TrainConfig, train_workload
 
     workload = build_workload("digits_mlp", {"hidden": [512, 512], "train_size": train_size})
-    config = TrainConfig(epochs=epochs, batch_size=64, lr=1e-3, seed=seed, device=device)
+    config = TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, device=device)
     table = Table(title=f"digits_mlp 64-512-512-10, {train_size} training samples, Adam")
     table.add_column("method", no_wrap=True)
     for column in ("λ₁", "λ₂", "val loss", "accuracy", "exact zeros", "step (ms)"):

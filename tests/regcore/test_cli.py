@@ -68,3 +68,10 @@ def test_run_refuses_an_invalid_spec_before_anything_runs(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "search_space.l2" in result.output
     assert not (tmp_path / "never.db").exists()
+
+
+def test_demo_prints_a_row_per_method_and_the_baseline() -> None:
+    result = runner.invoke(app, ["demo", "--epochs", "1", "--train-size", "20", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    for method in ("none", "weight_decay", "decoupled", "loss", "hook", "fused", "proximal"):
+        assert f"│ {method}" in result.output
