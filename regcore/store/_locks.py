@@ -20,6 +20,17 @@ from regcore.store._optuna import sqlite_path
 _memory_locks: dict[str, threading.Lock] = {}
 
 
+@contextmanager
+def file_lock(path: str) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing) for the block."""
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _key(study_name: str) -> int:
     return int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
 
@@ -38,12 +49,8 @@ class StudyLock:
     @contextmanager
     def hold(self) -> Iterator[None]:
         if self._path is not None:
-            with open(f"{self._path}.{_key(self.study_name):x}.lock", "a+") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            with file_lock(f"{self._path}.{_key(self.study_name):x}.lock"):
+                yield
         elif self._engine is not None:
             with self._engine.connect() as connection:
                 connection.execute(sa.select(sa.func.pg_advisory_lock(_key(self.study_name))))

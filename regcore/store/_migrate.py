@@ -9,7 +9,6 @@ workers starting together never both try to create the same table.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from regcore.store._engine import create_engine_for, is_postgresql
+from regcore.store._locks import file_lock
 from regcore.store._optuna import create_storage, sqlite_path
 from regcore.store._tables import Base
 
@@ -92,9 +92,5 @@ def _migration_lock(engine: sa.Engine, url: str) -> Iterator[None]:
     path = sqlite_path(url)
     if path is None:
         raise ValueError(f"upgrade_database supports SQLite files and PostgreSQL, not {url!r}")
-    with open(f"{path}.migrate.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(f"{path}.migrate.lock"):
+        yield
