@@ -11,6 +11,8 @@ from pydantic import Field
 from sklearn.model_selection import train_test_split
 from torch import nn
 
+from regcore.workloads._base import Dataset
+
 # Layer widths: at least one unit each; bounded so that a spec cannot ask a worker for a
 # model that does not fit in memory (8 layers of 4096 are 134 M weights).
 Width = Annotated[int, Field(ge=1, le=4096)]
@@ -64,6 +66,21 @@ def labels(array: npt.NDArray[np.generic]) -> torch.Tensor:
 def column(array: npt.NDArray[np.generic]) -> torch.Tensor:
     """float32 ``(n, 1)`` regression target, the shape of a one-output model's output."""
     return torch.tensor(np.asarray(array, dtype=np.float32).reshape(-1, 1))
+
+
+def regression_dataset(
+    x: FloatArray, y: FloatArray, *, val_fraction: float, split_seed: int
+) -> Dataset:
+    """Split, standardize features and target with the training rows' statistics."""
+    train, val = split_indices(len(y), val_size=val_fraction, seed=split_seed)
+    x_train, x_val = standardize(x[train], x[val])
+    y_train, y_val = standardize(y[train], y[val])
+    return Dataset(
+        x_train=features(x_train),
+        y_train=column(y_train),
+        x_val=features(x_val),
+        y_val=column(y_val),
+    )
 
 
 def mlp(

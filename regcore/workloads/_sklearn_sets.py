@@ -19,9 +19,9 @@ from regcore.workloads._common import (
     FloatArray,
     SplitSeed,
     ValFraction,
-    column,
     features,
     labels,
+    regression_dataset,
     regression_metrics,
     split_indices,
     standardize,
@@ -102,15 +102,7 @@ class DiabetesLinearWorkload(Workload[SplitParams]):
     def load_data(self, *, seed: int) -> Dataset:
         x, y = _diabetes()
         p = self.params
-        train, val = split_indices(len(y), val_size=p.val_fraction, seed=p.split_seed)
-        x_train, x_val = standardize(x[train], x[val])
-        y_train, y_val = standardize(y[train], y[val])
-        return Dataset(
-            x_train=features(x_train),
-            y_train=column(y_train),
-            x_val=features(x_val),
-            y_val=column(y_val),
-        )
+        return regression_dataset(x, y, val_fraction=p.val_fraction, split_seed=p.split_seed)
 
     def build_model(self, *, seed: int) -> nn.Module:
         torch.manual_seed(seed)

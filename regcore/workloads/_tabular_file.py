@@ -32,10 +32,10 @@ from regcore.workloads._common import (
     SplitSeed,
     ValFraction,
     Widths,
-    column,
     features,
     labels,
     mlp,
+    regression_dataset,
     regression_metrics,
     split_indices,
     standardize,
@@ -183,15 +183,8 @@ class TabularFileWorkload(Workload[TabularFileParams]):
                 x_val=features(x_val),
                 y_val=labels(codes[val]),
             )
-        target = y.astype(np.float64)
-        train, val = split_indices(len(y), val_size=p.val_fraction, seed=p.split_seed)
-        x_train, x_val = standardize(x[train], x[val])
-        y_train, y_val = standardize(target[train], target[val])
-        return Dataset(
-            x_train=features(x_train),
-            y_train=column(y_train),
-            x_val=features(x_val),
-            y_val=column(y_val),
+        return regression_dataset(
+            x, y.astype(np.float64), val_fraction=p.val_fraction, split_seed=p.split_seed
         )
 
     def build_model(self, *, seed: int) -> nn.Module:
