@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import re
+import warnings
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+import optuna
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
@@ -146,7 +149,70 @@ class SamplerSpec(SpecModel):
             elif self.name in {"grid", "random"}:
                 text = f"the {self.name} sampler takes no options besides seed; remove it"
                 details.append(problem(loc, text, value))
+            elif key not in (known := _sampler_keywords(self.name)):
+                text = f"Optuna's {_SAMPLERS[self.name]} takes no option {key!r}" + suggest(
+                    key, known
+                )
+                details.append(problem(loc, text, value))
+            elif (kind := _kind_of(known[key])) == "function":
+                text = f"takes a Python function, which a spec cannot name; remove {key!r}"
+                details.append(problem(loc, text, value))
+            elif kind is not None and not _is(value, kind):
+                text = f"must be {kind} (Optuna: {known[key]}), but got {value!r}"
+                details.append(problem(loc, text, value))
+        if not details and self.options and self.name in _SAMPLERS:
+            details += self._refused_by_optuna()
         return details
+
+    def _refused_by_optuna(self) -> list[InitErrorDetails]:
+        """Build the sampler once: Optuna checks the options' values (types, ranges)."""
+        sampler = getattr(optuna.samplers, _SAMPLERS[self.name])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ExperimentalWarning for some options
+                sampler(seed=self.seed, **self.options)
+        except (TypeError, ValueError) as exc:
+            text = f"Optuna's {sampler.__name__} refused these options ({exc}); fix them"
+            return [problem(("options",), text, self.options)]
+        return []
+
+
+# The samplers that take options, by their names in optuna.samplers.
+_SAMPLERS = {
+    "tpe": "TPESampler",
+    "gp": "GPSampler",
+    "cmaes": "CmaEsSampler",
+    "nsga2": "NSGAIISampler",
+    "qmc": "QMCSampler",
+}
+
+
+def _sampler_keywords(name: str) -> dict[str, str]:
+    """The keyword options of Optuna's sampler ``name`` and their annotations, as text (seed
+    and search_space are the spec's own)."""
+    parameters = inspect.signature(getattr(optuna.samplers, _SAMPLERS[name])).parameters
+    return {key: str(p.annotation) for key, p in parameters.items() if key not in _OWN_KEYWORDS}
+
+
+_OWN_KEYWORDS = {"seed", "search_space"}
+_KINDS: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _kind_of(annotation: str) -> str | None:
+    """What an option takes, read off its annotation: ``'bool | None'`` → ``"bool"``;
+    ``"function"`` for a Callable, which no spec can give; None where it does not say."""
+    if "Callable" in annotation:
+        return "function"
+    names = [n.strip() for n in annotation.split("|") if n.strip() != "None"]
+    return names[0] if len(names) == 1 and names[0] in _KINDS else None
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "bool" or isinstance(value, bool):  # JSON's true is no number, 1 no boolean
+        return isinstance(value, bool) and kind == "bool"
+    if kind == "float":
+        return isinstance(value, int | float)
+    return isinstance(value, _KINDS[kind])
 
 
 # Each pruner's keyword options and their least value (None: a percentile 0..100; "auto"

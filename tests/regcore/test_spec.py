@@ -319,6 +319,26 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "sampler.name",
     ),
     ("random options", {"sampler": {"name": "random", "options": {"x": 1}}}, "sampler.options.x"),
+    (
+        "misspelt tpe option",
+        {"sampler": {"options": {"n_startup_trial": 3}}},
+        "sampler.options.n_startup_trial",
+    ),
+    (
+        "tpe option of the wrong type",
+        {"sampler": {"options": {"multivariate": 1}}},
+        "sampler.options.multivariate",
+    ),
+    (
+        "a sampler option that takes a function",
+        {"sampler": {"options": {"gamma": "lambda n: n // 10"}}},
+        "sampler.options.gamma",
+    ),
+    (
+        "a value Optuna's sampler refuses",
+        {"sampler": {"name": "nsga2", "options": {"population_size": 1}}},
+        "sampler.options",
+    ),
     ("unknown pruner", {"pruner": {"name": "asha"}}, "pruner.name"),
     (
         "unknown pruner option",

@@ -59,7 +59,7 @@ INVALID_SPECS: dict[str, tuple[dict[str, Any], str]] = {
     "misspelled sampler": (make_spec(sampler={"name": "tpee"}), "sampler.name"),
     "sampler option Optuna refuses": (
         make_spec(sampler={"name": "tpe", "options": {"bogus": 1}}),
-        "sampler.options",
+        "sampler.options.bogus",
     ),
     "not a mapping": ([make_spec()], ""),  # type: ignore[dict-item]
     "empty object": ({}, "name"),
