@@ -6,6 +6,8 @@ Settings are read here (the entry point) and passed down as plain arguments.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,6 +18,7 @@ from regcore.settings import Settings
 if TYPE_CHECKING:
     from worker.daemon import WorkerOptions
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 db = typer.Typer(help="The database: regsweep's tables and Optuna's.", no_args_is_help=True)
 app.add_typer(db, name="db")
 
@@ -66,24 +69,43 @@ def worker(
     if count == 0:
         console.print("[red]--gpus all: no CUDA device is visible; use --device cpu[/red]")
         raise typer.Exit(2)
+    devices = [f"cuda:{index}" for index in range(count)]
+    failed = run_worker_processes([_worker_options(settings, d) for d in devices])
+    if failed:
+        raise typer.Exit(1)
+
+
+def run_worker_processes(options: list[WorkerOptions]) -> int:
+    """One worker process per entry, until all have stopped; how many exited with an error.
+
+    SIGINT/SIGTERM reach this process (``docker stop`` sends SIGTERM to it alone): each is
+    passed on to the workers, which finish their trials within the grace period and exit.
+    """
+    from worker.daemon import worker_process_main
+
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(
-            target=worker_process_main,
-            args=(_worker_options(settings, f"cuda:{index}"),),
-            name=f"regsweep-worker-cuda{index}",
-        )
-        for index in range(count)
+        context.Process(target=worker_process_main, args=(o,), name=f"regsweep-worker-{o.device}")
+        for o in options
     ]
-    for process in processes:
-        process.start()
-    console.print(f"started {count} workers, one per GPU")
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
+    previous = {s: signal.signal(s, forward) for s in _STOP_SIGNALS}
     try:
         for process in processes:
+            process.start()
+        devices = ", ".join(o.device for o in options)
+        console.print(f"started {len(processes)} worker processes ({devices})")
+        for process in processes:
             process.join()
-    except KeyboardInterrupt:
-        for process in processes:  # they got the same SIGINT; wait for them to finish
-            process.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return sum(process.exitcode != 0 for process in processes)
 
 
 @app.command()
@@ -115,9 +137,16 @@ def serve(
             name="regsweep-worker",
         )
         child.start()
+    # Uvicorn handles SIGINT/SIGTERM, then raises the signal again once it has shut down; a
+    # handler of ours takes that second one, so the worker below is stopped and waited for
+    # rather than left running with this process gone.
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda n, _f: caught.append(n)) for s in _STOP_SIGNALS}
     try:
         serve_api(settings, host=host, port=port, read_only_open=settings.read_only_open)
     finally:
         if child is not None:
             child.terminate()  # SIGTERM: the worker finishes its trial within the grace period
             child.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

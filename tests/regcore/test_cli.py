@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from regcore.cli import app
+from regcore.store import list_workers
+from tests.waiting import wait_until
+from tests.worker.test_daemon import Cluster
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits.yaml"
@@ -75,3 +82,52 @@ def test_demo_prints_a_row_per_method_and_the_baseline() -> None:
     assert result.exit_code == 0, result.output
     for method in ("none", "weight_decay", "decoupled", "loss", "hook", "fused", "proximal"):
         assert f"│ {method}" in result.output
+
+
+def test_gpus_all_without_a_gpu_says_to_use_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # as on a machine without a GPU
+
+    result = runner.invoke(app, ["worker", "--gpus", "all"])
+
+    assert result.exit_code == 2
+    assert "no CUDA device is visible; use --device cpu" in result.output
+
+
+def test_gpus_takes_only_all() -> None:
+    result = runner.invoke(app, ["worker", "--gpus", "2"])
+
+    assert result.exit_code == 2
+    assert "--gpus takes 'all'" in result.output
+
+
+def test_worker_processes_stop_together_on_sigterm(tmp_path: Path) -> None:
+    """The machinery of ``--gpus all`` (one process per device), with CPU devices: SIGTERM
+    to the parent alone (as ``docker stop`` sends it) stops every worker, none is orphaned."""
+    cluster = Cluster(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    sweep_id = cluster.submit("two-processes", 4)
+    options = ", ".join(
+        f"WorkerOptions(database_url={cluster.url!r}, device='cpu', heartbeat_s=1, grace_s=4)"
+        for _ in range(2)
+    )
+    script = (
+        "import sys\n"
+        "from regcore.cli._service import run_worker_processes\n"
+        "from worker.daemon import WorkerOptions\n"
+        f"sys.exit(run_worker_processes([{options}]))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        wait_until(lambda: cluster.status(sweep_id) == "completed", 180, "the sweep")
+        wait_until(lambda: len(list_workers(cluster.engine)) == 2, 30, "two workers")
+        pids = [w.pid for w in list_workers(cluster.engine)]
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 0
+        assert list_workers(cluster.engine) == []  # both deregistered
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        cluster.stop()
