@@ -1,78 +1,36 @@
-"""What the Optuna study behind a sweep says: trial counts, progress, best trial or Pareto
-front, and pages of trials.
+"""What the Optuna study behind a sweep says: progress, best trial or Pareto front, and pages
+of trials.
 
-Counts come from one ``GROUP BY`` on Optuna's ``trials`` table (its schema is stable across
-4.x and 5.x) so that reading a sweep does not load every trial; the rest goes through
-Optuna's public API. A study that is missing (deleted behind the service's back) reads as
-empty rather than failing the whole sweep.
+Counts come from :func:`regcore.store.count_trials` (one SQL query). The best trial only
+changes when a trial completes, so it is kept per (sweep, number of COMPLETE trials): a
+read of a sweep whose count did not move costs two small queries and no Optuna load, and is
+never stale. A study that is missing (deleted behind the service's back) reads as empty
+rather than failing the whole sweep.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import optuna
-import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
+from regcore.store import TrialCounts
 from service.schemas import Progress, TrialOut, TrialStateName
 
-# Lightweight handles onto Optuna's tables (no ORM import of optuna's private models).
-_studies = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
-# Optuna declares the state as Enum(TrialState): a native enum type on PostgreSQL.
-_state = sa.Enum(TrialState, name="trialstate")
-_trials = sa.table(
-    "trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state", _state)
-)
-_attrs = sa.table(
-    "trial_user_attributes", sa.column("trial_id"), sa.column("key"), sa.column("value_json")
-)
-STATES = tuple(s.name for s in TrialState)
+Best = tuple[TrialOut | None, list[TrialOut] | None]
 
 
-def trial_counts(engine: sa.Engine, study_name: str | None = None) -> dict[str, int]:
-    """Trials by Optuna state (every state present, 0 where none), of one study or all."""
-    query = sa.select(_trials.c.state, sa.func.count()).group_by(_trials.c.state)
-    if study_name is not None:
-        query = query.join(_studies, _studies.c.study_id == _trials.c.study_id).where(
-            _studies.c.study_name == study_name
-        )
-    counts = dict.fromkeys(STATES, 0)
-    with engine.connect() as connection:
-        for state, n in connection.execute(query):
-            name = state.name if isinstance(state, TrialState) else str(state)
-            counts[name] = int(n)
-    return counts
-
-
-def final_failures(engine: sa.Engine, study_name: str) -> int:
-    """FAIL trials that the worker will not retry (user attribute ``final_failure``): they
-    use budget, as COMPLETE and PRUNED ones do; a retried failure does not."""
-    query = (
-        sa.select(sa.func.count())
-        .select_from(_trials)
-        .join(_studies, _studies.c.study_id == _trials.c.study_id)
-        .join(_attrs, _attrs.c.trial_id == _trials.c.trial_id)
-        .where(
-            _studies.c.study_name == study_name,
-            _trials.c.state == TrialState.FAIL,
-            _attrs.c.key == "final_failure",
-            _attrs.c.value_json == "true",
-        )
-    )
-    with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())
-
-
-def progress(counts: dict[str, int], *, final_failures: int, n_trials: int) -> Progress:
-    finished = counts["COMPLETE"] + counts["PRUNED"] + final_failures
+def progress(counts: TrialCounts, *, n_trials: int) -> Progress:
     return Progress(
-        finished=finished,
-        running=counts["RUNNING"],
+        finished=counts.finished,
+        running=counts.running,
         n_trials=n_trials,
-        fraction=min(1.0, finished / n_trials),
+        fraction=min(1.0, counts.finished / n_trials),
     )
 
 
@@ -140,3 +98,28 @@ def trial_page(
     states = None if state is None else (TrialState[state],)
     trials = study.get_trials(deepcopy=False, states=states)
     return [trial_out(t) for t in trials[offset : offset + limit]], len(trials)
+
+
+class BestCache:
+    """``best_of`` per (sweep id, COMPLETE trials): a COMPLETE trial never changes, and a
+    sweep id is never reused, so an entry is right for as long as its key matches."""
+
+    def __init__(self, *, size: int = 1024) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, int], Best] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self, storage: optuna.storages.BaseStorage, *, sweep_id: str, study_name: str, complete: int
+    ) -> Best:
+        key = (sweep_id, complete)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        best = best_of(load(storage, study_name))
+        with self._lock:
+            self._entries[key] = best
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return best

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from regcore.spec import parse_spec
 from regcore.store import (
+    count_trials,
     create_engine_for,
     create_storage,
     get_sweep,
@@ -27,7 +28,6 @@ from regcore.store import (
 )
 from regcore.studies import open_study
 from tests.waiting import wait_until
-from worker.budget import budget
 
 FAST = {
     "workload": {"name": "sparse_regression", "params": {"n_samples": 200, "n_features": 20}},
@@ -114,7 +114,7 @@ def test_higher_priority_finishes_first_and_budgets_are_exact(cluster: Cluster) 
     for name, n_trials in (("low", 12), ("high", 6)):
         study = cluster.study(name)
         assert finished_states(study) == [TrialState.COMPLETE] * n_trials
-        assert budget(study, n_trials).finished == n_trials
+        assert count_trials(cluster.engine, name).finished == n_trials
 
 
 def test_a_killed_workers_trial_fails_and_is_retried_within_the_budget(cluster: Cluster) -> None:
@@ -131,7 +131,7 @@ def test_a_killed_workers_trial_fails_and_is_retried_within_the_budget(cluster: 
     study = cluster.study("kill-9")
     killed = study.trials[busy.current_trial_number]
     assert killed.state == TrialState.FAIL
-    assert budget(study, 3).finished == 3
+    assert count_trials(cluster.engine, "kill-9").finished == 3
     assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 3
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retried) == 1

@@ -15,9 +15,8 @@ import yaml
 from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec, parse_spec
-from regcore.store import create_storage
+from regcore.store import count_trials, create_storage
 from regcore.studies import SpecMismatchError, open_study
-from worker.budget import budget
 from worker.local import LocalOptions, run_local_sweep
 
 SPARSE = {"n_samples": 400, "n_features": 40, "n_informative": 4, "noise": 0.3}
@@ -122,10 +121,7 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until a trial is running
         summaries = optuna.get_all_study_summaries(storage)
-        if (
-            summaries
-            and budget(optuna.load_study(study_name="interrupt-test", storage=storage), 3).running
-        ):
+        if summaries and count_trials(storage.engine, "interrupt-test").running:
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends (to the whole process group)
@@ -141,7 +137,7 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
     faster = make_spec(**{**spec.to_json_dict(), "budget": {"n_trials": 3}})
     study, outcome = run_local_sweep(faster, LocalOptions(storage_url=url))
     assert outcome == "completed"
-    assert budget(study, 3).finished == 3
+    assert count_trials(storage.engine, "interrupt-test").finished == 3
 
 
 def test_no_trial_starts_after_the_deadline(tmp_path: Path) -> None:

@@ -1,0 +1,68 @@
+"""``count_trials``: trials by state and the sweep budget they use, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import optuna
+import sqlalchemy as sa
+from optuna.trial import TrialState
+
+from regcore.store import count_trials, create_storage
+
+
+def _study_with_every_kind_of_trial(url: str) -> str:
+    """2 COMPLETE, 1 PRUNED, 1 RUNNING, 1 final FAIL, 2 retried FAILs, 1 WAITING."""
+    name = f"counts-{uuid.uuid4().hex[:8]}"
+    storage = create_storage(url)
+    study = optuna.create_study(study_name=name, storage=storage)
+    for value in (0.3, 0.2):
+        study.tell(study.ask(), value)
+    study.tell(study.ask(), state=TrialState.PRUNED)
+    study.ask()  # left running
+    final = study.ask()
+    final.set_user_attr("final_failure", True)
+    study.tell(final, state=TrialState.FAIL)
+    for flag in (False, None):  # a worker died or was stopped: retried, not counted
+        retried = study.ask()
+        if flag is not None:
+            retried.set_user_attr("final_failure", flag)
+        study.tell(retried, state=TrialState.FAIL)
+    study.enqueue_trial({})
+    storage.engine.dispose()
+    return name
+
+
+def test_counts_trials_by_state_and_budget(engine: sa.Engine, url: str) -> None:
+    name = _study_with_every_kind_of_trial(url)
+
+    counts = count_trials(engine, name)
+
+    assert dict(counts.by_state) == {
+        "RUNNING": 1,
+        "COMPLETE": 2,
+        "PRUNED": 1,
+        "FAIL": 3,
+        "WAITING": 1,
+    }
+    assert counts.final_failures == 1
+    assert counts.finished == 4  # complete + pruned + the final failure
+    assert counts.running == 1
+    assert counts.used == 5
+
+
+def test_counts_one_study_or_all(engine: sa.Engine, url: str) -> None:
+    first = _study_with_every_kind_of_trial(url)
+    second = _study_with_every_kind_of_trial(url)
+    everything = count_trials(engine)
+
+    assert count_trials(engine, first) == count_trials(engine, second)
+    assert everything.by_state["COMPLETE"] >= 4
+    assert everything.final_failures >= 2
+
+
+def test_an_unknown_study_has_no_trials(engine: sa.Engine) -> None:
+    counts = count_trials(engine, "no-such-study")
+
+    assert set(counts.by_state.values()) == {0}
+    assert counts.used == 0
