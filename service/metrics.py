@@ -2,10 +2,9 @@
 
 Each app has its own registry (two apps in one process, as in tests, never collide). The
 queue's numbers are read from the database when Prometheus scrapes, so they are right
-whichever process changed them; request latency is this process's own. Claim latency is
-observed by a worker running inside this process (``regsweep serve --with-worker``): the
-entry point hands it :meth:`ServiceMetrics.observe_claim`, since workers import nothing from
-the service.
+whichever process changed them; request latency is this process's own. Claim latency comes
+from the workers (other processes, other machines) through the database: each heartbeat
+writes the worker's claim count and seconds, exported as a summary per live worker.
 """
 
 from __future__ import annotations
@@ -15,12 +14,11 @@ import time
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from regcore.store import RUNNABLE_STATUSES, SWEEP_STATUSES, list_sweeps
-from service import study_view
+from regcore.store import RUNNABLE_STATUSES, SWEEP_STATUSES, count_trials, list_sweeps, list_workers
 from service.deps import Database
 
 _log = logging.getLogger(__name__)
@@ -33,7 +31,15 @@ class _QueueCollector(Collector):
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+    def _families(
+        self,
+    ) -> tuple[
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+        SummaryMetricFamily,
+    ]:
         return (
             GaugeMetricFamily("regsweep_database_up", "1 if the last scrape read the database"),
             GaugeMetricFamily("regsweep_sweeps", "Sweeps by status", labels=["status"]),
@@ -41,17 +47,23 @@ class _QueueCollector(Collector):
             GaugeMetricFamily(
                 "regsweep_queue_depth", "Sweeps whose trials workers may still claim"
             ),
+            SummaryMetricFamily(
+                "regsweep_claim_duration_seconds",
+                "Time workers took to claim their trials (sweep and trial), per live worker",
+                labels=["worker", "host"],
+            ),
         )
 
     def describe(self) -> Iterable[Metric]:
         return self._families()  # so registering does not query the database
 
     def collect(self) -> Iterable[Metric]:
-        up, sweeps, trials, depth = self._families()
+        up, sweeps, trials, depth, claims = self._families()
         try:
             engine = self.database.engine
             by_status = {s: list_sweeps(engine, status=s, limit=0)[1] for s in SWEEP_STATUSES}
-            by_state = study_view.trial_counts(engine)
+            by_state = count_trials(engine).by_state
+            workers = list_workers(engine)
         except Exception as exc:  # a scrape must not fail: say the database is down
             _log.warning("metrics: cannot read the database: %s", type(exc).__name__)
             up.add_metric([], 0)
@@ -62,7 +74,9 @@ class _QueueCollector(Collector):
         for state, n in by_state.items():
             trials.add_metric([state], n)
         depth.add_metric([], sum(by_status[s] for s in RUNNABLE_STATUSES))
-        return up, sweeps, trials, depth
+        for worker in workers:  # each worker's heartbeat writes its totals
+            claims.add_metric([worker.id, worker.host], worker.claims, worker.claim_seconds)
+        return up, sweeps, trials, depth, claims
 
 
 class ServiceMetrics:
@@ -76,17 +90,7 @@ class ServiceMetrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
-        self.claim_latency = Histogram(
-            "regsweep_claim_duration_seconds",
-            "Time a worker took to claim its next trial (sweep and trial)",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
-        )
         self.registry.register(_QueueCollector(database))
-
-    def observe_claim(self, seconds: float) -> None:
-        """Record one claim's duration: pass this to an embedded worker."""
-        self.claim_latency.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,6 +9,7 @@ remove its row.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -43,18 +44,25 @@ def heartbeat_worker(
     current_sweep_id: str | None,
     current_trial_number: int | None,
     status: str | None = None,
+    claims: int | None = None,
+    claim_seconds: float | None = None,
 ) -> None:
-    """Record that the worker is alive and what it runs (``status``: busy/idle by default)."""
+    """Record that the worker is alive and what it runs (``status``: busy/idle by default),
+    and, when given, its claim totals so far."""
     if status is None:
         status = "idle" if current_sweep_id is None else "busy"
     if status not in WORKER_STATUSES:
         raise ValueError(f"status must be one of {', '.join(WORKER_STATUSES)}, but got {status=}")
-    values = {
+    values: dict[str, Any] = {
         "last_heartbeat": utcnow(),
         "current_sweep_id": current_sweep_id,
         "current_trial_number": current_trial_number,
         "status": status,
     }
+    if claims is not None:
+        values["claims"] = claims
+    if claim_seconds is not None:
+        values["claim_seconds"] = claim_seconds
     try:
         with write(engine) as connection:
             result = connection.execute(

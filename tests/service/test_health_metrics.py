@@ -7,12 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
 
+from regcore.store import heartbeat_worker, register_worker
 from service import create_app
-from service.metrics import ServiceMetrics
 from tests.service.conftest import MakeApp, client_for, make_spec
 
 pytestmark = pytest.mark.anyio
+
+
+def engine_of(app: FastAPI) -> sa.Engine:
+    engine: sa.Engine = app.state.database.engine
+    return engine
 
 
 def unreachable_urls(tmp_path: Path) -> list[str]:
@@ -55,14 +62,23 @@ async def test_an_unreachable_database_is_503_never_500(tmp_path: Path, which: i
     assert "regsweep_database_up 0.0" in metrics.text
 
 
-async def test_metrics_expose_queue_trials_and_latencies(make_app: MakeApp) -> None:
+async def test_metrics_expose_queue_trials_and_latencies_with_workers_claims(
+    make_app: MakeApp,
+) -> None:
     app = make_app()
     async with client_for(app) as client:
         sweep_id = (await client.post("/v1/sweeps", json=make_spec("m"))).json()["id"]
         await client.get(f"/v1/sweeps/{sweep_id}")
         await client.get("/v1/sweeps/0123456789ab")
-        metrics: ServiceMetrics = app.state.metrics
-        metrics.observe_claim(0.004)
+        worker = register_worker(engine_of(app), host="gpu-7", pid=1, device="cuda:0")
+        heartbeat_worker(
+            engine_of(app),
+            worker.id,
+            current_sweep_id=None,
+            current_trial_number=None,
+            claims=3,
+            claim_seconds=0.012,
+        )
         response = await client.get("/metrics")
 
     text = response.text
@@ -72,7 +88,9 @@ async def test_metrics_expose_queue_trials_and_latencies(make_app: MakeApp) -> N
     assert 'regsweep_trials{state="WAITING"} 1.0' in text  # the enqueued baseline
     assert "regsweep_queue_depth 1.0" in text
     assert "regsweep_database_up 1.0" in text
-    assert "regsweep_claim_duration_seconds_count 1.0" in text
+    claims = f'regsweep_claim_duration_seconds_count{{host="gpu-7",worker="{worker.id}"}} 3.0'
+    assert claims in text
+    assert f'regsweep_claim_duration_seconds_sum{{host="gpu-7",worker="{worker.id}"}} 0.012' in text
     latency = "regsweep_http_request_duration_seconds_count"
     # By route template, so ids do not multiply the series.
     assert f'{latency}{{method="GET",route="/v1/sweeps/{{sweep_id}}",status="200"}} 1.0' in text
