@@ -1,6 +1,7 @@
 """SweepSpec: what a sweep searches and how, as JSON or YAML (Contract 2 of DESIGN.md).
 
-Pure data and validation: nothing here imports Optuna. A minimal spec::
+Pure data and validation: nothing here imports Optuna, except to check ``sampler.options``
+against its constructors. A minimal spec::
 
     name: digits-l1-vs-l2
     workload: {name: digits_mlp, params: {hidden: [128]}}

@@ -60,7 +60,8 @@ def parse_spec(data: Any) -> SweepSpec:
     raise SpecError(problems)
 
 
-def _read(path: os.PathLike[str] | str) -> Any:
+def read_document(path: os.PathLike[str] | str) -> Any:
+    """A JSON (``.json``) or YAML file's contents; SpecError when it cannot be read."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -89,7 +90,7 @@ def load_spec(path: os.PathLike[str] | str) -> SweepSpec:
     An unreadable file, a syntax error, a top level that is not a mapping and every
     problem of the spec itself raise :class:`SpecError`, never a traceback's worth.
     """
-    data = _read(path)
+    data = read_document(path)
     if not isinstance(data, dict):
         kind = "nothing" if data is None else f"a {type(data).__name__}"
         raise _refuse(

@@ -5,12 +5,22 @@ Every function takes an ``Engine`` from :func:`create_engine_for` and returns fr
 call :func:`upgrade_database` once per process start (it is idempotent and concurrency-safe).
 """
 
+from regcore.store._batches import (
+    batch_sweeps,
+    close_batch_if_done,
+    delete_batch,
+    get_batch,
+    insert_batch,
+    past_trial_seconds,
+)
 from regcore.store._engine import create_engine_for
 from regcore.store._locks import StudyLock
 from regcore.store._migrate import VERSION_TABLE, current_revision, head_revision, upgrade_database
 from regcore.store._optuna import create_storage, sqlite_path
 from regcore.store._queue import claim_next_sweep, expire_sweeps, finish_sweep
 from regcore.store._rows import (
+    BatchNotFoundError,
+    BatchRow,
     SweepNameTakenError,
     SweepNotFoundError,
     SweepRow,
@@ -28,6 +38,7 @@ from regcore.store._sweeps import (
     set_status,
 )
 from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, SWEEP_STATUSES, WORKER_STATUSES
+from regcore.store._trials import TrialCounts, count_trials
 from regcore.store._workers import (
     deregister_worker,
     heartbeat_worker,
@@ -42,28 +53,38 @@ __all__ = [
     "SWEEP_STATUSES",
     "VERSION_TABLE",
     "WORKER_STATUSES",
+    "BatchNotFoundError",
+    "BatchRow",
     "StudyLock",
     "SweepNameTakenError",
     "SweepNotFoundError",
     "SweepRow",
     "SweepStateError",
+    "TrialCounts",
     "WorkerNotFoundError",
     "WorkerRow",
+    "batch_sweeps",
     "claim_next_sweep",
+    "close_batch_if_done",
+    "count_trials",
     "create_engine_for",
     "create_storage",
     "current_revision",
+    "delete_batch",
     "delete_sweep",
     "deregister_worker",
     "expire_sweeps",
     "finish_sweep",
+    "get_batch",
     "get_sweep",
     "get_sweep_by_name",
     "head_revision",
     "heartbeat_worker",
+    "insert_batch",
     "insert_sweep",
     "list_sweeps",
     "list_workers",
+    "past_trial_seconds",
     "register_worker",
     "request_cancel",
     "set_status",

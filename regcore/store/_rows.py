@@ -29,6 +29,7 @@ class SweepRow:
     deadline: datetime | None
     cancel_requested: bool
     error: str | None
+    batch_name: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -50,10 +51,31 @@ class WorkerRow:
     current_sweep_id: str | None
     current_trial_number: int | None
     status: str
+    claims: int = 0
+    claim_seconds: float = 0.0
 
     @classmethod
     def from_mapping(cls, row: Mapping[Any, Any]) -> Self:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchRow:
+    name: str
+    spec: dict[str, Any]
+    owner: str | None
+    deadline: datetime | None
+    webhook_url: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[Any, Any]) -> Self:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+class BatchNotFoundError(LookupError):
+    """No batch has that name."""
 
 
 class SweepNotFoundError(LookupError):

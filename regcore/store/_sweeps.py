@@ -39,7 +39,39 @@ def insert_sweep(
     study_name: str | None = None,
 ) -> SweepRow:
     """Queue a new sweep; its study is named ``study_name`` (by default ``name``)."""
-    values: dict[str, Any] = {
+    values = sweep_values(
+        spec_json=spec_json,
+        name=name,
+        priority=priority,
+        owner=owner,
+        deadline=deadline,
+        study_name=study_name,
+    )
+    try:
+        with write(engine) as connection:
+            connection.execute(sa.insert(sweeps).values(values))
+    except sa.exc.IntegrityError as error:
+        if _name_exists(engine, name):
+            raise SweepNameTakenError(
+                f"a sweep named {name!r} exists; give the spec another name, or delete "
+                "that sweep first"
+            ) from error
+        raise
+    return SweepRow.from_mapping(values)
+
+
+def sweep_values(
+    *,
+    spec_json: dict[str, Any],
+    name: str,
+    priority: int = 0,
+    owner: str | None = None,
+    deadline: datetime | None = None,
+    study_name: str | None = None,
+    batch_name: str | None = None,
+) -> dict[str, Any]:
+    """The row of a newly queued sweep."""
+    return {
         "id": new_id(),
         "name": name,
         "study_name": study_name or name,
@@ -53,18 +85,8 @@ def insert_sweep(
         "deadline": deadline,
         "cancel_requested": False,
         "error": None,
+        "batch_name": batch_name,
     }
-    try:
-        with write(engine) as connection:
-            connection.execute(sa.insert(sweeps).values(values))
-    except sa.exc.IntegrityError as error:
-        if _name_exists(engine, name):
-            raise SweepNameTakenError(
-                f"a sweep named {name!r} exists; give the spec another name, or delete "
-                "that sweep first"
-            ) from error
-        raise
-    return SweepRow.from_mapping(values)
 
 
 def _name_exists(engine: sa.Engine, name: str) -> bool:

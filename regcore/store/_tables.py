@@ -79,8 +79,26 @@ class SweepTable(Base):
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    batch_name: Mapped[str | None] = mapped_column(
+        sa.String(100), sa.ForeignKey("batches.name", ondelete="CASCADE"), index=True
+    )
 
     __table_args__ = (sa.CheckConstraint(sa.column("status").in_(SWEEP_STATUSES), name="status"),)
+
+
+class BatchTable(Base):
+    """Sweeps submitted together under one name and deadline (``regsweep batch submit``)."""
+
+    __tablename__ = "batches"
+
+    name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    owner: Mapped[str | None] = mapped_column(sa.String(200))
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    webhook_url: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set once, by whoever ends its last sweep: that one sends the batch's webhook.
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class WorkerTable(Base):
@@ -99,6 +117,9 @@ class WorkerTable(Base):
     )
     current_trial_number: Mapped[int | None] = mapped_column(sa.Integer)
     status: Mapped[str] = mapped_column(sa.String(20))
+    # Totals since the worker started: trials claimed, and the seconds the claims took.
+    claims: Mapped[int] = mapped_column(sa.Integer, server_default="0", default=0)
+    claim_seconds: Mapped[float] = mapped_column(sa.Float, server_default="0", default=0.0)
 
     __table_args__ = (sa.CheckConstraint(sa.column("status").in_(WORKER_STATUSES), name="status"),)
 
@@ -108,3 +129,4 @@ sa.Index("ix_sweeps_claim", SweepTable.status, SweepTable.priority.desc(), Sweep
 
 sweeps = cast(sa.Table, SweepTable.__table__)
 workers = cast(sa.Table, WorkerTable.__table__)
+batches = cast(sa.Table, BatchTable.__table__)

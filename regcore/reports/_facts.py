@@ -1,0 +1,122 @@
+"""What a report says about a sweep before any figure: its names, objectives and trial counts.
+
+A spec may come as a :class:`SweepSpec` or as the plain dict stored with the sweep. The dict
+is read as it is, without validation: a report must open for any sweep in the database,
+including ones whose spec a later version of regsweep would refuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from regcore.spec import SweepSpec
+
+SpecLike: TypeAlias = Mapping[str, Any] | SweepSpec
+Target: TypeAlias = Callable[[FrozenTrial], float] | None
+
+# The order trial counts are shown in.
+_STATES = (
+    TrialState.COMPLETE,
+    TrialState.PRUNED,
+    TrialState.FAIL,
+    TrialState.RUNNING,
+    TrialState.WAITING,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepFacts:
+    name: str
+    workload: str
+    status: str | None
+    sweep_id: str | None
+    study_name: str
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    counts: dict[str, int]
+
+    @property
+    def multi(self) -> bool:
+        return len(self.metrics) > 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def objective(self, index: int = 0) -> str:
+        """``val_loss (minimize)``."""
+        return f"{self.metrics[index]} ({self.directions[index]})"
+
+    def objectives(self) -> str:
+        """Every objective: ``val_loss (minimize), sparsity (maximize)``."""
+        return ", ".join(self.objective(i) for i in range(len(self.metrics)))
+
+    def target(self, index: int = 0) -> tuple[Target, str]:
+        """What Optuna's plots take as ``target`` and ``target_name`` for objective ``index``.
+
+        Single-objective plots take ``None`` (the value); multi-objective ones need a target.
+        """
+        if not self.multi:
+            return None, self.metrics[0]
+        return (lambda t: float(t.values[index])), self.metrics[index]
+
+    def counts_text(self) -> str:
+        parts = [f"{n} {state}" for state, n in self.counts.items() if n or state == "complete"]
+        return f"{self.total} in all: " + ", ".join(parts)
+
+
+def spec_dict(spec: SpecLike) -> dict[str, Any]:
+    return spec.to_json_dict() if isinstance(spec, SweepSpec) else dict(spec)
+
+
+def _workload(spec: Mapping[str, Any], study: optuna.Study) -> str:
+    workload = spec.get("workload")
+    if isinstance(workload, Mapping):
+        workload = workload.get("name")
+    if workload is None:
+        workload = study.user_attrs.get("workload", "?")
+    return str(workload)
+
+
+def _objectives(spec: Mapping[str, Any], study: optuna.Study) -> tuple[list[str], list[str]]:
+    """Metric names and directions; the study's own directions when the spec disagrees."""
+    directions = [d.name.lower() for d in study.directions]
+    objectives = spec.get("objectives")
+    metrics: list[str] = []
+    if isinstance(objectives, list) and len(objectives) == len(directions):
+        metrics = [str(o.get("metric", "")) if isinstance(o, Mapping) else "" for o in objectives]
+    if len(directions) == 1 and not objectives:
+        metrics = ["val_loss"]  # the spec's default objective
+    if len(metrics) != len(directions) or not all(metrics):
+        metrics = [f"objective {i}" for i in range(len(directions))]
+    return metrics, directions
+
+
+def describe(
+    study: optuna.Study, spec: SpecLike, *, sweep_id: str | None, status: str | None
+) -> SweepFacts:
+    data = spec_dict(spec)
+    metrics, directions = _objectives(data, study)
+    counts = {state.name.lower(): 0 for state in _STATES}
+    for trial in study.get_trials(deepcopy=False):
+        key = trial.state.name.lower()
+        counts[key] = counts.get(key, 0) + 1
+    return SweepFacts(
+        name=str(data.get("name") or study.study_name),
+        workload=_workload(data, study),
+        status=status,
+        sweep_id=sweep_id,
+        study_name=study.study_name,
+        metrics=tuple(metrics),
+        directions=tuple(directions),
+        counts=counts,
+    )
+
+
+def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

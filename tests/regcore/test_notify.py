@@ -1,0 +1,440 @@
+"""Webhooks against a real HTTP server on localhost, and the summary of an ended sweep."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from base64 import b64encode
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypedDict
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from regcore.notify import USER_AGENT, notify_in_background, send_webhook, sweep_summary
+from regcore.results import best_rows
+from tests.waiting import free_port, wait_until
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class Fast(TypedDict):
+    backoff_s: float
+    timeout_s: float
+
+
+FAST = Fast(backoff_s=0.01, timeout_s=5.0)
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        def strict(constant: str) -> Any:
+            raise ValueError(f"not valid JSON: {constant}")
+
+        return json.loads(self.body, parse_constant=strict)
+
+
+@dataclass
+class Hook:
+    """A webhook receiver: answers the statuses in ``answers`` in turn, then 200."""
+
+    url: str
+    answers: list[int] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, request: Received) -> int:
+        with self.lock:
+            self.received.append(request)
+            return self.answers.pop(0) if self.answers else 200
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            request = Received(
+                method=self.command,
+                path=self.path,
+                headers=dict(self.headers.items()),
+                body=self.rfile.read(length),
+            )
+            status = receiver.answer(request)
+            self.send_response(status)
+            for name, value in receiver.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        do_POST = do_GET = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    receiver = Hook(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(target()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_delivers_json_on_the_first_try(hook: Hook) -> None:
+    payload = {"event": "sweep.finished", "best": {"l1": 1e-4, "method": "proximal"}}
+    assert send_webhook(hook.url, payload, **FAST) is True
+    [request] = hook.received
+    assert request.method == "POST"
+    assert request.path == "/hook"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == USER_AGENT
+    assert "regsweep" in USER_AGENT
+    assert request.json() == payload
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_retries_after_server_errors_then_delivers(hook: Hook, status: int) -> None:
+    hook.answers = [status, status]
+    assert send_webhook(hook.url, {"n": 1}, attempts=5, **FAST) is True
+    assert len(hook.received) == 3
+    assert all(r.json() == {"n": 1} for r in hook.received)
+
+
+def test_gives_up_after_the_last_attempt(hook: Hook, caplog: pytest.LogCaptureFixture) -> None:
+    hook.answers = [500] * 10
+    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+        assert send_webhook(hook.url, {"n": 1}, attempts=3, **FAST) is False
+    assert len(hook.received) == 3
+    assert "after 3 attempts: HTTP 500" in caplog.text
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 410])
+def test_client_error_is_not_retried(
+    hook: Hook, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook.answers = [status]
+    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+        assert send_webhook(hook.url, {"n": 1}, attempts=5, **FAST) is False
+    assert len(hook.received) == 1
+    assert f"HTTP {status} (not retried)" in caplog.text
+
+
+def test_redirect_is_not_followed_as_a_get_without_the_payload(hook: Hook) -> None:
+    hook.answers = [302]
+    hook.headers = {"Location": "/elsewhere"}
+    assert send_webhook(hook.url, {"n": 1}, attempts=5, **FAST) is False
+    assert [(r.method, r.path) for r in hook.received] == [("POST", "/hook")]
+
+
+def test_retry_after_of_a_429_is_waited_for(hook: Hook) -> None:
+    hook.answers = [429]
+    hook.headers = {"Retry-After": "30"}
+    stop = threading.Event()
+    thread, result = in_thread(lambda: send_webhook(hook.url, {}, stop=stop, **FAST))
+    wait_until(lambda: len(hook.received) == 1, 10, "the first attempt")
+    # The backoff alone (0.01 s) would have retried long ago; Retry-After holds it.
+    assert not stop.wait(1.0)
+    assert len(hook.received) == 1
+    stop.set()
+    thread.join(timeout=10)
+    assert result == [False]
+
+
+def test_unreachable_port_returns_false_without_raising(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+    with caplog.at_level(logging.INFO, logger="regcore.notify"):
+        thread, result = in_thread(lambda: send_webhook(url, {"n": 1}, attempts=3, **FAST))
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "send_webhook hung on a closed port"
+    assert result == [False]
+    assert "ConnectionRefusedError" in caplog.text
+    assert "after 3 attempts" in caplog.text
+
+
+def test_stop_event_cuts_the_backoff_short(hook: Hook) -> None:
+    hook.answers = [500] * 10
+    stop = threading.Event()
+    # Without the stop event this would wait 60 s before its second attempt.
+    thread, result = in_thread(
+        lambda: send_webhook(hook.url, {}, attempts=5, backoff_s=60, stop=stop)
+    )
+    wait_until(lambda: len(hook.received) == 1, 10, "the first attempt")
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the backoff did not end when stop was set"
+    assert result == [False]
+    assert len(hook.received) == 1
+
+
+def test_stop_already_set_still_makes_one_attempt_and_no_retry(hook: Hook) -> None:
+    stop = threading.Event()
+    stop.set()
+    assert send_webhook(hook.url, {"n": 1}, stop=stop, **FAST) is True
+    hook.answers = [500] * 10
+    assert send_webhook(hook.url, {"n": 2}, stop=stop, **FAST) is False
+    assert [r.json() for r in hook.received] == [{"n": 1}, {"n": 2}]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/hook",
+        "file:///etc/passwd",
+        "mailto:someone@example.com",
+        "https://",
+        "http://[::1/hook",
+        "http://example.com:port/hook",
+        "not a url",
+        "",
+    ],
+)
+def test_non_http_url_is_refused(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+        assert send_webhook(url, {"n": 1}, **FAST) is False
+    assert "use an http:// or https:// URL" in caplog.text
+
+
+def test_log_names_the_host_but_never_the_secret(
+    hook: Hook, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook.answers = [500] * 10
+    secret_url = f"{hook.url}/PATHSECRET?token=QUERYSECRET"
+    closed = f"http://127.0.0.1:{free_port()}/PATHSECRET?token=QUERYSECRET"
+    with caplog.at_level(logging.DEBUG, logger="regcore.notify"):
+        assert send_webhook(secret_url, {}, attempts=2, **FAST) is False
+        assert send_webhook(closed, {}, attempts=2, **FAST) is False
+        assert send_webhook("ftp://h/PATHSECRET?token=QUERYSECRET", {}, **FAST) is False
+        notify_in_background("QUERYSECRET", {}, **FAST).join(timeout=10)
+    assert len(caplog.records) >= 5
+    assert "PATHSECRET" not in caplog.text
+    assert "QUERYSECRET" not in caplog.text
+    assert hook.url.removesuffix("/hook") in caplog.text  # scheme://host:port
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth(
+    hook: Hook, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = hook.url.replace("http://", "http://alice:PASS%40WORD@")
+    with caplog.at_level(logging.DEBUG, logger="regcore.notify"):
+        assert send_webhook(url, {"n": 1}, **FAST) is True
+        hook.answers = [500] * 10
+        assert send_webhook(url, {"n": 1}, attempts=2, **FAST) is False
+    request = hook.received[0]
+    assert request.path == "/hook"
+    assert request.headers["Authorization"] == "Basic " + b64encode(b"alice:PASS@WORD").decode()
+    assert "PASS" not in caplog.text
+    assert "alice" not in caplog.text
+
+
+def test_url_that_cannot_be_requested_is_not_retried(
+    hook: Hook, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+        assert send_webhook(hook.url + "/a space", {}, attempts=5, **FAST) is False
+    assert hook.received == []
+    assert "invalid URL" in caplog.text
+    assert "(not retried)" in caplog.text
+
+
+def test_non_finite_floats_are_sent_as_null(hook: Hook) -> None:
+    assert send_webhook(hook.url, {"loss": math.inf, "x": [math.nan, 1.0]}, **FAST) is True
+    assert hook.received[0].json() == {"loss": None, "x": [None, 1.0]}
+
+
+def test_payload_that_is_not_json_is_not_sent(hook: Hook, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+        assert send_webhook(hook.url, {"x": object()}, **FAST) is False
+    assert hook.received == []
+    assert "not JSON" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"attempts": 0}, "attempts=0"),
+        ({"backoff_s": -1.0}, "backoff_s=-1.0"),
+        ({"timeout_s": 0.0}, "timeout_s=0.0"),
+    ],
+)
+def test_nonsensical_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        send_webhook("http://127.0.0.1/", {}, **kwargs)
+
+
+def test_background_notification_returns_at_once_and_delivers(hook: Hook) -> None:
+    hook.answers = [500]
+    payload: dict[str, Any] = {"n": 1}
+    thread = notify_in_background(hook.url, payload, **FAST)
+    assert thread.daemon
+    payload["n"] = 2  # serialized before the call returned
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert [r.json() for r in hook.received] == [{"n": 1}, {"n": 1}]
+
+
+def test_failing_background_notification_does_not_hold_its_caller(hook: Hook) -> None:
+    hook.answers = [500] * 10
+    stop = threading.Event()
+    thread = notify_in_background(hook.url, {}, backoff_s=60, stop=stop)
+    assert thread.is_alive()  # the caller got it back while the webhook still fails
+    wait_until(lambda: len(hook.received) == 1, 10, "the first attempt")
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+# The summary of an ended sweep.
+
+DISTRIBUTIONS = {
+    "method": CategoricalDistribution(["loss", "proximal"]),
+    "l1": FloatDistribution(1e-6, 1e-2, log=True),
+}
+
+
+def runner_trial(
+    value: float | list[float] | None,
+    *,
+    method: str,
+    l1: float,
+    state: TrialState = TrialState.COMPLETE,
+    **attrs: Any,
+) -> optuna.trial.FrozenTrial:
+    """A trial with the user attributes the worker's runner records."""
+    values = value if isinstance(value, list) else None
+    return create_trial(
+        state=state,
+        value=None if isinstance(value, list) else value,
+        values=values,
+        # A log range cannot hold 0: the baseline's parameter is the low end, as the runner's.
+        params={"method": method, "l1": max(l1, 1e-6)},
+        distributions=DISTRIBUTIONS,
+        user_attrs={"method": method, "l1": l1, "l2": 0.0, "lr": 1e-3, **attrs},
+    )
+
+
+def single_objective_study() -> optuna.Study:
+    study = optuna.create_study(study_name="summary-test")
+    study.set_user_attr("workload", "sparse_regression")
+    study.set_user_attr("spec", {"budget": {"n_trials": 6}, "notify": {"webhook_url": "x"}})
+    study.add_trial(runner_trial(0.9, method="loss", l1=0.0, baseline=True, sparsity=0.0))
+    study.add_trial(runner_trial(0.3, method="loss", l1=1e-4, sparsity=0.1))
+    study.add_trial(runner_trial(0.2, method="proximal", l1=1e-3, sparsity=0.7))
+    study.add_trial(
+        runner_trial(
+            None,
+            method="proximal",
+            l1=1e-2,
+            state=TrialState.FAIL,
+            val_loss=math.inf,
+            fail_reason="diverged: objective values [inf]",
+        )
+    )
+    study.add_trial(runner_trial(None, method="loss", l1=1e-5, state=TrialState.PRUNED))
+    return study
+
+
+def test_summary_is_valid_json_with_the_best_regularizer_line() -> None:
+    study = single_objective_study()
+    finished = datetime(2025, 3, 1, 6, 30, tzinfo=UTC)
+    summary = sweep_summary(
+        study, sweep_id="abc123", name="nightly", status="completed", finished_at=finished
+    )
+    text = json.dumps(summary, allow_nan=False)
+    assert json.loads(text) == summary
+    assert summary["event"] == "sweep.finished"
+    assert (summary["sweep_id"], summary["name"], summary["status"]) == (
+        "abc123",
+        "nightly",
+        "completed",
+    )
+    assert summary["workload"] == "sparse_regression"
+    assert summary["n_trials"] == 6
+    assert summary["trials"]["COMPLETE"] == 3
+    assert summary["trials"]["FAIL"] == 1
+    assert summary["trials"]["PRUNED"] == 1
+    assert summary["trials"]["RUNNING"] == 0
+    best = summary["best"]
+    assert best["number"] == 2
+    assert best["value"] == pytest.approx(0.2)
+    assert (best["method"], best["l1"], best["l2"], best["lr"]) == ("proximal", 1e-3, 0.0, 1e-3)
+    assert best["regularizer"] == 'Regularizer(model, l1=0.001, l2=0, method="proximal")'
+    assert best["regularizer"] == best_rows(study)[0].regularizer_line()
+    assert [r["method"] for r in summary["by_method"]] == ["loss", "proximal"]
+    assert summary["by_method"][0]["number"] == 1
+    assert summary["baseline"]["number"] == 0
+    assert summary["pareto"] is None
+    assert summary["finished_at"] == "2025-03-01T06:30:00Z"
+    assert "webhook_url" not in text  # the spec (and its secret URL) stays out
+
+
+def test_summary_turns_non_finite_floats_into_null() -> None:
+    study = optuna.create_study()
+    study.add_trial(create_trial(value=0.5, user_attrs={"method": "loss", "l1": 0.1}))
+    summary = sweep_summary(study, sweep_id="s", name="n", status="completed")
+    assert summary["best"]["lr"] is None  # unknown learning rate: nan
+    json.dumps(summary, allow_nan=False)
+
+
+def test_summary_of_a_two_objective_sweep_lists_the_pareto_front() -> None:
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    study.add_trial(runner_trial([0.1, 0.1], method="loss", l1=1e-4))
+    study.add_trial(runner_trial([0.2, 0.5], method="proximal", l1=1e-3))
+    study.add_trial(runner_trial([0.4, 0.05], method="loss", l1=1e-5))  # dominated
+    summary = sweep_summary(
+        study, sweep_id="s", name="two", status="completed", workload="digits_mlp", n_trials=3
+    )
+    json.dumps(summary, allow_nan=False)
+    assert summary["directions"] == ["minimize", "maximize"]
+    assert summary["best"] is None
+    assert summary["by_method"] is None
+    assert [p["number"] for p in summary["pareto"]] == [0, 1]
+    assert summary["pareto"][1]["values"] == [0.2, 0.5]
+    assert summary["pareto"][1]["regularizer"].startswith("Regularizer(model, l1=0.001")
+
+
+def test_summary_of_a_sweep_without_complete_trials_has_no_best() -> None:
+    study = optuna.create_study()
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"fail_reason": "x"}))
+    summary = sweep_summary(study, sweep_id="s", name="n", status="failed", error="boom")
+    assert summary["best"] is None
+    assert summary["by_method"] == []
+    assert summary["error"] == "boom"
+    assert summary["workload"] is None
+    assert summary["n_trials"] is None
+
+
+def test_summary_is_delivered_by_webhook(hook: Hook) -> None:
+    study = single_objective_study()
+    summary = sweep_summary(study, sweep_id="abc", name="nightly", status="completed")
+    assert send_webhook(hook.url, summary, **FAST) is True
+    delivered = hook.received[0].json()
+    assert delivered["best"]["regularizer"] == best_rows(study)[0].regularizer_line()
