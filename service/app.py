@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from regcore.batch import BatchSpec
 from regcore.spec import SweepSpec
 from service.auth import TokenRegistry
 from service.deps import Database
@@ -22,6 +23,7 @@ from service.errors import install_error_handlers
 from service.limits import MIB, BodyLimitMiddleware
 from service.metrics import LatencyMiddleware, ServiceMetrics
 from service.routes import ROUTERS
+from service.study_view import BestCache
 
 DESCRIPTION = """\
 Submit sweeps over L1/L2 regularization (λ₁, λ₂ and the implementation method), follow
@@ -64,6 +66,7 @@ def create_app(
     app.state.database = database
     app.state.tokens = TokenRegistry(api_tokens, read_only_open=read_only_open)
     app.state.metrics = ServiceMetrics(database=database)
+    app.state.best_cache = BestCache()
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -75,8 +78,8 @@ def create_app(
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, plus SweepSpec's (the create route reads its body itself, to list
-    every problem of a spec the way ``regsweep validate`` does)."""
+    """FastAPI's schema, plus SweepSpec's and BatchSpec's (the create routes read their
+    bodies themselves, to list every problem the way ``regsweep validate`` does)."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title,
@@ -84,11 +87,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             description=app.description,
             routes=app.routes,
         )
-        spec = SweepSpec.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for name, definition in {**spec.pop("$defs", {}), "SweepSpec": spec}.items():
-            if name in components:  # pragma: no cover - a dev renamed a response model
-                raise RuntimeError(f"OpenAPI component {name!r} defined twice; rename one")
-            components[name] = definition
+        for model in (SweepSpec, BatchSpec):
+            spec = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in {**spec.pop("$defs", {}), model.__name__: spec}.items():
+                if components.get(name, definition) != definition:  # pragma: no cover
+                    raise RuntimeError(f"OpenAPI component {name!r} defined twice; rename one")
+                components[name] = definition
         app.openapi_schema = schema
     return app.openapi_schema

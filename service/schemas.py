@@ -89,8 +89,52 @@ class WorkerOut(BaseModel):
     last_heartbeat: datetime
     current_sweep_id: str | None
     current_trial_number: int | None
+    claims: int = Field(description="trials this worker has claimed since it started")
+    claim_seconds: float = Field(description="seconds those claims took in all")
 
 
 class WorkerList(BaseModel):
     data: list[WorkerOut]
     count: int
+
+
+class BatchEstimate(BaseModel):
+    """Whether a batch fits before its deadline with the workers registered now."""
+
+    workers: int = Field(description="workers registered when the batch was submitted")
+    trials: int = Field(description="trials of all the batch's sweeps")
+    trial_seconds: dict[str, float | None] = Field(
+        description="per workload: median wall time of its past trials (null: never run)"
+    )
+    needed_s: float | None = Field(description="trial time of the known workloads ÷ workers")
+    available_s: float | None = Field(description="seconds from now to the deadline")
+    fits: bool | None = Field(description="null when it cannot be told")
+    warnings: list[str]
+
+
+class BatchSweep(SweepOut):
+    """A sweep of a batch, with how far it got and the best it found."""
+
+    workload: str
+    progress: Progress
+    best_value: float | None
+    best_method: str | None
+    best_l1: float | None
+    best_l2: float | None
+    estimated_finish: datetime | None = Field(
+        description="finished_at once final; else extrapolated from its trials so far"
+    )
+
+
+class BatchOut(BaseModel):
+    name: str
+    owner: str | None
+    deadline: datetime | None
+    created_at: datetime
+    finished_at: datetime | None = Field(description="when its last sweep ended")
+    status: dict[str, int] = Field(description="its sweeps by status")
+    sweeps: list[BatchSweep]
+
+
+class BatchCreated(BatchOut):
+    estimate: BatchEstimate

@@ -1,9 +1,10 @@
 """One router per resource, each with its own prefix and tags."""
 
-from service.routes import health, methods, metrics, sweeps, workers, workloads
+from service.routes import batches, health, methods, metrics, sweeps, workers, workloads
 
 ROUTERS = (
     sweeps.router,
+    batches.router,
     workloads.router,
     methods.router,
     workers.router,

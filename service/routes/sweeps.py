@@ -8,20 +8,21 @@ user attributes, before any worker starts.
 from __future__ import annotations
 
 import contextlib
-import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import optuna
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import HTMLResponse
 
-from regcore import store
+from regcore import export, store
+from regcore.announce import announce_end
 from regcore.spec import SpecError, SweepSpec, parse_spec
-from regcore.spec._suggest import create_sampler
 from regcore.studies import open_study
-from service import study_view
+from service import reports, study_view
 from service.auth import ReaderDep, WriterDep
+from service.bodies import read_json, spec_problems
 from service.deps import EngineDep, StorageDep, SweepDep
-from service.errors import ERROR_RESPONSES, ApiError, Problem
+from service.errors import ERROR_RESPONSES, ApiError
 from service.schemas import (
     SweepDetail,
     SweepOut,
@@ -35,8 +36,6 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], responses=ERROR_RESPONS
 
 Limit = Annotated[int, Query(ge=1, le=500, description="items per page")]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="items to skip")]
-# Far beyond any spec (about 5 levels), far below Python's recursion limit.
-MAX_DEPTH = 32
 _SPEC_BODY = {
     "requestBody": {
         "required": True,
@@ -61,61 +60,11 @@ _SPEC_BODY = {
 
 async def read_spec(request: Request) -> SweepSpec:
     """The body as a SweepSpec; 422 listing every problem (as ``regsweep validate`` does)."""
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if kind != "application/json" and not kind.endswith("+json"):
-        raise ApiError(
-            415, f"send the spec as JSON with Content-Type: application/json, not {kind!r}"
-        )
+    data = await read_json(request, what="sweep spec")
     try:
-        data: Any = json.loads(await request.body())
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        raise ApiError(422, f"the body is not valid JSON ({where}); send a sweep spec") from None
-    except UnicodeDecodeError:
-        raise ApiError(422, "the body is not UTF-8 JSON; send a sweep spec as JSON") from None
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise ApiError(422, f"the body is not usable JSON ({exc}); send a sweep spec") from None
-    except RecursionError:  # nested past Python's stack
-        raise _too_deep() from None
-    if _depth(data) > MAX_DEPTH:
-        raise _too_deep()
-    try:
-        spec = parse_spec(data)
+        return parse_spec(data)
     except SpecError as exc:
-        problems = [Problem(field=p.field or None, message=p.message) for p in exc.problems]
-        first = problems[0]
-        detail = first.message if len(problems) == 1 else f"{len(problems)} problems in the spec"
-        raise ApiError(422, detail, field=first.field, problems=problems) from None
-    _check_sampler_options(spec)
-    return spec
-
-
-def _too_deep() -> ApiError:
-    return ApiError(422, f"the body nests deeper than {MAX_DEPTH} levels; no spec does that")
-
-
-def _depth(data: Any) -> int:
-    """How deeply ``data`` nests, without recursion (a hostile body may nest very deep)."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if level <= MAX_DEPTH:
-            children = item.values() if isinstance(item, dict) else item
-            if isinstance(item, dict | list):
-                stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
-def _check_sampler_options(spec: SweepSpec) -> None:
-    """The spec passes ``sampler.options`` to Optuna unchecked; building the sampler here
-    turns a keyword it refuses into a 422, not a failed submission (or a failing worker)."""
-    try:
-        create_sampler(spec)
-    except (TypeError, ValueError) as exc:
-        message = f"Optuna's {spec.sampler.name} sampler refused these options ({exc}); fix them"
-        problem = Problem(field="sampler.options", message=message)
-        raise ApiError(422, message, field=problem.field, problems=[problem]) from None
+        raise spec_problems(exc) from None
 
 
 _RENAME = "give the spec another name, or delete the old one first"
@@ -181,24 +130,37 @@ def read_sweeps(
 
 @router.get("/{sweep_id}")
 def read_sweep(
-    _caller: ReaderDep, sweep: SweepDep, engine: EngineDep, storage: StorageDep
+    _caller: ReaderDep, sweep: SweepDep, engine: EngineDep, storage: StorageDep, request: Request
 ) -> SweepDetail:
     """One sweep: its spec, trial counts, progress and best trial (or Pareto front)."""
-    counts = study_view.trial_counts(engine, sweep.study_name)
-    failures = study_view.final_failures(engine, sweep.study_name)
+    counts = store.count_trials(engine, sweep.study_name)
+    cache: study_view.BestCache = request.app.state.best_cache
+    best, pareto = cache.get(
+        storage,
+        sweep_id=sweep.id,
+        study_name=sweep.study_name,
+        complete=counts.by_state["COMPLETE"],
+    )
     n_trials = int(sweep.spec.get("budget", {}).get("n_trials", 1))
-    best, pareto = study_view.best_of(study_view.load(storage, sweep.study_name))
     return SweepDetail(
         **SweepOut.of(sweep).model_dump(),
         spec=sweep.spec,
-        trials=counts,
-        progress=study_view.progress(counts, final_failures=failures, n_trials=n_trials),
+        trials=dict(counts.by_state),
+        progress=study_view.progress(counts, n_trials=n_trials),
         best=best,
         pareto=pareto,
     )
 
 
-@router.get("/{sweep_id}/trials")
+_EXPORTS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "a page of trials; with format=csv or json, every trial as flat rows",
+    }
+}
+
+
+@router.get("/{sweep_id}/trials", response_model=TrialPage, responses=_EXPORTS)
 def read_trials(
     _caller: ReaderDep,
     sweep: SweepDep,
@@ -206,17 +168,38 @@ def read_trials(
     state: TrialStateName | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> TrialPage:
+    format: Annotated[
+        Literal["csv", "json"] | None,
+        Query(description="export every trial as flat rows (params_*, attrs_*) in a file"),
+    ] = None,
+) -> TrialPage | Response:
     """The sweep's trials by number, with params, values, state and user attributes."""
     study = study_view.load(storage, sweep.study_name)
+    if format is not None:
+        return _export(study, sweep.name, format)
     data, count = study_view.trial_page(study, state=state, limit=limit, offset=offset)
     return TrialPage(data=data, count=count)
 
 
+def _export(study: optuna.Study | None, name: str, kind: str) -> Response:
+    if study is None:
+        text = "" if kind == "csv" else "[]"
+    else:
+        text = export.to_csv(study) if kind == "csv" else export.to_json(study)
+    media = "text/csv" if kind == "csv" else "application/json"
+    headers = {"Content-Disposition": f'attachment; filename="{name}-trials.{kind}"'}
+    return Response(text, media_type=media, headers=headers)
+
+
 @router.post("/{sweep_id}/cancel")
-def cancel_sweep(_owner: WriterDep, sweep: SweepDep, engine: EngineDep) -> SweepOut:
+def cancel_sweep(
+    _owner: WriterDep, sweep: SweepDep, engine: EngineDep, storage: StorageDep
+) -> SweepOut:
     """Cancel a queued or running sweep: no trial of it starts from now on."""
-    return SweepOut.of(store.request_cancel(engine, sweep.id))
+    cancelled = store.request_cancel(engine, sweep.id)
+    if sweep.status != "cancelled":  # this call ended it: its webhook (and its batch's)
+        announce_end(engine, storage, sweep.id)
+    return SweepOut.of(cancelled)
 
 
 @router.delete("/{sweep_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -232,3 +215,9 @@ def delete_sweep(
     with contextlib.suppress(KeyError):  # the study is already gone
         optuna.delete_study(study_name=sweep.study_name, storage=storage)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{sweep_id}/report", response_model=None, responses={200: reports.HTML})
+def read_report(_caller: ReaderDep, sweep: SweepDep, storage: StorageDep) -> HTMLResponse:
+    """One self-contained HTML report of the sweep (it opens offline)."""
+    return reports.sweep_response(storage, sweep)

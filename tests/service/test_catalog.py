@@ -62,4 +62,10 @@ async def test_openapi_documents_the_spec_and_the_error_shape(client: httpx.Asyn
     error = create["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert error == "#/components/schemas/ErrorBody"
     summaries = [op["summary"] for path in schema["paths"].values() for op in path.values()]
-    assert len(summaries) == 12
+    assert len(summaries) == 16
+    batch = schema["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["application/json"]
+    assert batch["schema"]["$ref"] == "#/components/schemas/BatchSpec"
+    assert (
+        "text/html"
+        in schema["paths"]["/v1/sweeps/{sweep_id}/report"]["get"]["responses"]["200"]["content"]
+    )

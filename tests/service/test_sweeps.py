@@ -6,7 +6,10 @@ what a real sweep leaves behind.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import time
 
 import httpx
 import optuna
@@ -14,6 +17,8 @@ import pytest
 
 from regcore.store import create_engine_for, create_storage, set_status
 from tests.service.conftest import make_spec
+from tests.waiting import wait_until
+from tests.webhooks import receiving
 
 pytestmark = pytest.mark.anyio
 
@@ -96,6 +101,23 @@ async def test_read_sweep_reports_the_best_trial(
     assert body["best"]["values"] == [0.2]
     assert body["best"]["state"] == "COMPLETE"
     assert body["best"]["user_attrs"]["method"] == "proximal"
+
+
+async def test_read_sweep_follows_the_best_as_trials_complete(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    sweep_id = await submit(client, "moving-best")
+    _tell(database_url, "moving-best", 0.5)
+    first = (await client.get(f"/v1/sweeps/{sweep_id}")).json()
+    _tell(database_url, "moving-best", 0.7, None)  # worse, and pruned: the best stays
+    second = (await client.get(f"/v1/sweeps/{sweep_id}")).json()
+    _tell(database_url, "moving-best", 0.1)
+    third = (await client.get(f"/v1/sweeps/{sweep_id}")).json()
+
+    assert first["best"]["values"] == second["best"]["values"] == [0.5]
+    assert second["trials"]["COMPLETE"] == 2
+    assert third["best"]["values"] == [0.1]
+    assert third["progress"]["finished"] == 4
 
 
 async def test_two_objectives_report_the_pareto_front(
@@ -248,3 +270,38 @@ async def test_unknown_ids_are_404(
     body = response.json()
     assert body["field"] == "sweep_id"
     assert "GET /v1/sweeps" in body["detail"]
+
+
+async def test_trials_export_as_csv_and_json(client: httpx.AsyncClient, database_url: str) -> None:
+    sweep_id = await submit(client, "exported")
+    _tell(database_url, "exported", 0.5, None, math.inf)
+
+    as_csv = await client.get(f"/v1/sweeps/{sweep_id}/trials", params={"format": "csv"})
+    as_json = await client.get(f"/v1/sweeps/{sweep_id}/trials", params={"format": "json"})
+
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="exported-trials.csv"' in as_csv.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [r["state"] for r in rows] == ["COMPLETE", "PRUNED", "COMPLETE"]
+    assert rows[0]["attrs_method"] == "proximal"
+    records = as_json.json()
+    assert [r["value_0"] for r in records] == [0.5, None, None]  # inf is null in JSON
+    assert "params_l2" in records[0]
+
+
+async def test_cancel_sends_the_sweeps_webhook_once(client: httpx.AsyncClient) -> None:
+    with receiving() as receiver:
+        sweep_id = await submit(client, "hooked", notify={"webhook_url": receiver.url})
+        await client.post(f"/v1/sweeps/{sweep_id}/cancel")
+        await client.post(f"/v1/sweeps/{sweep_id}/cancel")  # already cancelled: no second
+        wait_until(lambda: len(receiver.bodies) >= 1, 30, "the webhook")
+        time.sleep(0.5)
+
+    assert len(receiver.bodies) == 1
+    body = receiver.bodies[0]
+    assert (body["event"], body["sweep_id"], body["status"]) == (
+        "sweep.finished",
+        sweep_id,
+        "cancelled",
+    )
+    assert body["trials"]["WAITING"] == 1  # the baseline never ran

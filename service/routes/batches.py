@@ -1,0 +1,137 @@
+"""``/v1/batches``: submit many sweeps as one named batch, and follow it.
+
+Submitting queues every sweep of the batch (and creates their Optuna studies) or none, and
+answers with an estimate of whether the batch fits before its deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated
+
+import optuna
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.responses import HTMLResponse
+
+from regcore.batch import BatchSpec, parse_batch
+from regcore.spec import SpecError
+from regcore.store import (
+    BatchNotFoundError,
+    BatchRow,
+    batch_sweeps,
+    delete_batch,
+    get_batch,
+    insert_batch,
+)
+from regcore.studies import open_study
+from service import batch_view, reports
+from service.auth import ReaderDep, WriterDep
+from service.bodies import read_json, spec_problems
+from service.deps import EngineDep, StorageDep
+from service.errors import ERROR_RESPONSES, ApiError
+from service.study_view import BestCache
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=ERROR_RESPONSES)
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/BatchSpec"},
+                "example": {
+                    "name": "nightly",
+                    "deadline": "07:00",
+                    "template": {
+                        "name": "digits",
+                        "workload": {"name": "digits_mlp"},
+                        "search_space": {"l1": {"low": 1e-6, "high": 1e-2, "log": True}, "l2": 0},
+                        "budget": {"n_trials": 20},
+                    },
+                    "matrix": {"search_space.method": ["proximal", "loss"]},
+                },
+            }
+        },
+    }
+}
+
+
+async def read_batch_body(request: Request) -> BatchSpec:
+    """The body as a BatchSpec; 422 listing every problem of every sweep in it."""
+    data = await read_json(request, what="batch")
+    try:
+        return parse_batch(data)
+    except SpecError as exc:
+        raise spec_problems(exc) from None
+
+
+BatchDep = Annotated[BatchSpec, Depends(read_batch_body)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_BATCH_BODY)
+def create_batch(
+    owner: WriterDep,
+    batch: BatchDep,
+    engine: EngineDep,
+    storage: StorageDep,
+    request: Request,
+    response: Response,
+) -> batch_view.BatchCreated:
+    """Submit a batch (sweeps, or a template and a matrix) with one deadline."""
+    try:
+        specs = batch.expand()
+    except SpecError as exc:
+        raise spec_problems(exc) from None
+    for spec in specs:
+        with contextlib.suppress(KeyError):
+            storage.get_study_id_from_name(spec.name)
+            raise ApiError(409, f"an Optuna study named {spec.name!r} exists", field="name")
+    row, sweeps = insert_batch(
+        engine,
+        name=batch.name,
+        spec_json=batch.model_dump(mode="json"),
+        sweeps_json=[s.to_json_dict() for s in specs],
+        owner=owner,
+        deadline=batch.deadline,
+        webhook_url=batch.notify.webhook_url,
+    )
+    try:
+        for spec, sweep in zip(specs, sweeps, strict=True):
+            open_study(spec, storage, user_attrs={"sweep_id": sweep.id, "batch": batch.name})
+    except BaseException:
+        delete_batch(engine, batch.name)  # no queued sweep without its study
+        for spec in specs:
+            with contextlib.suppress(KeyError):
+                optuna.delete_study(study_name=spec.name, storage=storage)
+        raise
+    response.headers["Location"] = str(request.app.url_path_for("read_batch", name=row.name))
+    cache: BestCache = request.app.state.best_cache
+    out = batch_view.batch_out(engine, storage, cache, row, sweeps)
+    estimate = batch_view.estimate(engine, specs, deadline=batch.deadline)
+    return batch_view.BatchCreated(**out.model_dump(), estimate=estimate)
+
+
+def get_batch_or_404(name: str, engine: EngineDep) -> BatchRow:
+    try:
+        return get_batch(engine, name)
+    except BatchNotFoundError as exc:
+        raise ApiError(404, str(exc), field="name") from None
+
+
+BatchRowDep = Annotated[BatchRow, Depends(get_batch_or_404)]
+
+
+@router.get("/{name}")
+def read_batch(
+    _caller: ReaderDep, batch: BatchRowDep, engine: EngineDep, storage: StorageDep, request: Request
+) -> batch_view.BatchOut:
+    """A batch: every sweep's status, trials done/total, best so far and estimated finish."""
+    cache: BestCache = request.app.state.best_cache
+    return batch_view.batch_out(engine, storage, cache, batch, batch_sweeps(engine, batch.name))
+
+
+@router.get("/{name}/report", response_model=None, responses={200: reports.HTML})
+def read_batch_report(
+    _caller: ReaderDep, batch: BatchRowDep, engine: EngineDep, storage: StorageDep
+) -> HTMLResponse:
+    """One self-contained HTML report of the batch: its sweeps side by side."""
+    return reports.batch_response(storage, batch, batch_sweeps(engine, batch.name))
