@@ -3,6 +3,7 @@ a SQLite database, and a client speaking REST."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,8 +56,8 @@ class Product:
     def _regsweep(self, *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "regcore.cli", *args], env=self.env)
 
-    def start_service(self) -> None:
-        self.service = self._regsweep("serve", "--port", str(self.port))
+    def start_service(self, *options: str) -> None:
+        self.service = self._regsweep("serve", "--port", str(self.port), *options)
 
         def ready() -> bool:
             try:
@@ -185,3 +186,65 @@ def test_the_cli_submits_shows_and_cancels_through_the_service(product: Product)
     assert "queued" in regsweep("status")
     assert "cancelled" in regsweep("cancel", sweep_id)
     assert product.sweep(sweep_id)["status"] == "cancelled"
+
+
+def test_serve_with_worker_is_a_whole_service_in_one_command(tmp_path: Path) -> None:
+    product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    try:
+        product.start_service("--with-worker")
+        sweep_id = product.submit("e2e-one-command", 4, priority=0)
+        wait_until(lambda: product.sweep(sweep_id)["status"] == "completed", 180, "the sweep")
+        assert product.sweep(sweep_id)["trials"]["COMPLETE"] == 4
+
+        def workers() -> list[dict[str, Any]]:
+            data: list[dict[str, Any]] = product.client.get("/v1/workers").json()["data"]
+            return data
+
+        # One embedded worker, whose heartbeat reports the 4 trials it claimed.
+        wait_until(lambda: [w["claims"] for w in workers()] == [4], 30, "the claim count")
+        assert workers()[0]["claim_seconds"] > 0
+        product.stop_service()  # stops the embedded worker too, which deregisters
+
+        engine = sa.create_engine(product.env["REGSWEEP_DATABASE_URL"])
+        with engine.connect() as connection:
+            left = connection.execute(sa.text("SELECT count(*) FROM workers")).scalar_one()
+        engine.dispose()
+        assert left == 0
+    finally:
+        product.close()
+
+
+def test_the_cli_submits_a_batch_and_saves_reports_and_exports(tmp_path: Path) -> None:
+    product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    examples = Path(__file__).resolve().parents[1] / "examples"
+
+    def regsweep(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "regcore.cli", *args],
+            env={**product.env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    try:
+        product.start_service()
+        submitted = regsweep("batch", "submit", str(examples / "batches" / "nightly.yaml"))
+        status = regsweep("batch", "status", "nightly")
+        regsweep("report", "--batch", "nightly")
+        sweep = product.client.get("/v1/batches/nightly").json()["sweeps"][0]
+        regsweep("report", sweep["id"], "-o", "one.html")
+        exported = json.loads(regsweep("export", sweep["id"], "--format", "json"))
+    finally:
+        product.close()
+
+    assert "submitted batch nightly: 12 sweeps" in submitted
+    assert "no worker is registered" in submitted
+    assert status.count("queued") == 12
+    assert "nightly-l1-vs-l2-digits_cnn-proximal.loss-1" in status
+    assert "plotly" in (tmp_path / "nightly.html").read_text()
+    assert sweep["name"] in (tmp_path / "one.html").read_text()
+    assert [(t["state"], t["attrs_baseline"]) for t in exported] == [("WAITING", True)]

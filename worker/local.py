@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec, parse_spec
 from regcore.spec._suggest import create_pruner, create_sampler
-from regcore.store import StudyLock, create_storage
+from regcore.store import StudyLock, count_trials, create_storage
 from regcore.studies import open_study
 from worker.budget import budget, claim
 from worker.runner import run_trial
@@ -44,6 +44,7 @@ class LocalOptions:
     storage_url: str
     workers: int = 1
     data_dir: Path | None = None
+    artifact_dir: Path | None = None  # where the best trials' weights go (optuna.artifacts)
     heartbeat_s: float = 10.0
     grace_s: float = 60.0
     max_retries: int = 2
@@ -60,21 +61,23 @@ class Progress:
     elapsed_s: float
 
 
-def progress_of(study: optuna.Study, n_trials: int, started: float) -> Progress:
-    trials = study.get_trials(deepcopy=False)
-    b = budget(study, n_trials)
+def progress_of(
+    storage: optuna.storages.RDBStorage, study: optuna.Study, n_trials: int, started: float
+) -> Progress:
+    counts = count_trials(storage.engine, study.study_name)
     best: float | None = None
     if len(study.directions) == 1:
-        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        values = [t.value for t in complete if t.value is not None]
         if values:
             maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
             best = max(values) if maximize else min(values)
     return Progress(
-        finished=b.finished,
+        finished=counts.finished,
         total=n_trials,
-        running=b.running,
-        pruned=sum(t.state == TrialState.PRUNED for t in trials),
-        failed=sum(t.state == TrialState.FAIL for t in trials),
+        running=counts.running,
+        pruned=counts.by_state["PRUNED"],
+        failed=counts.by_state["FAIL"],
         best=best,
         elapsed_s=time.monotonic() - started,
     )
@@ -155,9 +158,9 @@ def worker_main(
             if stop_at is not None and time.time() >= stop_at:
                 return
             optuna.storages.fail_stale_trials(study)
-            trial = claim(study, spec.budget.n_trials, lock)
+            trial = claim(study, spec.budget.n_trials, lock, storage=storage)
             if trial is None:
-                if budget(study, spec.budget.n_trials).running == 0:
+                if budget(storage, spec.name, spec.budget.n_trials).running == 0:
                     return
                 # Others are still running: one of them may die and need re-running.
                 stop.wait(_POLL_S)
@@ -170,6 +173,7 @@ def worker_main(
                     data_dir=options.data_dir,
                     device=device,
                     should_stop=stop.is_set,
+                    artifact_dir=options.artifact_dir,
                 )
     finally:
         lock.dispose()
@@ -209,7 +213,7 @@ def run_local_sweep(
             process.start()
         while any(p.is_alive() for p in processes):
             if on_progress is not None:
-                on_progress(progress_of(study, spec.budget.n_trials, started))
+                on_progress(progress_of(storage, study, spec.budget.n_trials, started))
             multiprocessing.connection.wait([p.sentinel for p in processes], timeout=_POLL_S)
         for process in processes:
             process.join()
@@ -217,10 +221,10 @@ def run_local_sweep(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if on_progress is not None:
-        on_progress(progress_of(study, spec.budget.n_trials, started))
+        on_progress(progress_of(storage, study, spec.budget.n_trials, started))
     if stop.is_set():
         return study, "interrupted"
-    if budget(study, spec.budget.n_trials).exhausted:
+    if budget(storage, spec.name, spec.budget.n_trials).exhausted:
         return study, "completed"
     crashed = [p.name for p in processes if p.exitcode != 0]
     if crashed:

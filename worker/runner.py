@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,13 @@ def run_trial(
     data_dir: Path | None = None,
     device: str | None = None,
     should_stop: Callable[[], bool] | None = None,
+    artifact_dir: Path | None = None,
 ) -> TrialState:
-    """Train the point ``trial`` suggests and tell ``study`` how it ended."""
+    """Train the point ``trial`` suggests and tell ``study`` how it ended.
+
+    With ``artifact_dir``, a trial better than every one before it keeps its weights there
+    (``optuna.artifacts``), so optuna-dashboard offers the best model for download.
+    """
     try:
         point = suggest(trial, spec)
         baseline = bool(trial.user_attrs.get("baseline", False))
@@ -111,8 +117,42 @@ def run_trial(
     values = [result.metrics[o.metric] for o in spec.objectives]
     if not all(math.isfinite(v) for v in values):
         return _fail(study, trial, f"diverged: objective values {values}", final=True)
+    if artifact_dir is not None and result.model is not None and _best_so_far(study, values):
+        _save_weights(trial, result.model, artifact_dir)
     study.tell(trial, values)
     return TrialState.COMPLETE
+
+
+def _best_so_far(study: optuna.Study, values: list[float]) -> bool:
+    if len(values) != 1:
+        return False  # two objectives have a front, not one best to keep
+    try:
+        best = study.best_value
+    except ValueError:  # no COMPLETE trial yet
+        return True
+    if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+        return values[0] > best
+    return values[0] < best
+
+
+def _save_weights(trial: optuna.Trial, model: torch.nn.Module, artifact_dir: Path) -> None:
+    """The trained weights as an artifact of ``trial`` (before ``tell``: a finished trial
+    takes no more attributes). Failing to save costs the artifact, never the trial."""
+    try:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        store = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
+        with tempfile.TemporaryDirectory(dir=artifact_dir) as scratch:
+            path = Path(scratch) / f"trial-{trial.number}-weights.pt"
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+            artifact_id = optuna.artifacts.upload_artifact(
+                artifact_store=store,
+                file_path=str(path),
+                study_or_trial=trial,
+                mimetype="application/octet-stream",
+            )
+        trial.set_user_attr("weights_artifact", artifact_id)
+    except Exception as exc:
+        _log.warning("trial %d: could not save its weights: %s", trial.number, exc)
 
 
 def _reporter(trial: optuna.Trial, spec: SweepSpec) -> Callable[[int, dict[str, Any]], None]:

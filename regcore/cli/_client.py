@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.table import Table
 
-from regcore.cli._app import app, console
+from regcore.cli._app import app, console, show
 from regcore.settings import Settings
 
 
-def _request(method: str, path: str, **kwargs: Any) -> Any:
+def call_service(method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
+    """The service's JSON answer (the response itself with ``raw``); exits on an error."""
     import httpx
 
     settings = Settings()
@@ -41,6 +41,8 @@ def _request(method: str, path: str, **kwargs: Any) -> Any:
         for problem in body.get("problems") or []:
             console.print(f"  {problem.get('field')}: {problem.get('message')}", highlight=False)
         raise typer.Exit(2 if response.status_code in (400, 409, 413, 422) else 1)
+    if raw:
+        return response
     return response.json() if response.content else None
 
 
@@ -50,7 +52,7 @@ def submit(spec: Annotated[Path, typer.Argument(help="Sweep spec, YAML or JSON."
     from regcore.cli._local import load_spec_or_exit
 
     loaded = load_spec_or_exit(spec)
-    sweep = _request("POST", "/v1/sweeps", json=loaded.to_json_dict())
+    sweep = call_service("POST", "/v1/sweeps", json=loaded.to_json_dict())
     console.print(f"submitted {sweep['name']}: id {sweep['id']} ({sweep['status']})")
 
 
@@ -67,7 +69,7 @@ def _table(sweeps: list[dict[str, Any]]) -> Table:
             s["name"],
             s["status"],
             str(s.get("priority", "")),
-            f"{progress.get('finished', '?')}/{progress.get('total', '?')}",
+            f"{progress.get('finished', '?')}/{progress.get('n_trials', '?')}",
             ", ".join(f"{v:.4g}" for v in values) or "–",
         )
     return table
@@ -81,27 +83,63 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until Ctrl-C.")] = False,
 ) -> None:
     """Show one sweep (or all) from the service."""
-    import threading
 
     def fetch() -> Table:
         if sweep_id is None:
-            return _table(_request("GET", "/v1/sweeps", params={"limit": 100})["data"])
-        return _table([_request("GET", f"/v1/sweeps/{sweep_id}")])
+            return _table(call_service("GET", "/v1/sweeps", params={"limit": 100})["data"])
+        return _table([call_service("GET", f"/v1/sweeps/{sweep_id}")])
 
-    if not watch:
-        console.print(fetch())
-        return
-    tick = threading.Event()
-    with Live(fetch(), console=console, refresh_per_second=1) as live:
-        try:
-            while not tick.wait(2.0):
-                live.update(fetch())
-        except KeyboardInterrupt:
-            pass
+    show(fetch, watch=watch)
 
 
 @app.command()
 def cancel(sweep_id: Annotated[str, typer.Argument(help="The sweep's id.")]) -> None:
     """Cancel a sweep: no new trial of it starts."""
-    sweep = _request("POST", f"/v1/sweeps/{sweep_id}/cancel")
+    sweep = call_service("POST", f"/v1/sweeps/{sweep_id}/cancel")
     console.print(f"{sweep['name']}: {sweep['status']}")
+
+
+@app.command()
+def report(
+    sweep_id: Annotated[str | None, typer.Argument(help="A sweep's id.")] = None,
+    batch: Annotated[str | None, typer.Option(help="A batch's name instead of a sweep.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="HTML file (default: NAME.html).")
+    ] = None,
+) -> None:
+    """Save a sweep's (or a batch's) self-contained HTML report."""
+    if (sweep_id is None) == (batch is None):
+        console.print("[red]give a sweep id or --batch NAME (one of them)[/red]")
+        raise typer.Exit(2)
+    path = f"/v1/batches/{batch}/report" if batch else f"/v1/sweeps/{sweep_id}/report"
+    response = call_service("GET", path, raw=True)
+    target = output or Path(_filename(response, f"{batch or sweep_id}.html"))
+    target.write_text(response.text, encoding="utf-8")
+    console.print(f"report written to {target} ({len(response.content) / 1e6:.1f} MB)")
+
+
+@app.command()
+def export(
+    sweep_id: Annotated[str, typer.Argument(help="A sweep's id.")],
+    format: Annotated[str, typer.Option(help="csv or json.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File (default: standard output).")
+    ] = None,
+) -> None:
+    """Export every trial of a sweep as CSV or JSON (params_*, attrs_* columns)."""
+    if format not in ("csv", "json"):
+        console.print(f"[red]--format takes csv or json, but got {format!r}[/red]")
+        raise typer.Exit(2)
+    path, params = f"/v1/sweeps/{sweep_id}/trials", {"format": format}
+    response = call_service("GET", path, params=params, raw=True)
+    if output is None:
+        typer.echo(response.text, nl=False)
+        return
+    output.write_text(response.text, encoding="utf-8")
+    console.print(f"trials written to {output}")
+
+
+def _filename(response: Any, default: str) -> str:
+    disposition = response.headers.get("content-disposition", "")
+    name = disposition.partition('filename="')[2].partition('"')[0]
+    return Path(name).name or default

@@ -113,6 +113,7 @@ def run(
         storage_url=storage or settings.database_url,
         workers=workers,
         data_dir=settings.data_dir,
+        artifact_dir=settings.artifact_dir,
         heartbeat_s=settings.heartbeat_s,
         grace_s=settings.grace_s,
         max_retries=settings.max_retries,

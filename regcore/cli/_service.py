@@ -40,6 +40,7 @@ def _worker_options(settings: Settings, device: str) -> WorkerOptions:
         database_url=settings.database_url,
         device=device,
         data_dir=settings.data_dir,
+        artifact_dir=settings.artifact_dir,
         heartbeat_s=settings.heartbeat_s,
         grace_s=settings.grace_s,
         max_retries=settings.max_retries,
@@ -150,3 +151,24 @@ def serve(
             child.join()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+) -> None:
+    """Run optuna-dashboard on REGSWEEP_DATABASE_URL, with REGSWEEP_ARTIFACT_DIR's artifacts."""
+    import optuna
+    import optuna_dashboard
+
+    from regcore.store import create_storage, upgrade_database
+
+    settings = Settings()
+    upgrade_database(settings.database_url)
+    settings.artifact_dir.mkdir(parents=True, exist_ok=True)
+    store = optuna.artifacts.FileSystemArtifactStore(str(settings.artifact_dir))
+    console.print(f"optuna-dashboard on http://{host}:{port} (artifacts: {settings.artifact_dir})")
+    optuna_dashboard.run_server(
+        create_storage(settings.database_url), host=host, port=port, artifact_store=store
+    )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
-import shutil
+import os
 import subprocess
 import sys
 import time
@@ -14,11 +15,14 @@ from typing import Any
 
 import optuna
 import pytest
+import torch
+from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec, parse_spec
 from regcore.store import create_storage
 from regcore.studies import open_study
 from tests.waiting import free_port
+from worker.runner import run_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -40,16 +44,20 @@ def get_json(url: str) -> Any:
 
 @pytest.fixture
 def dashboard(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """optuna-dashboard's own server on a fresh SQLite database: (database URL, base URL)."""
+    """``regsweep dashboard`` (optuna-dashboard's own server) on a fresh SQLite database and
+    artifact directory: (database URL, base URL)."""
     url = f"sqlite:///{tmp_path / 'dash.db'}"
-    create_storage(url)  # the dashboard opens with skip_table_creation: tables must exist
     port = free_port()
-    executable = shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent))
-    assert executable, "optuna-dashboard is a dependency of regsweep; reinstall the package"
+    env = {
+        **os.environ,
+        "REGSWEEP_DATABASE_URL": url,
+        "REGSWEEP_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+    }
     process = subprocess.Popen(
-        [executable, url, "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "regcore.cli", "dashboard", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -99,3 +107,24 @@ def test_open_study_queues_the_baseline_and_resumes(tmp_path: Path) -> None:
     (baseline,) = again.trials
     assert baseline.state == optuna.trial.TrialState.WAITING
     assert baseline.user_attrs == {"baseline": True}
+
+
+def test_the_dashboard_serves_the_best_trials_weights(
+    dashboard: tuple[str, str], tmp_path: Path
+) -> None:
+    url, base = dashboard
+    spec = make_spec()
+    study = open_study(spec, create_storage(url), user_attrs={"sweep_id": "abc123"})
+    state = run_trial(study, study.ask(), spec, artifact_dir=tmp_path / "artifacts")
+    assert state == TrialState.COMPLETE
+
+    summaries = get_json(f"{base}/api/studies")["study_summaries"]
+    (summary,) = [s for s in summaries if s["study_name"] == spec.name]
+    detail = get_json(f"{base}/api/studies/{summary['study_id']}")
+    (trial,) = [t for t in detail["trials"] if t["state"] == "Complete"]
+    (artifact,) = trial["artifacts"]
+    path = f"/artifacts/{summary['study_id']}/{trial['trial_id']}/{artifact['artifact_id']}"
+    with urllib.request.urlopen(base + path, timeout=10) as response:
+        weights = torch.load(io.BytesIO(response.read()), weights_only=True)
+    assert weights  # a state dict: parameter name → tensor
+    assert all(isinstance(v, torch.Tensor) for v in weights.values())

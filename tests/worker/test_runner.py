@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec, parse_spec
@@ -128,3 +129,23 @@ def test_a_pruner_stops_a_hopeless_trial(pruner: str, tmp_path: Path) -> None:
     study.enqueue_trial({"l1": 50.0})  # zeroes every weight: hopeless
     assert run_trial(study, study.ask(), spec) == TrialState.PRUNED
     assert study.trials[-1].user_attrs["epochs_run"] < 8
+
+
+def test_only_a_trial_better_than_all_before_keeps_its_weights(tmp_path: Path) -> None:
+    spec = make_spec(search_space={"l1": {"choices": [0.05, 5.0]}, "l2": 0.0, "method": "proximal"})
+    study = study_for(spec, tmp_path)
+    artifacts = tmp_path / "artifacts"
+    for l1 in (0.05, 5.0):  # the second, with a huge λ₁, is far worse
+        study.enqueue_trial({"l1": l1})
+        assert run_trial(study, study.ask(), spec, artifact_dir=artifacts) == TrialState.COMPLETE
+
+    good, bad = study.trials
+    assert bad.value is not None
+    assert good.value is not None
+    assert bad.value > good.value
+    assert "weights_artifact" not in bad.user_attrs
+    storage = create_storage(f"sqlite:///{tmp_path / 'runner.db'}")
+    (meta,) = optuna.artifacts.get_all_artifact_meta(good, storage=storage)
+    assert meta.artifact_id == good.user_attrs["weights_artifact"]
+    weights = torch.load(artifacts / meta.artifact_id, weights_only=True)
+    assert {k: v.shape for k, v in weights.items()}  # the model's state dict
