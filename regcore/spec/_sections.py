@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import optuna
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
@@ -166,6 +165,8 @@ class SamplerSpec(SpecModel):
 
     def _refused_by_optuna(self) -> list[InitErrorDetails]:
         """Build the sampler once: Optuna checks the options' values (types, ranges)."""
+        import optuna  # here, so reading a spec imports no Optuna until options need it
+
         sampler = getattr(optuna.samplers, _SAMPLERS[self.name])
         try:
             with warnings.catch_warnings():
@@ -190,6 +191,8 @@ _SAMPLERS = {
 def _sampler_keywords(name: str) -> dict[str, str]:
     """The keyword options of Optuna's sampler ``name`` and their annotations, as text (seed
     and search_space are the spec's own)."""
+    import optuna
+
     parameters = inspect.signature(getattr(optuna.samplers, _SAMPLERS[name])).parameters
     return {key: str(p.annotation) for key, p in parameters.items() if key not in _OWN_KEYWORDS}
 
