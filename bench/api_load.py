@@ -3,11 +3,16 @@
 For each engine (``sqlite``: a temporary file; ``postgresql``: a scratch database created on
 ``postgresql://postgres@127.0.0.1:5432`` and dropped at the end) this creates the tables
 (``regsweep db upgrade``), starts a real ``regsweep serve`` subprocess on a free loopback port
-with authentication off, waits for ``GET /readyz``, pre-creates a few sweeps, and then drives
+with authentication off, waits for ``GET /readyz``, pre-creates a few sweeps (each given
+``--trials`` finished trials), and then drives
 it with ``--concurrency`` asyncio clients sharing one ``httpx.AsyncClient`` pool:
 
 * ``read``: ``--reads`` requests ``GET /v1/sweeps/{id}``, cycling over the pre-created ids;
-* ``write``: ``--writes`` requests ``POST /v1/sweeps`` of new, uniquely named sweeps.
+* ``write``: ``--writes`` requests ``POST /v1/sweeps`` of new, uniquely named sweeps;
+* ``read every P s``: the same clients, each reading a sweep every ``--poll-s`` seconds
+  (``--poll-rounds`` times), as dashboards and ``regsweep status --watch`` poll: latency at
+  a steady offered load (``concurrency / poll_s`` req/s), where the phases above measure
+  saturation.
 
 Each request's latency is measured client-side (send to full response body). The server is
 stopped with SIGTERM at the end and the temporary database removed.
@@ -15,8 +20,10 @@ stopped with SIGTERM at the end and the temporary database removed.
 How to read the table: ``p50``/``p99``/``max`` are per-request latencies in milliseconds,
 with ``--concurrency`` requests in flight, so they include queueing inside the server (a
 single uvicorn process) — they are what a client sees under that load, not the cost of one
-request alone. ``req/s`` is requests divided by the phase's wall time. ``errors`` counts
-non-2xx answers and transport failures (it should be 0). After the table the target
+request alone: with clients that send the next request as soon as the last returns, the
+mean latency is ``concurrency / throughput`` (Little's law), whatever the server does.
+``req/s`` is requests divided by the phase's wall time. ``errors`` counts non-2xx answers
+and transport failures (it should be 0). After the table the target
 "reads p99 < 50 ms" is checked per engine. The load generator runs on the same machine as
 the server and the database, so on a small machine (2 cores) the three compete for the CPU;
 other processes on it also skew the numbers.
@@ -85,6 +92,29 @@ def spec(name: str) -> dict[str, Any]:
         "search_space": {"l1": {"low": 1e-4, "high": 1e-1, "log": True}, "l2": 0.0},
         "budget": {"n_trials": 5},
     }
+
+
+def fill_studies(url: str, names: list[str], n: int) -> None:
+    """Give each pre-created sweep ``n`` finished trials, as workers leave them, so a read
+    costs what it costs on a sweep under way (Optuna's own tables, written directly)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(url)
+    distribution = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        for i in range(n):
+            l1 = 1e-4 * 1.1**i
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"l1": l1},
+                    distributions={"l1": distribution},
+                    value=1.0 / (1 + i),
+                    user_attrs={"method": "proximal", "l1": l1, "l2": 0.0, "sparsity": 0.5},
+                )
+            )
+    storage.engine.dispose()
 
 
 def free_port() -> int:
@@ -198,6 +228,34 @@ async def run_phase(
     return latencies, errors, time.perf_counter() - start
 
 
+async def run_paced(
+    client: httpx.AsyncClient, paths: list[str], clients: int, period_s: float, rounds: int
+) -> tuple[list[float], dict[str, int], float]:
+    """``clients`` clients, each sending ``GET path`` every ``period_s`` (start times spread
+    over one period), ``rounds`` times: latency at a steady offered load, not saturation."""
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+
+    async def one(index: int) -> None:
+        next_at = time.perf_counter() + period_s * index / clients
+        for _ in range(rounds):
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            next_at += period_s
+            start = time.perf_counter()
+            try:
+                response = await client.get(paths[index % len(paths)])
+                kind = None if response.is_success else f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                kind = type(exc).__name__
+            latencies.append(time.perf_counter() - start)
+            if kind is not None:
+                errors[kind] = errors.get(kind, 0) + 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    return latencies, errors, time.perf_counter() - start
+
+
 def summarize(
     engine: str, operation: str, latencies: list[float], errors: dict[str, int], wall_s: float
 ) -> PhaseResult:
@@ -215,7 +273,7 @@ def summarize(
     )
 
 
-async def load(base: str, engine: str, args: argparse.Namespace) -> list[PhaseResult]:
+async def load(base: str, url: str, engine: str, args: argparse.Namespace) -> list[PhaseResult]:
     limits = httpx.Limits(
         max_connections=args.concurrency, max_keepalive_connections=args.concurrency
     )
@@ -226,6 +284,8 @@ async def load(base: str, engine: str, args: argparse.Namespace) -> list[PhaseRe
             response = await client.post("/v1/sweeps", json=spec(f"bench-{tag}-pre-{i}"))
             response.raise_for_status()
             ids.append(str(response.json()["id"]))
+        names = [f"bench-{tag}-pre-{i}" for i in range(PRECREATED)]
+        await asyncio.to_thread(fill_studies, url, names, args.trials)
         # Warm-up (untimed): open the pool's connections and the server's code paths.
         warm: list[Call] = [
             ("GET", f"/v1/sweeps/{ids[i % len(ids)]}", None) for i in range(args.concurrency)
@@ -243,6 +303,10 @@ async def load(base: str, engine: str, args: argparse.Namespace) -> list[PhaseRe
             if batch:
                 latencies, errors, wall = await run_phase(client, batch, args.concurrency)
                 results.append(summarize(engine, operation, latencies, errors, wall))
+        if args.poll_rounds:
+            paths = [f"/v1/sweeps/{i}" for i in ids]
+            paced = await run_paced(client, paths, args.concurrency, args.poll_s, args.poll_rounds)
+            results.append(summarize(engine, f"read every {args.poll_s:g} s", *paced))
         return results
 
 
@@ -262,6 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--writes", type=int, default=500, help="POST /v1/sweeps requests")
     parser.add_argument("--concurrency", type=int, default=50, help="clients in flight")
     parser.add_argument(
+        "--trials", type=int, default=50, help="finished trials in each pre-created sweep"
+    )
+    parser.add_argument(
+        "--poll-s", type=float, default=0.5, help="paced phase: each client reads this often"
+    )
+    parser.add_argument(
+        "--poll-rounds", type=int, default=40, help="paced phase: reads per client (0: skip)"
+    )
+    parser.add_argument(
         "--engines", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
@@ -279,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             tempfile.NamedTemporaryFile(prefix=f"regsweep-serve-{engine}-", suffix=".log") as log,
             running_server(url, Path(log.name)) as base,
         ):
-            results.extend(asyncio.run(load(base, engine, args)))
+            results.extend(asyncio.run(load(base, url, engine, args)))
 
     table = Table(title=f"regsweep API load ({args.concurrency} concurrent clients, loopback)")
     for column in ("engine", "operation", "requests", "p50 ms", "p99 ms", "max ms", "req/s"):
@@ -304,12 +377,12 @@ def main(argv: list[str] | None = None) -> int:
 
     targets: dict[str, bool] = {}
     for r in results:
-        if r.operation == "read":
+        if r.operation.startswith("read"):
             met = r.p99_ms < READ_P99_TARGET_MS
-            targets[r.engine] = met
+            targets[f"{r.engine} {r.operation}"] = met
             verdict = "[green]met[/green]" if met else "[red]NOT met[/red]"
             console.print(
-                f"{r.engine}: reads p99 < {READ_P99_TARGET_MS:.0f} ms: {verdict} "
+                f"{r.engine} {r.operation}: p99 < {READ_P99_TARGET_MS:.0f} ms: {verdict} "
                 f"(p99 {r.p99_ms:.1f} ms)"
             )
 
@@ -324,8 +397,11 @@ def main(argv: list[str] | None = None) -> int:
             "reads": args.reads,
             "writes": args.writes,
             "concurrency": args.concurrency,
+            "poll_s": args.poll_s,
+            "poll_rounds": args.poll_rounds,
             "engines": args.engines,
             "precreated_sweeps": PRECREATED,
+            "trials_per_sweep": args.trials,
         },
         "target": {"reads_p99_ms_below": READ_P99_TARGET_MS, "met": targets},
         "results": [asdict(r) for r in results],
