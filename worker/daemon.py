@@ -48,15 +48,11 @@ from regcore.store import (
 )
 from regcore.studies import SpecMismatchError, open_study
 from worker.budget import budget, claim
-from worker.runner import run_trial
+from worker.runner import DATABASE_ERRORS, run_trial
 
 _log = logging.getLogger(__name__)
 _WEBHOOK_WAIT_S = 15.0  # at exit, for webhooks still being sent
-_TRANSIENT = (
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    optuna.exceptions.StorageInternalError,
-)
+_TRANSIENT = DATABASE_ERRORS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy as sa
 import torch
 from optuna.trial import TrialState
 
@@ -26,6 +27,13 @@ from regcore.workloads import WorkloadError, build_workload
 from worker.training import DivergedError, TrainConfig, TrainingInterrupted, train_workload
 
 _log = logging.getLogger(__name__)
+
+#: Errors of the connection to the database, which say nothing about the trial's point.
+DATABASE_ERRORS = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    optuna.exceptions.StorageInternalError,
+)
 
 #: Metric names recorded on every finished trial, beside the workload's own.
 RESULT_ATTRS = ("epochs_run", "wall_s", "median_step_ms", "train_loss")
@@ -104,6 +112,10 @@ def run_trial(
         return _fail(study, trial, f"out of memory: {str(exc).splitlines()[0]}", final=True)
     except (WorkloadError, ValueError) as exc:
         return _fail(study, trial, f"invalid: {exc}", final=True)
+    except DATABASE_ERRORS:
+        # The database, not the trial, failed: no verdict on this point. The worker's loop
+        # retries with backoff and queues the trial again (it uses no budget).
+        raise
     except Exception as exc:  # a trial must never take its worker down
         _log.exception("trial %d of %s failed", trial.number, study.study_name)
         return _fail(study, trial, f"error: {type(exc).__name__}: {exc}", final=True)

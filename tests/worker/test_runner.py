@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy as sa
 import torch
 from optuna.trial import TrialState
 
@@ -149,3 +150,24 @@ def test_only_a_trial_better_than_all_before_keeps_its_weights(tmp_path: Path) -
     assert meta.artifact_id == good.user_attrs["weights_artifact"]
     weights = torch.load(artifacts / meta.artifact_id, weights_only=True)
     assert {k: v.shape for k, v in weights.items()}  # the model's state dict
+
+
+def test_a_lost_database_connection_is_no_verdict_on_the_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage mid-trial reaches the worker's loop (which retries and re-queues) instead of
+    being recorded as the point's final failure, which would use budget."""
+    spec = make_spec()
+    study = study_for(spec, tmp_path)
+    trial = study.ask()
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("SELECT 1", {}, ConnectionError("server closed"))
+
+    monkeypatch.setattr("worker.runner.build_workload", unreachable)
+    with pytest.raises(sa.exc.OperationalError):
+        run_trial(study, trial, spec)
+
+    frozen = study.trials[trial.number]
+    assert frozen.state == TrialState.RUNNING  # left for the worker to settle
+    assert "final_failure" not in frozen.user_attrs
