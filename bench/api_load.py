@@ -213,19 +213,27 @@ async def run_phase(
                 method, path, body = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            start = time.perf_counter()
-            try:
-                response = await client.request(method, path, json=body)
-                kind = None if response.is_success else f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                kind = type(exc).__name__
-            latencies.append(time.perf_counter() - start)
-            if kind is not None:
-                errors[kind] = errors.get(kind, 0) + 1
+            await timed(client, (method, path, body), latencies, errors)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies, errors, time.perf_counter() - start
+
+
+async def timed(
+    client: httpx.AsyncClient, call: Call, latencies: list[float], errors: dict[str, int]
+) -> None:
+    """Send one request; add its latency, and its error kind if it failed."""
+    method, path, body = call
+    start = time.perf_counter()
+    try:
+        response = await client.request(method, path, json=body)
+        kind = None if response.is_success else f"HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        kind = type(exc).__name__
+    latencies.append(time.perf_counter() - start)
+    if kind is not None:
+        errors[kind] = errors.get(kind, 0) + 1
 
 
 async def run_paced(
@@ -241,15 +249,7 @@ async def run_paced(
         for _ in range(rounds):
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             next_at += period_s
-            start = time.perf_counter()
-            try:
-                response = await client.get(paths[index % len(paths)])
-                kind = None if response.is_success else f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                kind = type(exc).__name__
-            latencies.append(time.perf_counter() - start)
-            if kind is not None:
-                errors[kind] = errors.get(kind, 0) + 1
+            await timed(client, ("GET", paths[index % len(paths)], None), latencies, errors)
 
     start = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(clients)))

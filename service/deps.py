@@ -7,6 +7,7 @@ by itself when the database comes back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -16,7 +17,14 @@ import optuna
 import sqlalchemy as sa
 from fastapi import Depends, Request
 
-from regcore.store import SweepNotFoundError, SweepRow, create_engine_for, create_storage, get_sweep
+from regcore.store import (
+    SweepNotFoundError,
+    SweepRow,
+    create_engine_for,
+    create_storage,
+    get_sweep,
+    get_sweep_by_name,
+)
 from service.errors import ApiError
 
 _log = logging.getLogger(__name__)
@@ -113,3 +121,17 @@ def _not_found(sweep_id: str) -> ApiError:
 
 
 SweepDep = Annotated[SweepRow, Depends(get_sweep_or_404)]
+
+
+_RENAME = "give it another name, or delete the old one first"
+
+
+def refuse_taken_name(name: str, engine: sa.Engine, storage: optuna.storages.BaseStorage) -> None:
+    """409 when a sweep, or a study made outside the service (``regsweep run``), has the name:
+    a new sweep would otherwise resume that study's trials."""
+    with contextlib.suppress(SweepNotFoundError):
+        get_sweep_by_name(engine, name)
+        raise ApiError(409, f"a sweep named {name!r} exists; {_RENAME}", field="name")
+    with contextlib.suppress(KeyError):
+        storage.get_study_id_from_name(name)
+        raise ApiError(409, f"an Optuna study named {name!r} exists; {_RENAME}", field="name")

@@ -27,7 +27,7 @@ from regcore.studies import open_study
 from service import batch_view, reports
 from service.auth import ReaderDep, WriterDep
 from service.bodies import read_json, spec_problems
-from service.deps import EngineDep, StorageDep
+from service.deps import EngineDep, StorageDep, refuse_taken_name
 from service.errors import ERROR_RESPONSES, ApiError
 from service.study_view import BestCache
 
@@ -82,9 +82,7 @@ def create_batch(
     except SpecError as exc:
         raise spec_problems(exc) from None
     for spec in specs:
-        with contextlib.suppress(KeyError):
-            storage.get_study_id_from_name(spec.name)
-            raise ApiError(409, f"an Optuna study named {spec.name!r} exists", field="name")
+        refuse_taken_name(spec.name, engine, storage)
     row, sweeps = insert_batch(
         engine,
         name=batch.name,

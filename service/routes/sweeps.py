@@ -21,8 +21,8 @@ from regcore.studies import open_study
 from service import reports, study_view
 from service.auth import ReaderDep, WriterDep
 from service.bodies import read_json, spec_problems
-from service.deps import EngineDep, StorageDep, SweepDep
-from service.errors import ERROR_RESPONSES, ApiError
+from service.deps import EngineDep, StorageDep, SweepDep, refuse_taken_name
+from service.errors import ERROR_RESPONSES
 from service.schemas import (
     SweepDetail,
     SweepOut,
@@ -67,19 +67,7 @@ async def read_spec(request: Request) -> SweepSpec:
         raise spec_problems(exc) from None
 
 
-_RENAME = "give the spec another name, or delete the old one first"
 SpecDep = Annotated[SweepSpec, Depends(read_spec)]
-
-
-def _refuse_taken_name(name: str, engine: EngineDep, storage: StorageDep) -> None:
-    """409 when a sweep, or a study made outside the service (``regsweep run``), has the name:
-    the new sweep would otherwise resume that study's trials."""
-    with contextlib.suppress(store.SweepNotFoundError):
-        store.get_sweep_by_name(engine, name)
-        raise ApiError(409, f"a sweep named {name!r} exists; {_RENAME}", field="name")
-    with contextlib.suppress(KeyError):
-        storage.get_study_id_from_name(name)
-        raise ApiError(409, f"an Optuna study named {name!r} exists; {_RENAME}", field="name")
 
 
 @router.post(
@@ -97,7 +85,7 @@ def create_sweep(
     response: Response,
 ) -> SweepOut:
     """Submit a sweep spec: it is queued for the workers and its Optuna study created."""
-    _refuse_taken_name(spec.name, engine, storage)
+    refuse_taken_name(spec.name, engine, storage)
     row = store.insert_sweep(
         engine,
         spec_json=spec.to_json_dict(),
