@@ -161,9 +161,9 @@ class Worker:
         """Claim and run one trial; False when there was nothing to run."""
         assert self.worker_id is not None
         self._settle()
-        claim_started = time.perf_counter()
         for ended in expire_sweeps(self._engine):
             self._announce(ended)
+        claim_started = time.perf_counter()  # after the announcements, which are not claims
         now = time.monotonic()
         self._full = {k: v for k, v in self._full.items() if v > now}
         try:

@@ -145,9 +145,11 @@ def run(
         console.print("[yellow]interrupted[/yellow]: run the same command again to resume.")
     elif outcome == "deadline_reached":
         console.print("[yellow]stopped at the spec's timeout or deadline.[/yellow]")
+    # regsweep dashboard also serves the best trials' weights (REGSWEEP_ARTIFACT_DIR).
+    where = "" if storage is None else f"REGSWEEP_DATABASE_URL={options.storage_url} "
     console.print(
         f"Results are in [bold]{options.storage_url}[/bold] (study {loaded.name!r}). "
-        f"Open them with:\n  optuna-dashboard {options.storage_url}"
+        f"Open them with:\n  {where}regsweep dashboard"
     )
 
 
