@@ -38,7 +38,7 @@ from regcore.store._sweeps import (
     set_status,
 )
 from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, SWEEP_STATUSES, WORKER_STATUSES
-from regcore.store._trials import TrialCounts, count_trials
+from regcore.store._trials import TrialCounts, count_trials, count_trials_by_study
 from regcore.store._workers import (
     deregister_worker,
     heartbeat_worker,
@@ -67,6 +67,7 @@ __all__ = [
     "claim_next_sweep",
     "close_batch_if_done",
     "count_trials",
+    "count_trials_by_study",
     "create_engine_for",
     "create_storage",
     "current_revision",

@@ -12,9 +12,10 @@ instead of loading every trial: a claim reads the count on every trial it starts
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import sqlalchemy as sa
 from optuna.trial import TrialState
@@ -54,11 +55,11 @@ class TrialCounts:
         return self.finished + self.running
 
 
-def count_trials(engine: sa.Engine, study_name: str | None = None) -> TrialCounts:
-    """The trials of study ``study_name`` (of every study when None), in one query."""
+def _query(study_names: Sequence[str] | None, *, per_study: bool) -> sa.Select[Any]:
     final = trial_user_attributes.alias("final")
+    columns = [trials.c.state, sa.func.count(), sa.func.count(final.c.trial_id)]
     query = (
-        sa.select(trials.c.state, sa.func.count(), sa.func.count(final.c.trial_id))
+        sa.select(*columns, *([studies.c.study_name] if per_study else []))
         .select_from(trials)
         .outerjoin(
             final,
@@ -68,17 +69,39 @@ def count_trials(engine: sa.Engine, study_name: str | None = None) -> TrialCount
                 final.c.value_json == "true",
             ),
         )
-        .group_by(trials.c.state)
+        .group_by(trials.c.state, *([studies.c.study_name] if per_study else []))
     )
-    if study_name is not None:
-        query = query.join(studies, studies.c.study_id == trials.c.study_id).where(
-            studies.c.study_name == study_name
-        )
+    if per_study or study_names is not None:
+        query = query.join(studies, studies.c.study_id == trials.c.study_id)
+    if study_names is not None:
+        query = query.where(studies.c.study_name.in_(list(study_names)))
+    return query
+
+
+def _counts(rows: Iterable[tuple[Any, int, int]]) -> TrialCounts:
     by_state, final_failures = dict.fromkeys(STATES, 0), 0
-    with engine.connect() as connection:
-        for state, n, n_final in connection.execute(query):
-            name = state.name if isinstance(state, TrialState) else str(state)
-            by_state[name] = int(n)
-            if name == TrialState.FAIL.name:
-                final_failures = int(n_final)
+    for state, n, n_final in rows:
+        name = state.name if isinstance(state, TrialState) else str(state)
+        by_state[name] = int(n)
+        if name == TrialState.FAIL.name:
+            final_failures = int(n_final)
     return TrialCounts(by_state=MappingProxyType(by_state), final_failures=final_failures)
+
+
+def count_trials(engine: sa.Engine, study_name: str | None = None) -> TrialCounts:
+    """The trials of study ``study_name`` (of every study when None), in one query."""
+    query = _query(None if study_name is None else [study_name], per_study=False)
+    with engine.connect() as connection:
+        rows = [(state, n, n_final) for state, n, n_final in connection.execute(query)]
+    return _counts(rows)
+
+
+def count_trials_by_study(engine: sa.Engine, study_names: Sequence[str]) -> dict[str, TrialCounts]:
+    """The trials of each of ``study_names`` (a page of sweeps, say), in one query; a study
+    without trials, or missing, counts zero everywhere."""
+    rows: dict[str, list[tuple[Any, int, int]]] = {name: [] for name in study_names}
+    if study_names:
+        with engine.connect() as connection:
+            for state, n, n_final, name in connection.execute(_query(study_names, per_study=True)):
+                rows[name].append((state, n, n_final))
+    return {name: _counts(found) for name, found in rows.items()}

@@ -8,7 +8,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from regcore.store import count_trials, create_storage
+from regcore.store import count_trials, count_trials_by_study, create_storage
 
 
 def _study_with_every_kind_of_trial(url: str) -> str:
@@ -66,3 +66,16 @@ def test_an_unknown_study_has_no_trials(engine: sa.Engine) -> None:
 
     assert set(counts.by_state.values()) == {0}
     assert counts.used == 0
+
+
+def test_counts_many_studies_in_one_query_like_one_at_a_time(engine: sa.Engine, url: str) -> None:
+    first, second = _study_with_every_kind_of_trial(url), _study_with_every_kind_of_trial(url)
+    storage = create_storage(url)
+    optuna.create_study(study_name=f"empty-{uuid.uuid4().hex[:8]}", storage=storage)
+    storage.engine.dispose()
+
+    counts = count_trials_by_study(engine, [first, second, "no-such-study"])
+
+    assert counts[first] == counts[second] == count_trials(engine, first)
+    assert counts["no-such-study"].finished == counts["no-such-study"].running == 0
+    assert count_trials_by_study(engine, []) == {}
