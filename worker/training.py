@@ -16,10 +16,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from regcore.regularizers import Regularizer, l1_norm, l2_norm, sparsity
+from regcore.regularizers import OPTIMIZERS, OptimizerName, Regularizer, l1_norm, l2_norm, sparsity
 from regcore.workloads import Workload
 
-OptimizerName = Literal["sgd", "adam", "rmsprop"]
 Precision = Literal["fp32", "bf16"]
 
 
@@ -105,13 +104,18 @@ def resolve_device(device: str) -> torch.device:
 
 
 def make_optimizer(groups: list[dict[str, Any]], config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=config.lr, betas=config.betas)
-    if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=config.lr, momentum=config.momentum)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose sgd, adam or rmsprop")
+    """``config.optimizer``'s torch class with ``config.lr`` and the options it takes (its row
+    in :data:`~regcore.regularizers.OPTIMIZERS`: ``momentum`` for sgd, ``betas`` for adam)."""
+    kind = OPTIMIZERS.get(config.optimizer)
+    if kind is None:
+        *rest, last = OPTIMIZERS
+        raise ValueError(
+            f"unknown optimizer {config.optimizer!r}; choose {', '.join(rest)} or {last}"
+        )
+    options = {option: getattr(config, option) for option in kind.options}
+    # Optimizer's own __init__ takes no lr; every row's class does.
+    build: Callable[..., torch.optim.Optimizer] = kind.torch_class
+    return build(groups, lr=config.lr, **options)
 
 
 def regularization_metrics(model: nn.Module, reg: Regularizer) -> dict[str, float]:

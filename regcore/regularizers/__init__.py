@@ -23,6 +23,9 @@ Example::
     reg.attach(opt)
     ...  # train as usual, with loss = reg.penalize(loss)
     print(sparsity(model), reg.penalty().item())
+
+:data:`OPTIMIZERS` is the table of optimizers a sweep may name (torch class, options, the step
+``proximal`` thresholds with); the spec and the worker's training loop read it.
 """
 
 from regcore.regularizers._base import Attachment, BaseMethod
@@ -31,26 +34,42 @@ from regcore.regularizers._fused import FusedMethod
 from regcore.regularizers._hook import HookMethod
 from regcore.regularizers._loss import LossMethod
 from regcore.regularizers._metrics import l1_norm, l2_norm, sparsity
+from regcore.regularizers._optimizers import (
+    KNOWN_OPTIMIZERS,
+    OPTIMIZERS,
+    OptimizerKind,
+    OptimizerName,
+    StepRule,
+    optimizers_taking,
+    step_rule,
+)
 from regcore.regularizers._proximal import ProximalMethod
 from regcore.regularizers._regularizer import L1_METHODS, METHODS, Regularizer
 from regcore.regularizers._select import default_exclude, select_parameters
 from regcore.regularizers._weight_decay import WeightDecayMethod
 
 __all__ = [
+    "KNOWN_OPTIMIZERS",
     "L1_METHODS",
     "METHODS",
+    "OPTIMIZERS",
     "Attachment",
     "BaseMethod",
     "DecoupledMethod",
     "FusedMethod",
     "HookMethod",
     "LossMethod",
+    "OptimizerKind",
+    "OptimizerName",
     "ProximalMethod",
     "Regularizer",
+    "StepRule",
     "WeightDecayMethod",
     "default_exclude",
     "l1_norm",
     "l2_norm",
+    "optimizers_taking",
     "select_parameters",
     "sparsity",
+    "step_rule",
 ]

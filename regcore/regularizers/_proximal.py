@@ -1,32 +1,29 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch.utils.hooks import RemovableHandle
 
 from regcore.regularizers._base import Attachment, BaseMethod
+from regcore.regularizers._optimizers import KNOWN_OPTIMIZERS, StepRule, step_rule
 from regcore.regularizers._scratch import ScratchBuffers
 
-_Kind = Literal["sgd", "adam", "rmsprop"]
+
+def _optimizer_kind(optimizer: torch.optim.Optimizer) -> StepRule:
+    rule = step_rule(optimizer)
+    if rule is None:
+        known = [k.torch_class.__name__ for k in KNOWN_OPTIMIZERS]
+        raise ValueError(
+            f"method='proximal' needs the optimizer's step size to threshold with, and knows it "
+            f"for {', '.join(known[:-1])} and {known[-1]}, but got {type(optimizer).__name__}; "
+            f"use one of those, or method='fused' (any optimizer, no exact zeros)"
+        )
+    return rule
 
 
-def _optimizer_kind(optimizer: torch.optim.Optimizer) -> _Kind:
-    if isinstance(optimizer, torch.optim.SGD):
-        return "sgd"
-    if isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
-        return "adam"
-    if isinstance(optimizer, torch.optim.RMSprop):
-        return "rmsprop"
-    raise ValueError(
-        f"method='proximal' needs the optimizer's step size to threshold with, and knows it for "
-        f"SGD, Adam, AdamW and RMSprop, but got {type(optimizer).__name__}; use one of those, "
-        f"or method='fused' (any optimizer, no exact zeros)"
-    )
-
-
-def _momentum_scale(kind: _Kind, group: dict[str, Any]) -> float:
+def _momentum_scale(kind: StepRule, group: dict[str, Any]) -> float:
     """How much longer than ``lr`` the step is once momentum has built up.
 
     With torch's heavy-ball momentum ``buf ← μ·buf + (1 − d)·g`` tends to ``(1 − d)/(1 − μ)·g``,
@@ -107,7 +104,7 @@ class ProximalMethod(BaseMethod):
 
     def _prox_per_coordinate(
         self,
-        kind: _Kind,
+        kind: StepRule,
         state: dict[torch.Tensor, Any],
         group: dict[str, Any],
         params: list[torch.Tensor],

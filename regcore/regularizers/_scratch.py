@@ -1,8 +1,8 @@
 """Persistent scratch memory, so a training step allocates nothing parameter-sized.
 
 On the CPU most of an elementwise pass's cost is allocating (and page-faulting) a fresh
-parameter-sized temporary, not the arithmetic (shared/reference/NOTES.md §4): every method that
-needs a temporary writes it into memory kept from one step to the next.
+parameter-sized temporary, not the arithmetic (``bench/regularizers.py`` shows it): every
+method that needs a temporary writes it into memory kept from one step to the next.
 """
 
 from __future__ import annotations

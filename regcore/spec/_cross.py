@@ -8,19 +8,28 @@ still hears about these.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails
 
-from regcore.spec._problems import problem, suggest
+from regcore.spec._algorithms import (
+    PRUNERS,
+    SAMPLERS,
+    range_samplers,
+    two_objective_pruners,
+    two_objective_samplers,
+)
+from regcore.spec._base import SpecModel
+from regcore.spec._problems import listing, problem, suggest
 from regcore.spec._sections import (
     RUNNER_MAXIMIZE,
     RUNNER_METRICS,
     ObjectiveSpec,
-    PrunerName,
-    SamplerName,
+    PrunerSpec,
+    SamplerSpec,
 )
 from regcore.spec._space import Lambda, LearningRate, Range
 from regcore.workloads import available_workloads, get_workload
@@ -43,10 +52,13 @@ class Facts:
     objectives: dict[int, ObjectiveSpec] = field(default_factory=dict)  # the valid ones
 
 
-def _name(data: dict[str, Any], section: str, default: str, names: tuple[str, ...]) -> str | None:
+def _name(
+    data: dict[str, Any], section: str, model: type[SpecModel], known: Container[str]
+) -> str | None:
+    """The section's name where it is one of ``known`` (the model's default where unset)."""
     raw = data.get(section, {})
-    name = raw.get("name", default) if isinstance(raw, dict) else None
-    return name if name in names else None
+    name = raw.get("name", model.model_fields["name"].default) if isinstance(raw, dict) else None
+    return name if isinstance(name, str) and name in known else None
 
 
 def _valid(adapter: TypeAdapter[Any], value: Any) -> tuple[bool, Any]:
@@ -78,8 +90,8 @@ def facts_of_raw(data: dict[str, Any], *, default_objectives: int) -> Facts:
     return Facts(
         workload=name if isinstance(name, str) and name in available_workloads() else None,
         dims=dims,
-        sampler=_name(data, "sampler", "tpe", get_args(SamplerName)),
-        pruner=_name(data, "pruner", "hyperband", get_args(PrunerName)),
+        sampler=_name(data, "sampler", SamplerSpec, SAMPLERS),
+        pruner=_name(data, "pruner", PrunerSpec, PRUNERS),
         n_objectives=n_objectives,
         objectives=objectives,
     )
@@ -96,23 +108,28 @@ def _grid_values(dim: Range) -> str:
 def cross_checks(facts: Facts) -> list[InitErrorDetails]:
     """Every problem between sections that ``facts`` are enough to see."""
     details = []
-    if facts.sampler == "grid":
+    sampler = SAMPLERS[facts.sampler] if facts.sampler is not None else None
+    if sampler is not None and sampler.listed_values:
         for dim, value in facts.dims.items():
             if isinstance(value, Range):
                 text = (
-                    f"the grid sampler needs listed values, but {dim} is a range; write e.g. "
-                    f"{{choices: [{_grid_values(value)}]}}, or use another sampler (tpe, random)"
+                    f"the {sampler.name} sampler needs listed values, but {dim} is a range; write "
+                    f"e.g. {{choices: [{_grid_values(value)}]}}, or use another sampler "
+                    f"({', '.join(range_samplers()[:2])})"
                 )
                 details.append(problem(("search_space", dim), text, value.model_dump()))
     if facts.n_objectives == 2:
-        if facts.pruner not in {None, "none"}:
+        if facts.pruner is not None and not PRUNERS[facts.pruner].two_objectives:
             text = (
                 "Optuna's pruners are single-objective, but this spec has 2 objectives; set "
-                "pruner: {name: none} or keep one objective"
+                f"pruner: {{name: {two_objective_pruners()[0]}}} or keep one objective"
             )
             details.append(problem(("pruner", "name"), text, facts.pruner))
-        if facts.sampler == "cmaes":
-            text = "cmaes is single-objective; use tpe, nsga2, gp, random or qmc for 2 objectives"
+        if sampler is not None and not sampler.two_objectives:
+            text = (
+                f"{sampler.name} is single-objective; use "
+                f"{listing(two_objective_samplers())} for 2 objectives"
+            )
             details.append(problem(("sampler", "name"), text, facts.sampler))
         first, second = facts.objectives.get(0), facts.objectives.get(1)
         if first is not None and second is not None and first.metric == second.metric:

@@ -51,6 +51,11 @@ def suggest(word: str, options: Iterable[str]) -> str:
     return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
+def listing(names: Sequence[str], *, last: str = "or") -> str:
+    """``"a, b or c"`` (``last="and"``: ``"a, b and c"``)."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
 def problem(loc: Loc, message: str, value: Any = None) -> InitErrorDetails:
     """One problem at ``loc`` (relative to the model or field being validated)."""
     return InitErrorDetails(type=PydanticCustomError("spec", message), loc=loc, input=value)

@@ -12,13 +12,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
+from regcore.regularizers import OPTIMIZERS, OptimizerName, optimizers_taking
+from regcore.spec._algorithms import PRUNERS, SAMPLERS, PrunerName, SamplerName
 from regcore.spec._base import SpecModel
-from regcore.spec._problems import as_details, problem, problems_error, suggest
+from regcore.spec._problems import as_details, listing, problem, problems_error, suggest
 from regcore.workloads import WorkloadError, available_workloads, get_workload
+from regcore.workloads._registry import WorkloadPluginError
 
 Direction = Literal["minimize", "maximize"]
-SamplerName = Literal["tpe", "random", "grid", "gp", "cmaes", "nsga2", "qmc"]
-PrunerName = Literal["none", "median", "percentile", "hyperband", "successive_halving"]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 _Beta = Annotated[float, Field(ge=0, lt=1)]
 _PENALTY = "regularization is what the sweep searches"
@@ -39,6 +40,8 @@ class WorkloadSpec(SpecModel):
     def _registered(cls, name: str) -> str:
         try:
             get_workload(name)
+        except WorkloadPluginError as exc:  # installed, but its code did not import
+            raise ValueError(str(exc)) from None
         except WorkloadError as exc:
             raise ValueError(f"{exc}{suggest(name, available_workloads())}") from None
         return name
@@ -68,20 +71,45 @@ class OptimizerSpec(SpecModel):
         "it as the optimizer's decay)",
     }
 
-    name: Literal["sgd", "adam", "rmsprop"] = "adam"
+    # The names, and which of the options below each takes: regcore.regularizers.OPTIMIZERS
+    # (the docstring above is the JSON schema's description, so it stays as published).
+    name: OptimizerName = "adam"
     lr: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
     momentum: float | None = Field(default=None, ge=0, lt=1)
     betas: tuple[_Beta, _Beta] | None = None
 
     def _problems(self) -> list[InitErrorDetails]:
+        taken = OPTIMIZERS[self.name].options
         details = []
-        if self.momentum is not None and self.name == "adam":
-            text = "momentum is for sgd and rmsprop; for adam set betas, e.g. [0.9, 0.999]"
-            details.append(problem(("momentum",), text, self.momentum))
-        if self.betas is not None and self.name != "adam":
-            text = f"betas are for adam only; remove them, or set momentum for {self.name}"
-            details.append(problem(("betas",), text, list(self.betas)))
+        for option in _OPTIMIZER_OPTIONS:
+            value = getattr(self, option)
+            if value is not None and option not in taken:
+                shown = list(value) if isinstance(value, tuple) else value
+                details.append(problem((option,), _not_taken(option, self.name), shown))
         return details
+
+
+# Every option some optimizer takes (each a field of OptimizerSpec), in the table's order.
+_OPTIMIZER_OPTIONS = tuple(dict.fromkeys(o for k in OPTIMIZERS.values() for o in k.options))
+
+# An option set for an optimizer that does not take it, in words: who takes it ({takers}, from
+# the table) and what to write instead ({other}: an option {name} takes; {example}: a value).
+_NOT_TAKEN = {
+    "momentum": ("momentum is for {takers}", "for {name} set {other}, e.g. {example}", "it"),
+    "betas": ("betas are for {takers}", "remove them, or set {other} for {name}", "them"),
+}
+_EXAMPLES = {"momentum": "0.9", "betas": "[0.9, 0.999]"}
+
+
+def _not_taken(option: str, name: str) -> str:
+    takers = optimizers_taking(option)
+    who = f"{takers[0]} only" if len(takers) == 1 else listing(takers, last="and")
+    wrong, fix, pronoun = _NOT_TAKEN[option]
+    others = OPTIMIZERS[name].options
+    if not others:
+        return f"{wrong.format(takers=who)}; remove {pronoun}"
+    fix = fix.format(name=name, other=others[0], example=_EXAMPLES[others[0]])
+    return f"{wrong.format(takers=who)}; {fix}"
 
 
 class TrainingSpec(SpecModel):
@@ -137,6 +165,7 @@ class SamplerSpec(SpecModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
     def _problems(self) -> list[InitErrorDetails]:
+        row = SAMPLERS[self.name]
         details = []
         for key, value in self.options.items():
             loc = ("options", key)
@@ -145,13 +174,11 @@ class SamplerSpec(SpecModel):
             elif key == "search_space":
                 text = "the search space comes from search_space; remove it"
                 details.append(problem(loc, text, value))
-            elif self.name in {"grid", "random"}:
+            elif not row.takes_options:
                 text = f"the {self.name} sampler takes no options besides seed; remove it"
                 details.append(problem(loc, text, value))
             elif key not in (known := _sampler_keywords(self.name)):
-                text = f"Optuna's {_SAMPLERS[self.name]} takes no option {key!r}" + suggest(
-                    key, known
-                )
+                text = f"Optuna's {row.optuna_class} takes no option {key!r}" + suggest(key, known)
                 details.append(problem(loc, text, value))
             elif (kind := _kind_of(known[key])) == "function":
                 text = f"takes a Python function, which a spec cannot name; remove {key!r}"
@@ -159,7 +186,7 @@ class SamplerSpec(SpecModel):
             elif kind is not None and not _is(value, kind):
                 text = f"must be {kind} (Optuna: {known[key]}), but got {value!r}"
                 details.append(problem(loc, text, value))
-        if not details and self.options and self.name in _SAMPLERS:
+        if not details and self.options and row.takes_options:
             details += self._refused_by_optuna()
         return details
 
@@ -167,7 +194,7 @@ class SamplerSpec(SpecModel):
         """Build the sampler once: Optuna checks the options' values (types, ranges)."""
         import optuna  # here, so reading a spec imports no Optuna until options need it
 
-        sampler = getattr(optuna.samplers, _SAMPLERS[self.name])
+        sampler = getattr(optuna.samplers, SAMPLERS[self.name].optuna_class)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ExperimentalWarning for some options
@@ -178,22 +205,13 @@ class SamplerSpec(SpecModel):
         return []
 
 
-# The samplers that take options, by their names in optuna.samplers.
-_SAMPLERS = {
-    "tpe": "TPESampler",
-    "gp": "GPSampler",
-    "cmaes": "CmaEsSampler",
-    "nsga2": "NSGAIISampler",
-    "qmc": "QMCSampler",
-}
-
-
 def _sampler_keywords(name: str) -> dict[str, str]:
     """The keyword options of Optuna's sampler ``name`` and their annotations, as text (seed
     and search_space are the spec's own)."""
     import optuna
 
-    parameters = inspect.signature(getattr(optuna.samplers, _SAMPLERS[name])).parameters
+    sampler = getattr(optuna.samplers, SAMPLERS[name].optuna_class)
+    parameters = inspect.signature(sampler).parameters
     return {key: str(p.annotation) for key, p in parameters.items() if key not in _OWN_KEYWORDS}
 
 
@@ -218,34 +236,6 @@ def _is(value: Any, kind: str) -> bool:
     return isinstance(value, _KINDS[kind])
 
 
-# Each pruner's keyword options and their least value (None: a percentile 0..100; "auto"
-# is accepted where Optuna accepts it). Names as in optuna.pruners.
-_COMMON: dict[str, int | None] = {
-    "n_startup_trials": 0,
-    "n_warmup_steps": 0,
-    "interval_steps": 1,
-    "n_min_trials": 1,
-}
-_PRUNER_OPTIONS: dict[str, dict[str, int | None]] = {
-    "none": {},
-    "median": _COMMON,
-    "percentile": {"percentile": None, **_COMMON},
-    "hyperband": {
-        "min_resource": 1,
-        "max_resource": 1,
-        "reduction_factor": 2,
-        "bootstrap_count": 0,
-    },
-    "successive_halving": {
-        "min_resource": 1,
-        "reduction_factor": 2,
-        "min_early_stopping_rate": 0,
-        "bootstrap_count": 0,
-    },
-}
-_AUTO = {("hyperband", "max_resource"), ("successive_halving", "min_resource")}
-
-
 class PrunerSpec(SpecModel):
     """Optuna's pruner by short name and its keyword ``options``:
     ``{name: percentile, options: {percentile: 25, n_warmup_steps: 2}}``. Pruners are
@@ -256,7 +246,8 @@ class PrunerSpec(SpecModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
     def _problems(self) -> list[InitErrorDetails]:
-        known = _PRUNER_OPTIONS[self.name]
+        row = PRUNERS[self.name]
+        known = row.options
         details = []
         for key, value in self.options.items():
             loc = ("options", key)
@@ -266,20 +257,21 @@ class PrunerSpec(SpecModel):
                     f"{self.name} takes no option {key!r}{suggest(key, known)} (options: {names})"
                 )
                 details.append(problem(loc, text, value))
-            elif key == "percentile":
+            elif known[key] is None:  # a percentage
                 number = isinstance(value, int | float) and not isinstance(value, bool)
                 if not (number and 0 <= value <= 100):
                     details.append(problem(loc, f"must be 0..100, but got {value!r}", value))
-            elif not (value == "auto" and (self.name, key) in _AUTO):
+            elif not (value == "auto" and key in row.auto):
                 least = known[key] or 0
                 whole = isinstance(value, int) and not isinstance(value, bool)
                 if not (whole and value >= least):
-                    auto = " or 'auto'" if (self.name, key) in _AUTO else ""
+                    auto = " or 'auto'" if key in row.auto else ""
                     text = f"must be a whole number ≥ {least}{auto}, but got {value!r}"
                     details.append(problem(loc, text, value))
-        if self.name == "percentile" and "percentile" not in self.options:
-            text = "the percentile pruner needs options.percentile, e.g. {percentile: 25}"
-            details.append(problem(("options",), text, self.options))
+        for key, example in row.required.items():
+            if key not in self.options:
+                text = f"the {self.name} pruner needs options.{key}, e.g. {{{key}: {example}}}"
+                details.append(problem(("options",), text, self.options))
         return details
 
 

@@ -7,12 +7,13 @@ The space is conditional: a method that cannot express λ₁ (``weight_decay``) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
+from regcore.spec._algorithms import PRUNERS, SAMPLERS
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._sweep import SweepSpec
 
@@ -106,38 +107,18 @@ def _grid(spec: SweepSpec) -> dict[str, list[Any]]:
 def create_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
     """The spec's sampler (its options passed through as keyword arguments)."""
     s = spec.sampler
-    options = dict(s.options)
-    if s.name == "tpe":
-        return optuna.samplers.TPESampler(seed=s.seed, **options)
-    if s.name == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    if s.name == "grid":
+    kind = SAMPLERS[s.name]
+    if kind.listed_values:  # the grid, without Study.stop() and built from the listed values
         return _GridSampler(_grid(spec), seed=s.seed)
-    if s.name == "gp":
-        return optuna.samplers.GPSampler(seed=s.seed, **options)
-    if s.name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=s.seed, **options)
-    if s.name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=s.seed, **options)
-    if s.name == "qmc":
-        return optuna.samplers.QMCSampler(seed=s.seed, **options)
-    raise ValueError(f"unknown sampler {s.name!r}")  # the spec refuses it first
+    sampler: Callable[..., optuna.samplers.BaseSampler] = getattr(
+        optuna.samplers, kind.optuna_class
+    )
+    return sampler(seed=s.seed, **s.options)
 
 
 def create_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    """The spec's pruner; epochs are its steps (``max_resource`` = ``training.epochs``)."""
-    p = spec.pruner
-    options = dict(p.options)
-    if p.name == "none":
-        return optuna.pruners.NopPruner()
-    if p.name == "median":
-        return optuna.pruners.MedianPruner(**options)
-    if p.name == "percentile":
-        return optuna.pruners.PercentilePruner(**options)
-    if p.name == "hyperband":
-        options.setdefault("min_resource", 1)
-        options.setdefault("max_resource", spec.training.epochs)
-        return optuna.pruners.HyperbandPruner(**options)
-    if p.name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(**options)
-    raise ValueError(f"unknown pruner {p.name!r}")  # the spec refuses it first
+    """The spec's pruner; epochs are its steps (hyperband: ``max_resource`` =
+    ``training.epochs`` unless the spec says otherwise)."""
+    kind = PRUNERS[spec.pruner.name]
+    pruner: Callable[..., optuna.pruners.BasePruner] = getattr(optuna.pruners, kind.optuna_class)
+    return pruner(**kind.keywords(spec, spec.pruner.options))

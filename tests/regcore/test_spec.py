@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from regcore.regularizers import L1_METHODS, METHODS
+from regcore.regularizers import L1_METHODS, METHODS, OPTIMIZERS, optimizers_taking
 from regcore.spec import (
     RUNNER_METRICS,
     Choices,
@@ -463,6 +463,46 @@ def test_choice_errors_list_the_choices_and_a_suggestion() -> None:
     )
     method = problems_of(spec_with(search_space={"method": "proxmal"}))["search_space.method"]
     assert "did you mean 'proximal'?" in method
+
+
+def test_unknown_pruner_lists_the_pruners() -> None:
+    message = problems_of(spec_with(pruner={"name": "medain"}))["pruner.name"]
+    assert message == (
+        "choose one of none, median, percentile, hyperband, successive_halving, but got "
+        "'medain'; did you mean 'median'?"
+    )
+
+
+def test_optimizer_options_name_the_optimizers_that_take_them() -> None:
+    problems = problems_of(spec_with(optimizer={"name": "adam", "momentum": 0.9}))
+    assert problems["optimizer.momentum"] == (
+        "momentum is for sgd and rmsprop; for adam set betas, e.g. [0.9, 0.999]"
+    )
+    problems = problems_of(spec_with(optimizer={"name": "rmsprop", "betas": [0.9, 0.99]}))
+    assert problems["optimizer.betas"] == (
+        "betas are for adam only; remove them, or set momentum for rmsprop"
+    )
+
+
+OPTION_VALUES: dict[str, Any] = {"momentum": 0.9, "betas": [0.9, 0.99]}
+
+
+@pytest.mark.parametrize(
+    ("name", "option"),
+    [(n, o) for n in OPTIMIZERS for o in OPTION_VALUES if o not in OPTIMIZERS[n].options],
+)
+def test_every_option_an_optimizer_does_not_take_is_refused(name: str, option: str) -> None:
+    message = problems_of(spec_with(optimizer={"name": name, option: OPTION_VALUES[option]}))[
+        f"optimizer.{option}"
+    ]
+    assert all(taker in message for taker in optimizers_taking(option))
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_takes_its_own_options(name: str) -> None:
+    options = {o: OPTION_VALUES[o] for o in OPTIMIZERS[name].options}
+    spec = parse_spec(spec_with(optimizer={"name": name, **options}))
+    assert spec.optimizer.name == name
 
 
 def test_missing_field_message_gives_an_example() -> None:

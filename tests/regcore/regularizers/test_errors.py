@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from regcore.regularizers import METHODS, Regularizer
+from regcore.regularizers import L1_METHODS, METHODS, Regularizer
 
 
 def model() -> nn.Module:
@@ -60,12 +60,57 @@ def test_optimizer_weight_decay_would_regularize_twice(method: str) -> None:
         reg.attach(opt)
 
 
+def _expected_decay(method: str, l2: float) -> list[float]:
+    """The weight_decay of each reg.param_groups() group: regularized first, then excluded."""
+    return [2 * l2 if method == "weight_decay" else 0.0, 0.0]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_param_groups_set_the_decay_each_method_needs(method: str) -> None:
+    l2 = 1e-3
+    reg = Regularizer(model(), l2=l2, method=method)
+    groups = reg.param_groups()
+    # Explicit in every group, so no optimizer's own default can apply.
+    assert [g["weight_decay"] for g in groups] == _expected_decay(method, l2)
+    # AdamW's default weight_decay is 0.01; Adam for the method that is coupled decay.
+    optimizer = (torch.optim.Adam if method == "weight_decay" else torch.optim.AdamW)(
+        groups, lr=1e-3
+    )
+    reg.attach(optimizer)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == _expected_decay(method, l2)
+
+
+def _once(method: str, p: torch.Tensor, *, lr: float, l1: float, l2: float) -> torch.Tensor:
+    """``p`` after one SGD step with a zero data gradient: the penalty applied exactly once."""
+    if method == "proximal":
+        return torch.sign(p) * (p.abs() - lr * l1).clamp(min=0) / (1 + 2 * lr * l2)
+    return p - lr * (l1 * torch.sign(p) + 2 * l2 * p)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_param_groups_never_regularize_twice(method: str) -> None:
-    m = model()
-    reg = Regularizer(m, l2=1e-3, method=method)
-    optimizer = torch.optim.Adam if method in ("weight_decay", "proximal") else torch.optim.AdamW
-    reg.attach(optimizer(reg.param_groups(), lr=1e-3))  # AdamW's 0.01 default is overridden
+    lr, l2 = 0.1, 0.05
+    l1 = 0.02 if method in L1_METHODS else 0.0
+    m = model().double()
+    before = {name: p.detach().clone() for name, p in m.named_parameters()}
+    reg = Regularizer(m, l1=l1, l2=l2, method=method)
+    # SGD, whose step shows a doubled penalty (Adam's normalization would hide it); its
+    # default decay 0.3 must not reach any group, as AdamW's 0.01 must not.
+    optimizer = torch.optim.SGD(reg.param_groups(), lr=lr, weight_decay=0.3)
+    reg.attach(optimizer)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == _expected_decay(method, l2)
+    x = torch.randn(8, 4, dtype=torch.float64)
+    reg.penalize(m(x).sum() * 0.0).backward()  # every gradient exists and is 0
+    optimizer.step()
+    regularized = {name for name, _ in reg.named_parameters}
+    assert regularized == {"0.weight", "2.weight"}
+    for name, p in m.named_parameters():
+        want = (
+            _once(method, before[name], lr=lr, l1=l1, l2=l2)
+            if name in regularized
+            else before[name]
+        )
+        torch.testing.assert_close(p.detach(), want, rtol=1e-12, atol=1e-15)
 
 
 def test_attach_twice_is_refused() -> None:

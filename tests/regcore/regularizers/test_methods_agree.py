@@ -1,7 +1,8 @@
 """Every method applies the same R(w) = λ₁·Σ|w| + λ₂·Σw² (float64, 50 steps).
 
 Where the maths says two methods are the same update, they must give the same parameters to
-1e-10; these are the contract tests of DESIGN.md's Contract 1, on every device present.
+1e-10; these are the contract tests of the regularizer core (the README's method table), on
+every device present.
 """
 
 from __future__ import annotations

@@ -1,0 +1,159 @@
+"""Optuna's samplers and pruners as a spec names them: one table per kind.
+
+Everything else is read off these tables: the names a spec accepts (and its JSON schema
+lists), the options each takes, the rules between sections (two objectives, the grid) and
+the objects :func:`~regcore.spec._suggest.create_sampler` and ``create_pruner`` build. Adding
+a sampler or pruner is one row here. Classes are named, not imported: reading a spec must
+not import Optuna (``getattr(optuna.samplers, row.optuna_class)`` where it is needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from regcore.spec._sweep import SweepSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplerKind:
+    """A sampler: ``name`` in a spec, ``optuna_class`` in ``optuna.samplers``.
+
+    ``takes_options``: whether ``sampler.options`` may pass keywords besides the seed (they are
+    checked against the class's signature). ``two_objectives``: whether it samples a
+    two-objective study. ``listed_values``: it walks listed values only (grid), so every
+    dimension must be a number or choices, and it is built from them.
+    """
+
+    name: str
+    optuna_class: str
+    takes_options: bool = True
+    two_objectives: bool = True
+    listed_values: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class FromSpec:
+    """A pruner default taken from the spec: ``FromSpec(path="training.epochs")``."""
+
+    path: str
+
+    def read(self, spec: SweepSpec) -> Any:
+        value = spec
+        for part in self.path.split("."):
+            value = getattr(value, part)
+        return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrunerKind:
+    """A pruner: ``name`` in a spec, ``optuna_class`` in ``optuna.pruners``.
+
+    ``options``: its keyword options and the least whole number each takes (``None``: a
+    percentage, 0..100). ``auto``: the options that also take ``"auto"``. ``required``: the
+    options a spec must give, each with an example value. ``defaults``: what the sweep passes
+    unless the spec says otherwise (a number, or a :class:`FromSpec`). ``two_objectives``:
+    whether it works on a two-objective study (Optuna's pruners do not; ``none`` does).
+    """
+
+    name: str
+    optuna_class: str
+    options: Mapping[str, int | None] = field(default_factory=dict)
+    auto: frozenset[str] = frozenset()
+    required: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, int | FromSpec] = field(default_factory=dict)
+    two_objectives: bool = False
+
+    def keywords(self, spec: SweepSpec, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments for ``optuna_class``: ``options`` over the defaults."""
+        filled = {
+            k: v.read(spec) if isinstance(v, FromSpec) else v for k, v in self.defaults.items()
+        }
+        return {**filled, **options}
+
+
+SAMPLERS: dict[str, SamplerKind] = {
+    row.name: row
+    for row in (
+        SamplerKind(name="tpe", optuna_class="TPESampler"),
+        SamplerKind(name="random", optuna_class="RandomSampler", takes_options=False),
+        SamplerKind(
+            name="grid", optuna_class="GridSampler", takes_options=False, listed_values=True
+        ),
+        SamplerKind(name="gp", optuna_class="GPSampler"),
+        SamplerKind(name="cmaes", optuna_class="CmaEsSampler", two_objectives=False),
+        SamplerKind(name="nsga2", optuna_class="NSGAIISampler"),
+        SamplerKind(name="qmc", optuna_class="QMCSampler"),
+    )
+}
+
+# Options the median and percentile pruners share (names as in optuna.pruners).
+_COMMON: dict[str, int | None] = {
+    "n_startup_trials": 0,
+    "n_warmup_steps": 0,
+    "interval_steps": 1,
+    "n_min_trials": 1,
+}
+
+PRUNERS: dict[str, PrunerKind] = {
+    row.name: row
+    for row in (
+        PrunerKind(name="none", optuna_class="NopPruner", two_objectives=True),
+        PrunerKind(name="median", optuna_class="MedianPruner", options=_COMMON),
+        PrunerKind(
+            name="percentile",
+            optuna_class="PercentilePruner",
+            options={"percentile": None, **_COMMON},
+            required={"percentile": 25},
+        ),
+        PrunerKind(
+            name="hyperband",
+            optuna_class="HyperbandPruner",
+            options={
+                "min_resource": 1,
+                "max_resource": 1,
+                "reduction_factor": 2,
+                "bootstrap_count": 0,
+            },
+            auto=frozenset({"max_resource"}),
+            # Epochs are the pruner's steps: a trial's whole budget is training.epochs.
+            defaults={"min_resource": 1, "max_resource": FromSpec(path="training.epochs")},
+        ),
+        PrunerKind(
+            name="successive_halving",
+            optuna_class="SuccessiveHalvingPruner",
+            options={
+                "min_resource": 1,
+                "reduction_factor": 2,
+                "min_early_stopping_rate": 0,
+                "bootstrap_count": 0,
+            },
+            auto=frozenset({"min_resource"}),
+        ),
+    )
+}
+
+# The spec's name fields: pydantic's Literal (its "choose one of" message, its JSON schema
+# enum), built from the tables. mypy cannot read a Literal built at run time: str for it.
+if TYPE_CHECKING:
+    SamplerName = str
+    PrunerName = str
+else:
+    SamplerName = Literal[tuple(SAMPLERS)]
+    PrunerName = Literal[tuple(PRUNERS)]
+
+
+def range_samplers() -> list[str]:
+    """The samplers that search ranges (not only listed values), in the table's order."""
+    return [s.name for s in SAMPLERS.values() if not s.listed_values]
+
+
+def two_objective_samplers() -> list[str]:
+    """The samplers that search ranges in a two-objective study, in the table's order."""
+    return [name for name in range_samplers() if SAMPLERS[name].two_objectives]
+
+
+def two_objective_pruners() -> list[str]:
+    return [p.name for p in PRUNERS.values() if p.two_objectives]
