@@ -16,12 +16,18 @@ from regcore.workloads._base import Workload
 ENTRY_POINT_GROUP = "regsweep.workloads"
 _log = logging.getLogger(__name__)
 _REGISTRY: dict[str, type[Workload[Any]]] = {}
+_FAILED: dict[str, str] = {}  # entry-point name → why its plug-in did not load
 _plugins_loaded = False
 W = TypeVar("W", bound=type[Workload[Any]])
 
 
 class WorkloadError(ValueError):
     """A workload name or its parameters are not acceptable; the message says what to do."""
+
+
+class WorkloadPluginError(WorkloadError):
+    """The plug-in that provides a workload could not be imported; the message says which
+    plug-in (entry-point name and value) and why."""
 
 
 def register_workload(cls: W) -> W:
@@ -44,8 +50,11 @@ def _load_plugins() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()
-        except Exception:  # a broken plug-in must not take the built-ins down with it
-            _log.exception("could not load workload plug-in %s = %s", ep.name, ep.value)
+        except Exception as exc:  # a broken plug-in must not take the built-ins down with it
+            # One line, no traceback: every process that reads a spec would repeat it.
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            _FAILED[ep.name] = f"workload plug-in {ep.name!r} ({ep.value}) failed to load: {reason}"
+            _log.error("%s", _FAILED[ep.name])
             continue
         if not (isinstance(cls, type) and issubclass(cls, Workload)):
             _log.error("workload plug-in %s = %s is not a Workload subclass", ep.name, ep.value)
@@ -65,6 +74,8 @@ def available_workloads() -> dict[str, type[Workload[Any]]]:
 def get_workload(name: str) -> type[Workload[Any]]:
     """The workload class registered as ``name``."""
     workloads = available_workloads()
+    if name not in workloads and name in _FAILED:
+        raise WorkloadPluginError(_FAILED[name])
     if name not in workloads:
         raise WorkloadError(
             f"unknown workload {name!r}; choose one of {', '.join(workloads)} "

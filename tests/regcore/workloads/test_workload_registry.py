@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
+from regcore.spec import SpecError, parse_spec
 from regcore.workloads import (
     ENTRY_POINT_GROUP,
     Dataset,
@@ -62,6 +65,7 @@ class ImpostorWorkload(PluginWorkload):
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A private copy of the registry, and no installed plug-ins, for this test only."""
     monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+    monkeypatch.setattr(_registry, "_FAILED", {})
     monkeypatch.setattr(_registry, "_plugins_loaded", False)
     monkeypatch.setattr(_registry, "entry_points", lambda **_: [])
 
@@ -155,3 +159,68 @@ def test_broken_plugins_are_logged_and_skipped(
     assert not {"missing", "not_a_workload", "impostor"} & set(workloads)
     assert workloads["digits_mlp"] is not ImpostorWorkload
     assert len(caplog.records) == 3
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+BROKEN_MODULE = "regsweep_broken_plugin"
+BROKEN_VALUE = f"{BROKEN_MODULE}:BrokenWorkload"
+BROKEN_WHY = "RuntimeError: needs libfoo 2.0; pip install libfoo"
+
+
+@pytest.fixture
+def broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed distribution (a dist-info on sys.path, as pip leaves it) whose workload
+    ``broken_task`` raises on import; the registry reads the real entry points."""
+    info = tmp_path / "regsweep_broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: regsweep-broken-plugin\nVersion: 0.1\n"
+    )
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nbroken_task = {BROKEN_VALUE}\n")
+    (tmp_path / f"{BROKEN_MODULE}.py").write_text(
+        "raise RuntimeError('needs libfoo 2.0;\\n  pip install libfoo')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, BROKEN_MODULE, raising=False)
+    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+    monkeypatch.setattr(_registry, "_FAILED", {})
+    monkeypatch.setattr(_registry, "_plugins_loaded", False)
+
+
+def test_plugin_that_fails_to_import_is_logged_in_one_line(
+    broken_plugin: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger=_registry.__name__):
+        workloads = available_workloads()
+    assert set(workloads) >= BUILTINS
+    assert "broken_task" not in workloads
+    (record,) = caplog.records
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        f"workload plug-in 'broken_task' ({BROKEN_VALUE}) failed to load: {BROKEN_WHY}"
+    )
+    assert caplog.text.count("\n") == 1  # no traceback, the message's line break folded
+
+
+def test_build_workload_names_the_plugin_that_failed_to_load(broken_plugin: None) -> None:
+    with pytest.raises(WorkloadError) as info:
+        build_workload("broken_task")
+    assert str(info.value) == (
+        f"workload plug-in 'broken_task' ({BROKEN_VALUE}) failed to load: {BROKEN_WHY}"
+    )
+    assert "unknown workload" not in str(info.value)
+
+
+def test_spec_naming_a_plugin_that_failed_to_load_says_why(broken_plugin: None) -> None:
+    data = {"name": "s", "workload": {"name": "broken_task"}, "search_space": {"l1": 0, "l2": 0}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    problems = {p.field: p.message for p in info.value.problems}
+    assert problems["workload.name"] == (
+        f"workload plug-in 'broken_task' ({BROKEN_VALUE}) failed to load: {BROKEN_WHY}"
+    )
+
+
+def test_unknown_workload_is_still_unknown_beside_a_broken_plugin(broken_plugin: None) -> None:
+    with pytest.raises(WorkloadError, match="unknown workload 'no_such_task'"):
+        get_workload("no_such_task")
