@@ -1,4 +1,4 @@
-"""SweepSpec: what a sweep searches and how, as JSON or YAML (Contract 2 of DESIGN.md).
+"""SweepSpec: what a sweep searches and how, as JSON or YAML (the README's "Sweeps").
 
 Pure data and validation: nothing here imports Optuna, except to check ``sampler.options``
 against its constructors. A minimal spec::
@@ -12,6 +12,9 @@ against its constructors. A minimal spec::
 
 Read it with ``spec = load_spec("sweep.yaml")`` (or ``parse_spec(data)``); the sweep engine
 reads ``spec.methods``, ``spec.directions`` and ``spec.is_multi_objective``.
+
+Samplers and pruners are rows of one table each (``regcore.spec._algorithms``): their names,
+options and rules, and what ``create_sampler`` / ``create_pruner`` build, come from there.
 
 Every invalid spec raises :class:`SpecError`, whose ``problems`` name each field at fault
 (``training.epochs``, ``workload.params.hidden``) and what to write instead.

@@ -1,4 +1,4 @@
-"""SweepSpec: one sweep, checked as a whole (Contract 2 of DESIGN.md)."""
+"""SweepSpec: one sweep, checked as a whole."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import InitErrorDetails
 
+from regcore.spec._algorithms import two_objective_pruners
 from regcore.spec._base import SpecModel
 from regcore.spec._cross import Facts, cross_checks, facts_of_raw
 from regcore.spec._problems import suggest
@@ -48,7 +49,7 @@ class SweepSpec(SpecModel):
     """One sweep: a workload, the λ₁/λ₂/method space to search, and how to search it.
 
     Only ``name``, ``workload`` and ``search_space`` (its ``l1`` and ``l2``) are required;
-    everything else has the defaults shown in DESIGN.md::
+    everything else has the defaults the README shows::
 
         name: digits-l1-vs-l2
         workload: {name: digits_mlp}
@@ -123,7 +124,8 @@ class SweepSpec(SpecModel):
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         objectives = data.get("objectives")
         if "pruner" not in data and isinstance(objectives, list) and len(objectives) > 1:
-            return {**data, "pruner": {"name": "none"}}  # pruners are single-objective
+            # Optuna's pruners are single-objective: the one that works with two, which prunes none.
+            return {**data, "pruner": {"name": two_objective_pruners()[0]}}
         return data
 
     def _problems(self) -> list[InitErrorDetails]:
