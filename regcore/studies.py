@@ -1,8 +1,9 @@
-"""The Optuna study behind a sweep: created once (with its baseline trial), resumed after.
+"""A sweep and the Optuna study behind it: created together (the study with its baseline
+trial), resumed after.
 
-Used by ``regsweep run`` and by the service when a sweep is submitted, so the study (and
-its user attributes) is in the database before any worker starts: optuna-dashboard shows it
-at once.
+The service creates sweeps when they are submitted and ``regsweep run`` creates or resumes
+its own, so the study (and its user attributes) is in the database before any worker
+starts: optuna-dashboard shows it at once.
 """
 
 from __future__ import annotations
@@ -10,9 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+import sqlalchemy as sa
 
 from regcore.spec import SweepSpec
 from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
+from regcore.store import (
+    SweepNotFoundError,
+    SweepRow,
+    delete_sweep,
+    get_sweep_by_name,
+    insert_sweep,
+    reopen_sweep,
+)
 
 # What must match for a run to resume an existing study (budget and notify may change).
 _RESUMABLE_KEYS = ("workload", "search_space", "optimizer", "training", "objectives")
@@ -66,3 +76,57 @@ def open_study(
             f"{', '.join(changed)}; give the sweep a new name, or delete the old study"
         )
     return study
+
+
+def create_sweep(
+    engine: sa.Engine,
+    storage: optuna.storages.BaseStorage,
+    spec: SweepSpec,
+    *,
+    owner: str | None = None,
+) -> SweepRow:
+    """Queue ``spec`` as a new sweep and create its study; neither exists without the other.
+
+    Raises :class:`regcore.store.SweepNameTakenError` when a sweep has the name.
+    """
+    row = insert_sweep(
+        engine,
+        spec_json=spec.to_json_dict(),
+        name=spec.name,
+        priority=spec.priority,
+        owner=owner,
+        deadline=spec.budget.deadline,
+    )
+    try:
+        _bind(open_study(spec, storage, user_attrs={"sweep_id": row.id}), row)
+    except BaseException:
+        delete_sweep(engine, row.id, force=True)  # no queued sweep without its study
+        raise
+    return row
+
+
+def resume_sweep(
+    engine: sa.Engine, storage: optuna.storages.BaseStorage, spec: SweepSpec
+) -> SweepRow:
+    """The sweep named ``spec.name`` queued to run (more of) it, or a new one.
+
+    An existing sweep takes ``spec``'s budget, deadline and notify; whatever decides what its
+    trials mean (workload, search space, ...) must be unchanged (:class:`SpecMismatchError`).
+    A study without a sweep (made by an earlier version's ``regsweep run``) gets one.
+    """
+    try:
+        row = get_sweep_by_name(engine, spec.name)
+    except SweepNotFoundError:
+        return create_sweep(engine, storage, spec)
+    study = open_study(spec, storage)
+    study.set_user_attr("spec", spec.to_json_dict())
+    _bind(study, row)
+    return reopen_sweep(
+        engine, row.id, spec_json=spec.to_json_dict(), deadline=spec.budget.deadline
+    )
+
+
+def _bind(study: optuna.Study, row: SweepRow) -> None:
+    """Name the sweep on a study that was there before it (the dashboard shows the id)."""
+    if study.user_attrs.get("sweep_id") != row.id:
+        study.set_user_attr("sweep_id", row.id)

@@ -17,7 +17,7 @@ from regcore.store._engine import create_engine_for
 from regcore.store._locks import StudyLock
 from regcore.store._migrate import VERSION_TABLE, current_revision, head_revision, upgrade_database
 from regcore.store._optuna import create_storage, sqlite_path
-from regcore.store._queue import claim_next_sweep, expire_sweeps, finish_sweep
+from regcore.store._queue import claim_next_sweep, claim_trial, expire_sweeps, finish_sweep
 from regcore.store._rows import (
     BatchNotFoundError,
     BatchRow,
@@ -34,8 +34,8 @@ from regcore.store._sweeps import (
     get_sweep_by_name,
     insert_sweep,
     list_sweeps,
+    reopen_sweep,
     request_cancel,
-    set_status,
 )
 from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, SWEEP_STATUSES, WORKER_STATUSES
 from regcore.store._trials import TrialCounts, count_trials, count_trials_by_study
@@ -65,6 +65,7 @@ __all__ = [
     "WorkerRow",
     "batch_sweeps",
     "claim_next_sweep",
+    "claim_trial",
     "close_batch_if_done",
     "count_trials",
     "count_trials_by_study",
@@ -87,8 +88,8 @@ __all__ = [
     "list_workers",
     "past_trial_seconds",
     "register_worker",
+    "reopen_sweep",
     "request_cancel",
-    "set_status",
     "sqlite_path",
     "stale_workers",
     "upgrade_database",

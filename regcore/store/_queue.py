@@ -12,7 +12,7 @@ claimer can interleave with:
 
 Either way a queued sweep turns ``running`` (with ``started_at``) exactly once. The sweep
 stays claimable while running, so many workers share it; that no more than ``n_trials``
-trials start is :func:`worker.budget.claim`'s job, under the study's lock.
+trials start is :func:`claim_trial`'s job, under the study's lock.
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
+import optuna
 import sqlalchemy as sa
 
 from regcore.store._engine import write
+from regcore.store._locks import StudyLock
 from regcore.store._rows import SweepNotFoundError, SweepRow, WorkerNotFoundError
 from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, sweeps, utcnow, workers
+from regcore.store._trials import count_trials
 
 
 def _runnable(now: datetime) -> sa.ColumnElement[bool]:
@@ -36,19 +39,27 @@ def _runnable(now: datetime) -> sa.ColumnElement[bool]:
 
 
 def claim_next_sweep(
-    engine: sa.Engine, *, worker_id: str, exclude: Collection[str] = ()
+    engine: sa.Engine,
+    *,
+    worker_id: str,
+    exclude: Collection[str] = (),
+    only: str | None = None,
 ) -> SweepRow | None:
     """The highest-priority runnable sweep (oldest first within a priority), or None.
 
-    Runnable: queued or running, not cancelled, deadline not passed, and not one of the
+    Runnable: queued or running, not cancelled, deadline not passed, not one of the
     ``exclude`` ids (a worker's sweeps whose budget is taken while others run their last
-    trials). A queued sweep is marked running; the worker's row records the sweep, in the
-    same transaction.
+    trials) and, with ``only``, that sweep (``regsweep run``'s workers work on theirs alone).
+    A queued sweep is marked running; the worker's row records the sweep, in the same
+    transaction.
     """
     now = utcnow()
+    conditions = [_runnable(now), sweeps.c.id.not_in(list(exclude))]
+    if only is not None:
+        conditions.append(sweeps.c.id == only)
     pick = (
         sa.select(sweeps)
-        .where(_runnable(now), sweeps.c.id.not_in(list(exclude)))
+        .where(*conditions)
         .order_by(sweeps.c.priority.desc(), sweeps.c.created_at, sweeps.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -77,6 +88,21 @@ def claim_next_sweep(
             .values(current_sweep_id=sweep.id, status="busy", last_heartbeat=now)
         )
         return sweep
+
+
+def claim_trial(
+    engine: sa.Engine, study: optuna.Study, *, n_trials: int, lock: StudyLock
+) -> optuna.Trial | None:
+    """The next trial of a claimed sweep's ``study``, or None when its budget is taken.
+
+    The budget is counted (:func:`count_trials`: running and finished trials use it) and the
+    trial asked for under the study's ``lock``, so however many workers claim at once, no
+    more than ``n_trials`` ever use budget.
+    """
+    with lock.hold():
+        if count_trials(engine, study.study_name).used >= n_trials:
+            return None
+        return study.ask()
 
 
 def finish_sweep(

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from regcore.store._engine import read, write
 from regcore.store._rows import SweepNameTakenError, SweepNotFoundError, SweepRow, SweepStateError
-from regcore.store._tables import FINAL_STATUSES, SWEEP_STATUSES, sweeps, utcnow
+from regcore.store._tables import SWEEP_STATUSES, sweeps, utcnow
 
 
 def new_id() -> str:
@@ -139,18 +139,25 @@ def list_sweeps(
         return rows, int(connection.execute(count).scalar_one())
 
 
-def set_status(
-    engine: sa.Engine, sweep_id: str, status: str, *, error: str | None = None
+def reopen_sweep(
+    engine: sa.Engine,
+    sweep_id: str,
+    *,
+    spec_json: dict[str, Any],
+    deadline: datetime | None = None,
 ) -> SweepRow:
-    """Set any status (bookkeeping); stamps ``started_at`` / ``finished_at`` as it implies.
-
-    Workers end sweeps with :func:`finish_sweep`, which never overrides a final status.
-    """
-    values: dict[str, Any] = {"status": check_status(status), "error": error}
-    now = utcnow()
-    if status == "running":
-        values["started_at"] = sa.func.coalesce(sweeps.c.started_at, now)
-    values["finished_at"] = now if status in FINAL_STATUSES else None
+    """Queue a sweep again to run more of it (``regsweep run`` resuming it): its spec
+    replaced (a larger budget, a new deadline), its status ``queued`` and its start, end,
+    error and cancel cleared, so its timeout counts from this start."""
+    values: dict[str, Any] = {
+        "spec": spec_json,
+        "deadline": deadline,
+        "status": "queued",
+        "started_at": None,
+        "finished_at": None,
+        "error": None,
+        "cancel_requested": False,
+    }
     with write(engine) as connection:
         _update(connection, sweep_id, values)
         return _fetch(connection, sweeps.c.id == sweep_id, f"no sweep has id {sweep_id!r}")

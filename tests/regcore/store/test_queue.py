@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import optuna
 import pytest
 import sqlalchemy as sa
 
 from regcore.store import (
+    StudyLock,
     SweepNotFoundError,
     WorkerNotFoundError,
     claim_next_sweep,
+    claim_trial,
+    count_trials,
+    create_storage,
     expire_sweeps,
     finish_sweep,
     get_sweep,
@@ -86,6 +92,40 @@ def test_claim_skips_excluded_sweeps(engine: sa.Engine, worker_id: str) -> None:
     assert sweep is not None
     assert sweep.id == other
     assert claim_next_sweep(engine, worker_id=worker_id, exclude=[full, other]) is None
+
+
+def test_claim_of_one_sweep_never_gives_another(engine: sa.Engine, worker_id: str) -> None:
+    mine, urgent = add(engine, "mine"), add(engine, "urgent", priority=9)
+    sweep = claim_next_sweep(engine, worker_id=worker_id, only=mine)
+    assert sweep is not None
+    assert (sweep.id, sweep.status) == (mine, "running")
+    assert claim_next_sweep(engine, worker_id=worker_id, only=mine, exclude={mine}) is None
+    finish_sweep(engine, mine, "completed")
+    assert claim_next_sweep(engine, worker_id=worker_id, only=mine) is None
+    assert get_sweep(engine, urgent).status == "queued"
+
+
+def test_claim_trial_asks_until_the_budget_is_used(engine: sa.Engine, url: str) -> None:
+    storage = create_storage(url)
+    study = optuna.create_study(study_name=f"budget-{uuid.uuid4().hex[:8]}", storage=storage)
+    lock = StudyLock(url, study.study_name)
+    try:
+        first = claim_trial(engine, study, n_trials=3, lock=lock)
+        second = claim_trial(engine, study, n_trials=3, lock=lock)
+        assert first is not None
+        assert second is not None
+        study.tell(first, 0.5)
+        interrupted = claim_trial(engine, study, n_trials=3, lock=lock)
+        assert interrupted is not None
+        # A trial failed for no fault of its point (final_failure false) gives its slot back.
+        interrupted.set_user_attr("final_failure", False)
+        study.tell(interrupted, state=optuna.trial.TrialState.FAIL)
+        assert claim_trial(engine, study, n_trials=3, lock=lock) is not None
+        assert claim_trial(engine, study, n_trials=3, lock=lock) is None  # 1 done + 2 running
+        assert count_trials(engine, study.study_name).used == 3
+    finally:
+        lock.dispose()
+        storage.engine.dispose()
 
 
 def test_claim_returns_none_when_nothing_is_runnable(engine: sa.Engine, worker_id: str) -> None:

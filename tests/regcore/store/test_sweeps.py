@@ -15,13 +15,16 @@ from regcore.store import (
     SweepNameTakenError,
     SweepNotFoundError,
     SweepStateError,
+    claim_next_sweep,
     delete_sweep,
+    finish_sweep,
     get_sweep,
     get_sweep_by_name,
     insert_sweep,
     list_sweeps,
+    register_worker,
+    reopen_sweep,
     request_cancel,
-    set_status,
 )
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "sparse_regression.yaml"
@@ -29,6 +32,12 @@ EXAMPLE = Path(__file__).parents[3] / "examples" / "sparse_regression.yaml"
 
 def add(engine: sa.Engine, name: str, **kwargs: Any) -> str:
     return insert_sweep(engine, spec_json={"name": name}, name=name, **kwargs).id
+
+
+def start(engine: sa.Engine, sweep_id: str) -> None:
+    """The sweep claimed by a worker, as running sweeps are."""
+    worker = register_worker(engine, host="test", pid=1, device="cpu")
+    claim_next_sweep(engine, worker_id=worker.id, only=sweep_id)
 
 
 def test_insert_then_get_round_trips_spec_and_aware_times(engine: sa.Engine) -> None:
@@ -76,7 +85,7 @@ def test_unknown_id_raises_not_found_naming_the_id(engine: sa.Engine) -> None:
         with pytest.raises(SweepNotFoundError, match="'nope'"):
             call(engine, "nope")
     with pytest.raises(SweepNotFoundError, match="'nope'"):
-        set_status(engine, "nope", "failed")
+        reopen_sweep(engine, "nope", spec_json={})
 
 
 def test_list_pages_newest_first_with_total_count(engine: sa.Engine) -> None:
@@ -91,8 +100,8 @@ def test_list_pages_newest_first_with_total_count(engine: sa.Engine) -> None:
 
 def test_list_filters_by_status(engine: sa.Engine) -> None:
     a, b, c = (add(engine, n) for n in "abc")
-    set_status(engine, a, "running")
-    set_status(engine, b, "failed", error="boom")
+    start(engine, a)
+    finish_sweep(engine, b, "failed", error="boom")
     assert [s.id for s in list_sweeps(engine, status="running")[0]] == [a]
     rows, count = list_sweeps(engine, status=["queued", "failed"])
     assert ({s.id for s in rows}, count) == ({b, c}, 2)
@@ -100,20 +109,24 @@ def test_list_filters_by_status(engine: sa.Engine) -> None:
         list_sweeps(engine, status="done")
 
 
-def test_set_status_stamps_start_and_finish(engine: sa.Engine) -> None:
+def test_reopen_queues_an_ended_sweep_again_with_its_new_spec(engine: sa.Engine) -> None:
     sweep_id = add(engine, "s")
-    running = set_status(engine, sweep_id, "running")
-    assert running.started_at is not None
-    assert running.finished_at is None
-    failed = set_status(engine, sweep_id, "failed", error="out of memory")
-    assert failed.started_at == running.started_at
-    assert failed.finished_at is not None
-    assert failed.error == "out of memory"
+    request_cancel(engine, sweep_id)
+    deadline = datetime(2031, 1, 1, tzinfo=UTC)
+    reopened = reopen_sweep(engine, sweep_id, spec_json={"name": "s", "more": 1}, deadline=deadline)
+    assert reopened == get_sweep(engine, sweep_id)
+    assert (reopened.status, reopened.spec, reopened.deadline) == (
+        "queued",
+        {"name": "s", "more": 1},
+        deadline,
+    )
+    assert reopened.started_at is reopened.finished_at is reopened.error is None
+    assert reopened.cancel_requested is False
 
 
 def test_cancel_ends_queued_and_running_sweeps_at_once(engine: sa.Engine) -> None:
     queued, running = add(engine, "q"), add(engine, "r")
-    set_status(engine, running, "running")
+    start(engine, running)
     for sweep_id in (queued, running):
         cancelled = request_cancel(engine, sweep_id)
         assert (cancelled.status, cancelled.cancel_requested) == ("cancelled", True)
@@ -123,7 +136,7 @@ def test_cancel_ends_queued_and_running_sweeps_at_once(engine: sa.Engine) -> Non
 
 def test_cancel_refuses_a_finished_sweep(engine: sa.Engine) -> None:
     sweep_id = add(engine, "done")
-    set_status(engine, sweep_id, "completed")
+    finish_sweep(engine, sweep_id, "completed")
     with pytest.raises(SweepStateError, match="already completed"):
         request_cancel(engine, sweep_id)
 
@@ -140,7 +153,7 @@ def test_delete_removes_the_sweep_and_returns_it(engine: sa.Engine) -> None:
 
 def test_delete_refuses_a_running_sweep_unless_forced(engine: sa.Engine) -> None:
     sweep_id = add(engine, "busy")
-    set_status(engine, sweep_id, "running")
+    start(engine, sweep_id)
     with pytest.raises(SweepStateError, match="force=True"):
         delete_sweep(engine, sweep_id)
     assert delete_sweep(engine, sweep_id, force=True).id == sweep_id
