@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
+from http import HTTPMethod, HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from regcore.store import SweepNameTakenError, SweepNotFoundError, SweepStateError
 from regcore.studies import SpecMismatchError
@@ -122,12 +123,32 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    # Starlette's 405 names the methods of the first route whose path matched, but a path
+    # (/v1/sweeps: GET and POST) is often served by several routes, one per method. Asking
+    # the router about each method also sees into FastAPI's included routers.
+    routes = request.app.router.routes
+    allowed = [
+        method.value
+        for method in HTTPMethod
+        if any(
+            route.matches({**request.scope, "method": method.value})[0] is Match.FULL
+            for route in routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     given = exc.detail if isinstance(exc.detail, str) else None
     if given is None or given == HTTPStatus(exc.status_code).phrase:
         given = _STATUS_WORDS.get(exc.status_code, given)  # Starlette's bare phrase: say more
-    return error_response(exc.status_code, given or f"HTTP {exc.status_code}", headers=exc.headers)
+    headers = dict(exc.headers or {})
+    allowed = _allowed_methods(request) if exc.status_code == 405 else ""
+    if allowed:
+        headers["Allow"] = allowed
+    return error_response(exc.status_code, given or f"HTTP {exc.status_code}", headers=headers)
 
 
 # The store's and the studies' errors already say what to do; only the status is added.
@@ -172,6 +193,7 @@ def install_error_handlers(app: FastAPI) -> None:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": words}
     for code, words in {
+        400: "malformed request headers (Content-Length not a whole number of bytes)",
         401: "missing or wrong bearer token",
         404: "no such sweep",
         409: "conflicts with the sweep's state",

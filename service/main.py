@@ -31,13 +31,10 @@ def is_loopback(host: str) -> bool:
 
 
 def app_from_settings(
-    settings: Settings,
-    *,
-    host: str | None = None,
-    read_only_open: bool = False,
-    upgrade: bool = True,
+    settings: Settings, *, host: str | None = None, upgrade: bool = True
 ) -> FastAPI:
-    """The app for ``settings``: its database upgraded (``upgrade``), its tokens loaded.
+    """The app for ``settings``: its database upgraded (``upgrade``), its tokens loaded, GET
+    calls open without a token when ``settings.read_only_open``.
 
     Without tokens every call is open, so that is logged as a warning unless ``host`` (where
     the service will listen) is loopback-only.
@@ -52,7 +49,9 @@ def app_from_settings(
     if upgrade:
         upgrade_database(settings.database_url)
     return create_app(
-        database_url=settings.database_url, api_tokens=tokens, read_only_open=read_only_open
+        database_url=settings.database_url,
+        api_tokens=tokens,
+        read_only_open=settings.read_only_open,
     )
 
 
@@ -61,12 +60,10 @@ def app_from_env() -> FastAPI:
     return app_from_settings(Settings())
 
 
-def serve(
-    settings: Settings, *, host: str = "127.0.0.1", port: int = 8000, read_only_open: bool = False
-) -> None:
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the service with uvicorn until SIGINT/SIGTERM (uvicorn handles both)."""
     import uvicorn
 
-    app = app_from_settings(settings, host=host, read_only_open=read_only_open)
+    app = app_from_settings(settings, host=host)
     # Uvicorn's access log shows method, path and status, never headers (so no tokens).
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -41,11 +41,6 @@ class SweepOut(BaseModel):
         return cls(**{name: getattr(row, name) for name in cls.model_fields})
 
 
-class SweepPage(BaseModel):
-    data: list[SweepOut]
-    count: int = Field(description="sweeps matching the filter, on every page")
-
-
 class TrialOut(BaseModel):
     number: int
     state: TrialStateName
@@ -69,12 +64,22 @@ class Progress(BaseModel):
     fraction: float = Field(ge=0, le=1)
 
 
-class SweepDetail(SweepOut):
+class SweepListItem(SweepOut):
+    """A sweep as listed, with how far it got (what ``regsweep status`` shows)."""
+
+    progress: Progress
+
+
+class SweepPage(BaseModel):
+    data: list[SweepListItem]
+    count: int = Field(description="sweeps matching the filter, on every page")
+
+
+class SweepDetail(SweepListItem):
     """A sweep with its spec and what its study has found so far."""
 
     spec: dict[str, Any]
     trials: dict[str, int] = Field(description="trials by Optuna state")
-    progress: Progress
     best: TrialOut | None = Field(description="single objective: the best COMPLETE trial")
     pareto: list[TrialOut] | None = Field(description="two objectives: the Pareto front")
 

@@ -11,10 +11,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from service.deps import DatabaseDep
-from service.errors import ApiError, ErrorBody
+from service.errors import ERROR_RESPONSES, ApiError, ErrorBody
 
 _log = logging.getLogger(__name__)
-router = APIRouter(tags=["health"])
+# Probes need no token and touch no sweep: of the shared errors only the body limit's 400.
+router = APIRouter(tags=["health"], responses={400: ERROR_RESPONSES[400]})
 
 
 class Health(BaseModel):

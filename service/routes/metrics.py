@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from service.errors import ERROR_RESPONSES
 from service.metrics import ServiceMetrics
 
-router = APIRouter(tags=["health"])
+# Open like the probes: of the shared errors only the body limit's 400.
+router = APIRouter(tags=["health"], responses={400: ERROR_RESPONSES[400]})
 
 
 @router.get(

@@ -14,10 +14,9 @@ import optuna
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 
-from regcore import export, store
+from regcore import export, store, studies
 from regcore.announce import announce_end
 from regcore.spec import SpecError, SweepSpec, parse_spec
-from regcore.studies import open_study
 from service import reports, study_view
 from service.auth import ReaderDep, WriterDep
 from service.bodies import read_json, spec_problems
@@ -25,6 +24,7 @@ from service.deps import EngineDep, StorageDep, SweepDep, refuse_taken_name
 from service.errors import ERROR_RESPONSES
 from service.schemas import (
     SweepDetail,
+    SweepListItem,
     SweepOut,
     SweepPage,
     SweepStatus,
@@ -86,19 +86,7 @@ def create_sweep(
 ) -> SweepOut:
     """Submit a sweep spec: it is queued for the workers and its Optuna study created."""
     refuse_taken_name(spec.name, engine, storage)
-    row = store.insert_sweep(
-        engine,
-        spec_json=spec.to_json_dict(),
-        name=spec.name,
-        priority=spec.priority,
-        owner=owner,
-        deadline=spec.budget.deadline,
-    )
-    try:
-        open_study(spec, storage, user_attrs={"sweep_id": row.id})
-    except BaseException:
-        store.delete_sweep(engine, row.id, force=True)  # no queued sweep without its study
-        raise
+    row = studies.create_sweep(engine, storage, spec, owner=owner)
     response.headers["Location"] = str(request.app.url_path_for("read_sweep", sweep_id=row.id))
     return SweepOut.of(row)
 
@@ -111,9 +99,19 @@ def read_sweeps(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> SweepPage:
-    """List sweeps, newest first, optionally of one status."""
+    """List sweeps, newest first, optionally of one status, each with its progress."""
     rows, count = store.list_sweeps(engine, status=status, limit=limit, offset=offset)
-    return SweepPage(data=[SweepOut.of(r) for r in rows], count=count)
+    counts = store.count_trials_by_study(engine, [r.study_name for r in rows])
+    data = [
+        SweepListItem(
+            **SweepOut.of(r).model_dump(),
+            progress=study_view.progress(
+                counts[r.study_name], n_trials=int(r.spec.get("budget", {}).get("n_trials", 1))
+            ),
+        )
+        for r in rows
+    ]
+    return SweepPage(data=data, count=count)
 
 
 @router.get("/{sweep_id}")

@@ -11,11 +11,14 @@ tests fail under CI (``CI`` set) and are skipped elsewhere, saying why.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import os
 import shutil
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -119,3 +122,15 @@ def make_spec(name: str = "sweep", **overrides: Any) -> dict[str, Any]:
         "budget": {"n_trials": 4},
     }
     return {**spec, **overrides}
+
+
+def require(module: str, *, why: str) -> ModuleType:
+    """``module``, imported; when it is missing its tests fail under CI (``CI`` set), where a
+    silent skip would pass a run that checked nothing, and are skipped elsewhere, saying why."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        message = f"{module} is not installed ({error}); {why}"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs {module}: {message}", pytrace=False)
+        pytest.skip(message, allow_module_level=True)

@@ -236,3 +236,34 @@ async def test_unknown_paths_are_404_in_our_shape(client: httpx.AsyncClient) -> 
 async def test_wrong_methods_are_405_in_our_shape(client: httpx.AsyncClient) -> None:
     assert_error_shape(await client.put("/v1/sweeps"), 405)
     assert_error_shape(await client.post("/v1/workloads"), 405)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/v1/sweeps", {"GET", "POST"}),
+        ("PUT", "/v1/sweeps", {"GET", "POST"}),
+        ("OPTIONS", "/v1/sweeps/0123456789ab", {"GET", "DELETE"}),
+        ("PATCH", "/v1/sweeps/0123456789ab", {"GET", "DELETE"}),
+        ("GET", "/v1/sweeps/0123456789ab/cancel", {"POST"}),
+        ("POST", "/v1/workloads", {"GET"}),
+    ],
+)
+async def test_405_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
+) -> None:
+    response = await client.request(method, path)
+
+    assert_error_shape(response, 405)
+    assert set(response.headers["allow"].split(", ")) == allowed
+
+
+@pytest.mark.parametrize("declared", ["", "ten", "-1", "1e3"])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/batches/b"), ("POST", "/v1/sweeps")])
+async def test_a_malformed_content_length_is_400_in_our_shape(
+    client: httpx.AsyncClient, method: str, path: str, declared: str
+) -> None:
+    response = await client.request(method, path, headers={"content-length": declared})
+
+    assert response.request.headers["content-length"] == declared
+    assert assert_error_shape(response, 400)["field"] == "Content-Length"

@@ -69,3 +69,14 @@ async def test_openapi_documents_the_spec_and_the_error_shape(client: httpx.Asyn
         "text/html"
         in schema["paths"]["/v1/sweeps/{sweep_id}/report"]["get"]["responses"]["200"]["content"]
     )
+
+
+async def test_openapi_documents_400_on_every_route(client: httpx.AsyncClient) -> None:
+    # The body limit answers 400 for a malformed Content-Length before any route runs.
+    schema = (await client.get("/openapi.json")).json()
+
+    operations = [(p, m, op) for p, item in schema["paths"].items() for m, op in item.items()]
+    assert operations
+    for path, method, operation in operations:
+        error = operation["responses"].get("400", {}).get("content", {}).get("application/json")
+        assert error == {"schema": {"$ref": "#/components/schemas/ErrorBody"}}, (method, path)

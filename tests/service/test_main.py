@@ -9,7 +9,7 @@ import pytest
 
 from regcore.settings import Settings
 from regcore.store import create_engine_for, current_revision, head_revision
-from service.main import app_from_settings, is_loopback
+from service.main import app_from_env, app_from_settings, is_loopback
 from tests.service.conftest import client_for, make_spec
 
 pytestmark = pytest.mark.anyio
@@ -60,3 +60,20 @@ def test_a_malformed_token_setting_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="name:token") as error:
         app_from_settings(settings, upgrade=False)
     assert "s3cret" not in str(error.value)
+
+
+async def test_app_from_env_honours_read_only_open(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGSWEEP_DATABASE_URL", database_url)
+    monkeypatch.setenv("REGSWEEP_API_TOKENS", "alice:s3cret")
+    monkeypatch.setenv("REGSWEEP_READ_ONLY_OPEN", "true")
+
+    app = app_from_env()
+    async with client_for(app) as anonymous:
+        listed = await anonymous.get("/v1/sweeps")
+        submitted = await anonymous.post("/v1/sweeps", json=make_spec())
+    app.state.database.dispose()
+
+    assert listed.status_code == 200, listed.text
+    assert submitted.status_code == 401

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from service import create_app
-from tests.service.conftest import MakeApp
+from tests.service.conftest import MakeApp, require
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed")
-hypothesis = pytest.importorskip("hypothesis", reason="schemathesis not installed")
+_WHY = "pip install -e '.[dev]' for the property-based API tests"
+schemathesis = require("schemathesis", why=_WHY)
+hypothesis = require("hypothesis", why=_WHY)
 
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402

@@ -14,8 +14,9 @@ import time
 import httpx
 import optuna
 import pytest
+import sqlalchemy as sa
 
-from regcore.store import create_engine_for, create_storage, set_status
+from regcore.store import create_engine_for, create_storage
 from tests.service.conftest import make_spec
 from tests.waiting import wait_until
 from tests.webhooks import receiving
@@ -30,10 +31,18 @@ async def submit(client: httpx.AsyncClient, name: str = "sweep", **overrides: ob
     return sweep_id
 
 
+_SWEEPS = sa.table("sweeps", sa.column("id"), sa.column("status"))
+
+
 def _set_status(database_url: str, sweep_id: str, status: str) -> None:
+    # The store only moves a sweep along its life (claims, cancels, ends); these tests need
+    # one in a given state at once, so its row is written directly.
     engine = create_engine_for(database_url)
     try:
-        set_status(engine, sweep_id, status)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.update(_SWEEPS).where(_SWEEPS.c.id == sweep_id).values(status=status)
+            )
     finally:
         engine.dispose()
 
@@ -152,6 +161,28 @@ async def test_list_pages_and_filters_by_status(
     assert {s["id"] for s in first["data"] + second["data"]} == set(ids)
     assert running["count"] == 1
     assert running["data"][0]["id"] == ids[0]
+
+
+async def test_list_shows_each_sweeps_progress(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    done = await submit(client, "done", budget={"n_trials": 3})
+    half = await submit(client, "half")
+    fresh = await submit(client, "fresh", budget={"n_trials": 5})
+    _tell(database_url, "done", 0.5, 0.2, None)
+    _tell(database_url, "half", 0.4, math.inf)  # a diverged trial still used budget
+    storage = create_storage(database_url)
+    optuna.load_study(study_name="fresh", storage=storage).ask()  # left running
+    storage.engine.dispose()
+
+    body = (await client.get("/v1/sweeps")).json()
+
+    progress = {s["id"]: s["progress"] for s in body["data"]}
+    assert progress == {
+        done: {"finished": 3, "running": 0, "n_trials": 3, "fraction": 1.0},
+        half: {"finished": 2, "running": 0, "n_trials": 4, "fraction": 0.5},
+        fresh: {"finished": 0, "running": 1, "n_trials": 5, "fraction": 0.0},
+    }
 
 
 async def test_trials_are_paged_with_params_values_and_attrs(
