@@ -10,8 +10,9 @@ of the same sweep (a trivial workload, so the database and the bookkeeping domin
 
 Both include starting N Python processes (torch's import is most of that). Reading the
 table: ``ratio`` is regsweep's trials/s ÷ bare Optuna's; ≥ 1 means regsweep's per-trial
-overhead is no larger. Bare Optuna overshoots the budget by up to N − 1 trials (OPTUNA5.md),
-so its trials/s counts the trials it actually finished.
+overhead is no larger. Bare Optuna overshoots the budget by up to N − 1 trials
+(``MaxTrialsCallback`` checks only after a trial ends), so its trials/s counts the trials it
+actually finished.
 
     python bench/throughput.py                       # 1, 2, 4 workers; SQLite and PostgreSQL
     python bench/throughput.py --workers 1 2 --engines sqlite --trials 16

@@ -22,18 +22,13 @@ import urllib.error
 import urllib.request
 from base64 import b64encode
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import optuna
-from optuna.trial import TrialState
+from regcore.export import jsonable
 
-from regcore.export import iso_utc, jsonable
-from regcore.results import TrialRow, best_rows
-
-__all__ = ["USER_AGENT", "notify_in_background", "send_webhook", "sweep_summary"]
+__all__ = ["USER_AGENT", "notify_in_background", "send_webhook"]
 
 _log = logging.getLogger(__name__)
 
@@ -238,78 +233,3 @@ def notify_in_background(
     thread = threading.Thread(target=deliver, name="regsweep-webhook", daemon=True)
     thread.start()
     return thread
-
-
-def _row(row: TrialRow, *, multi: bool) -> dict[str, Any]:
-    value: dict[str, Any] = {"values": list(row.values)} if multi else {"value": row.values[0]}
-    return {
-        "number": row.number,
-        **value,
-        "method": row.method,
-        "l1": row.l1,
-        "l2": row.l2,
-        "lr": row.lr,
-        "sparsity": row.sparsity,
-        "regularizer": row.regularizer_line(),
-    }
-
-
-def sweep_summary(
-    study: optuna.Study,
-    *,
-    sweep_id: str,
-    name: str,
-    status: str,
-    workload: str | None = None,
-    n_trials: int | None = None,
-    finished_at: datetime | None = None,
-    error: str | None = None,
-) -> dict[str, Any]:
-    """The ``sweep.finished`` event of a sweep that ended, as a JSON-ready dict.
-
-    ``workload`` and ``n_trials`` (the budget) default to what the study's ``spec`` user
-    attribute says; ``finished_at`` (a naive one is read as UTC, as the store keeps it) to
-    now. One objective: ``best`` (the best trial), ``by_method`` (the best of each method)
-    and ``baseline`` (λ₁ = λ₂ = 0), with ``pareto`` None; two: ``pareto`` (the front) with
-    the others None. Non-finite floats are None. The spec itself is left out: its webhook
-    URL may carry a secret.
-    """
-    spec: dict[str, Any] = study.user_attrs.get("spec") or {}
-    if workload is None:
-        workload = study.user_attrs.get("workload") or spec.get("workload", {}).get("name")
-    if n_trials is None:
-        n_trials = spec.get("budget", {}).get("n_trials")
-    counts = {state.name: 0 for state in TrialState}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] += 1
-    multi = len(study.directions) > 1
-    rows = best_rows(study)
-    best = next((_row(r, multi=False) for r in rows if r.label == "best"), None)
-    baseline = next((_row(r, multi=False) for r in rows if r.label.startswith("baseline")), None)
-    by_method = [
-        _row(r, multi=False)
-        for r in rows
-        if r.label not in {"best", "pareto"} and not r.label.startswith("baseline")
-    ]
-    front = sorted((r for r in rows if r.label == "pareto"), key=lambda r: r.number)
-    pareto = [_row(r, multi=True) for r in front]
-    summary: dict[str, Any] = jsonable(
-        {
-            "event": "sweep.finished",
-            "sweep_id": sweep_id,
-            "name": name,
-            "study_name": study.study_name,
-            "status": status,
-            "error": error,
-            "workload": workload,
-            "n_trials": n_trials,
-            "directions": [d.name.lower() for d in study.directions],
-            "trials": counts,
-            "best": best,
-            "by_method": None if multi else by_method,
-            "baseline": baseline,
-            "pareto": pareto if multi else None,
-            "finished_at": iso_utc(finished_at or datetime.now(UTC), naive_is_local=False),
-        }
-    )
-    return summary

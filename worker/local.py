@@ -1,41 +1,42 @@
-"""A whole sweep on this machine: ``regsweep run SPEC [--workers N]``.
+"""``regsweep run SPEC``: a whole sweep on this machine, run by the same workers as
+``regsweep worker``.
 
-The parent process creates (or resumes) the study and watches it; ``N`` worker processes
-claim trials under the study's lock (:mod:`worker.budget`) and run them. SIGINT/SIGTERM set
-one stop event: each worker ends its running trial as ``FAIL`` marked ``interrupted`` (it
-does not use up budget) and exits, so running the command again resumes the sweep.
-A worker killed outright stops beating; its trial is failed after the grace period and
-re-run with the same parameters.
+The sweep is queued in the database like any other (so ``regsweep status``, ``report`` and
+``export`` work on it), or resumed if it exists; ``N`` worker processes limited to it
+(:class:`worker.daemon.WorkerOptions` ``sweep_id``) claim, run and tell its trials, and exit
+once it has ended. This process only watches and reports progress. SIGINT/SIGTERM stop the
+workers at once: each running trial ends as ``FAIL`` marked ``interrupted`` (it uses no
+budget) and is queued again, so the same command resumes the sweep.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
+import logging
 import os
-import signal
-import threading
-import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any, Literal
+from typing import Literal
 
 import optuna
-import torch
+import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from regcore.spec import SweepSpec, parse_spec
-from regcore.spec._suggest import create_pruner, create_sampler
-from regcore.store import StudyLock, count_trials, create_storage
-from regcore.studies import open_study
-from worker.budget import budget, claim
-from worker.runner import run_trial
+from regcore.spec import SweepSpec
+from regcore.store import (
+    SweepRow,
+    count_trials,
+    create_engine_for,
+    create_storage,
+    get_sweep,
+    upgrade_database,
+)
+from regcore.studies import resume_sweep
+from worker.daemon import WorkerOptions
+from worker.processes import run_worker_processes
+from worker.runner import DATABASE_ERRORS
 
-Outcome = Literal["completed", "interrupted", "deadline_reached"]
+Outcome = Literal["completed", "interrupted", "deadline_reached", "cancelled", "failed"]
 _POLL_S = 0.5
 
 
@@ -58,13 +59,19 @@ class Progress:
     pruned: int
     failed: int
     best: float | None
-    elapsed_s: float
 
 
-def progress_of(
-    storage: optuna.storages.RDBStorage, study: optuna.Study, n_trials: int, started: float
-) -> Progress:
-    counts = count_trials(storage.engine, study.study_name)
+@dataclass(frozen=True, kw_only=True)
+class LocalRun:
+    """How ``regsweep run`` ended: the sweep's row (its status, error) and its study."""
+
+    sweep: SweepRow
+    study: optuna.Study
+    outcome: Outcome
+
+
+def progress_of(engine: sa.Engine, study: optuna.Study, n_trials: int) -> Progress:
+    counts = count_trials(engine, study.study_name)
     best: float | None = None
     if len(study.directions) == 1:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -79,105 +86,38 @@ def progress_of(
         pruned=counts.by_state["PRUNED"],
         failed=counts.by_state["FAIL"],
         best=best,
-        elapsed_s=time.monotonic() - started,
     )
 
 
-def _stop_at(spec: SweepSpec) -> float | None:
-    """The wall-clock time after which no trial starts."""
-    ends = []
-    if spec.budget.timeout_s is not None:
-        ends.append(time.time() + spec.budget.timeout_s)
-    if spec.budget.deadline is not None:
-        ends.append(spec.budget.deadline.timestamp())
-    return min(ends) if ends else None
-
-
-@contextmanager
-def _heartbeat(
-    storage: optuna.storages.RDBStorage, trial_id: int, every_s: float
-) -> Iterator[None]:
-    """Beat for ``trial_id`` while the block runs, from a thread."""
-    done = threading.Event()
-
-    def beat() -> None:
-        while True:
-            storage.record_heartbeat(trial_id)
-            if done.wait(every_s):
-                return
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-
-
-def _device_for(index: int, requested: str) -> str | None:
+def _device_for(index: int, requested: str) -> str:
     """With ``auto`` and several GPUs, worker ``index`` takes GPU ``index mod n``."""
+    import torch
+
     count = torch.cuda.device_count()
     if requested == "auto" and count > 1:
         return f"cuda:{index % count}"
-    return None
+    return "auto"  # the spec's training.device
 
 
-def worker_main(
-    spec_data: dict[str, Any],
-    options: LocalOptions,
-    stop: Any,
-    index: int,
-    stop_at: float | None,
-) -> None:
-    """One worker process: claim, run, repeat until the budget or the time is used up."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // options.workers))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Heartbeats with ask/tell are what this loop is for (OPTUNA5.md): not news each trial.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-    spec = parse_spec(spec_data)
-    storage = create_storage(
-        options.storage_url,
-        heartbeat_s=options.heartbeat_s,
-        grace_s=options.grace_s,
-        max_retries=options.max_retries,
-    )
-    study = optuna.load_study(
-        study_name=spec.name,
-        storage=storage,
-        sampler=create_sampler(spec),
-        pruner=create_pruner(spec),
-    )
-    lock = StudyLock(options.storage_url, spec.name)
-    device = _device_for(index, spec.training.device)
-    try:
-        while not stop.is_set():
-            if stop_at is not None and time.time() >= stop_at:
-                return
-            optuna.storages.fail_stale_trials(study)
-            trial = claim(study, spec.budget.n_trials, lock, storage=storage)
-            if trial is None:
-                if budget(storage, spec.name, spec.budget.n_trials).running == 0:
-                    return
-                # Others are still running: one of them may die and need re-running.
-                stop.wait(_POLL_S)
-                continue
-            with _heartbeat(storage, trial._trial_id, options.heartbeat_s):
-                run_trial(
-                    study,
-                    trial,
-                    spec,
-                    data_dir=options.data_dir,
-                    device=device,
-                    should_stop=stop.is_set,
-                    artifact_dir=options.artifact_dir,
-                )
-    finally:
-        lock.dispose()
-        storage.remove_session()
+def _worker_options(options: LocalOptions, spec: SweepSpec, sweep_id: str) -> list[WorkerOptions]:
+    threads = max(1, (os.cpu_count() or 1) // options.workers)
+    return [
+        WorkerOptions(
+            database_url=options.storage_url,
+            device=_device_for(index, spec.training.device),
+            data_dir=options.data_dir,
+            artifact_dir=options.artifact_dir,
+            heartbeat_s=options.heartbeat_s,
+            grace_s=options.grace_s,
+            max_retries=options.max_retries,
+            idle_poll_s=_POLL_S,
+            sweep_id=sweep_id,
+            stop_wait_s=0.0,  # Ctrl-C ends the running trials now; they are queued again
+            threads=threads,
+            log_level=logging.WARNING,  # the progress bar says what the INFO lines would
+        )
+        for index in range(options.workers)
+    ]
 
 
 def run_local_sweep(
@@ -185,51 +125,51 @@ def run_local_sweep(
     options: LocalOptions,
     *,
     on_progress: Callable[[Progress], None] | None = None,
-) -> tuple[optuna.Study, Outcome]:
+) -> LocalRun:
     """Run ``spec`` to its budget with ``options.workers`` processes; resume if it exists."""
     if options.workers < 1:
         raise ValueError(f"workers must be >= 1, but got {options.workers=}")
-    storage = create_storage(options.storage_url)
-    study = open_study(spec, storage)
-    started = time.monotonic()
-    stop_at = _stop_at(spec)
-    context = multiprocessing.get_context("spawn")
-    stop = context.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    processes = [
-        context.Process(
-            target=worker_main,
-            args=(spec.to_json_dict(), options, stop, index, stop_at),
-            name=f"regsweep-worker-{index}",
-        )
-        for index in range(options.workers)
-    ]
+    upgrade_database(options.storage_url)
+    engine = create_engine_for(options.storage_url, pool_size=1)
+    storage = create_storage(options.storage_url, pool_size=1)
     try:
-        for process in processes:
-            process.start()
-        while any(p.is_alive() for p in processes):
-            if on_progress is not None:
-                on_progress(progress_of(storage, study, spec.budget.n_trials, started))
-            multiprocessing.connection.wait([p.sentinel for p in processes], timeout=_POLL_S)
-        for process in processes:
-            process.join()
+        sweep = resume_sweep(engine, storage, spec)
+        study = optuna.load_study(study_name=sweep.study_name, storage=storage)
+        workers = _worker_options(options, spec, sweep.id)
+        watch = _Watch(engine, study, spec.budget.n_trials, on_progress)
+        exited = run_worker_processes(workers, every=watch.show, every_s=_POLL_S)
+        sweep = get_sweep(engine, sweep.id)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if on_progress is not None:
-        on_progress(progress_of(storage, study, spec.budget.n_trials, started))
-    if stop.is_set():
-        return study, "interrupted"
-    if budget(storage, spec.name, spec.budget.n_trials).exhausted:
-        return study, "completed"
-    crashed = [p.name for p in processes if p.exitcode != 0]
-    if crashed:
-        raise RuntimeError(
-            f"{', '.join(crashed)} exited with an error (see the log above); the sweep is "
-            f"saved: run the same command again to resume it"
-        )
-    return study, "deadline_reached"
+        storage.remove_session()
+        engine.dispose()
+    if sweep.is_final:
+        return LocalRun(sweep=sweep, study=study, outcome=sweep.status)  # type: ignore[arg-type]
+    if exited.stopped:
+        return LocalRun(sweep=sweep, study=study, outcome="interrupted")
+    raise RuntimeError(
+        "the worker processes exited before the sweep ended (see the log above); it is "
+        "saved: run the same command again to resume it"
+    )
+
+
+class _Watch:
+    """Progress for ``on_progress``, read from the database every poll."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        study: optuna.Study,
+        n_trials: int,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        self._engine, self._study, self._n_trials = engine, study, n_trials
+        self._on_progress = on_progress
+
+    def show(self) -> None:
+        if self._on_progress is None:
+            return
+        try:
+            progress = progress_of(self._engine, self._study, self._n_trials)
+        except DATABASE_ERRORS:
+            return  # the workers ride out an outage; the bar catches up once it is over
+        self._on_progress(progress)

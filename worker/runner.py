@@ -3,7 +3,7 @@
 Whatever happens inside a trial ends as a trial state with a reason, never as a crashed
 worker: a diverging loss, CUDA out of memory, a workload that cannot be built and any other
 error are ``FAIL`` with ``fail_reason`` recorded; a stop request is ``FAIL`` marked
-``interrupted`` (it does not use up the budget, see :mod:`worker.budget`).
+``interrupted`` (it does not use up the budget, see :func:`regcore.store.count_trials`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,6 @@ DATABASE_ERRORS = (
     sa.exc.InterfaceError,
     optuna.exceptions.StorageInternalError,
 )
-
-#: Metric names recorded on every finished trial, beside the workload's own.
-RESULT_ATTRS = ("epochs_run", "wall_s", "median_step_ms", "train_loss")
 
 
 def train_config(spec: SweepSpec, *, lr: float) -> TrainConfig:

@@ -52,8 +52,9 @@ def states(study: optuna.Study) -> dict[str, int]:
 def test_budget_is_exact(workers: int, tmp_path: Path) -> None:
     spec = make_spec(budget={"n_trials": 7})
     options = LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}", workers=workers)
-    study, outcome = run_local_sweep(spec, options)
-    assert outcome == "completed"
+    run = run_local_sweep(spec, options)
+    study = run.study
+    assert run.outcome == "completed"
     assert states(study) == {"COMPLETE": 7}
     assert study.trials[0].user_attrs["baseline"] is True
 
@@ -61,10 +62,9 @@ def test_budget_is_exact(workers: int, tmp_path: Path) -> None:
 def test_a_sweep_resumes_and_ends_with_its_budget(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     run_local_sweep(make_spec(budget={"n_trials": 3}), LocalOptions(storage_url=url))
-    study, outcome = run_local_sweep(
-        make_spec(budget={"n_trials": 5}), LocalOptions(storage_url=url)
-    )
-    assert outcome == "completed"
+    run = run_local_sweep(make_spec(budget={"n_trials": 5}), LocalOptions(storage_url=url))
+    study = run.study
+    assert run.outcome == "completed"
     assert states(study) == {"COMPLETE": 5}
 
 
@@ -89,7 +89,7 @@ def test_proximal_sweep_recovers_the_support_where_loss_has_no_zeros(tmp_path: P
         },
         budget={"n_trials": 11},
     )
-    study, _ = run_local_sweep(spec, LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}"))
+    study = run_local_sweep(spec, LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}")).study
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     by_method = {
         m: [t for t in complete if t.user_attrs["method"] == m and not t.user_attrs.get("baseline")]
@@ -135,15 +135,13 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
     assert interrupted[0].state == TrialState.FAIL
 
     faster = make_spec(**{**spec.to_json_dict(), "budget": {"n_trials": 3}})
-    study, outcome = run_local_sweep(faster, LocalOptions(storage_url=url))
-    assert outcome == "completed"
+    run = run_local_sweep(faster, LocalOptions(storage_url=url))
+    assert run.outcome == "completed"
     assert count_trials(storage.engine, "interrupt-test").finished == 3
 
 
 def test_no_trial_starts_after_the_deadline(tmp_path: Path) -> None:
     spec = make_spec(budget={"n_trials": 5, "deadline": "2020-01-01T00:00:00Z"})
-    study, outcome = run_local_sweep(
-        spec, LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}")
-    )
-    assert outcome == "deadline_reached"
-    assert states(study) == {"WAITING": 1}  # only the queued baseline, never started
+    run = run_local_sweep(spec, LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}"))
+    assert run.outcome == "deadline_reached"
+    assert states(run.study) == {"WAITING": 1}  # only the queued baseline, never started
