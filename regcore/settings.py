@@ -25,5 +25,7 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(default=10.0, gt=0)
     grace_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
-    service_url: str = "http://127.0.0.1:8000"
+    # Unset: the client commands ask http://127.0.0.1:8000, and status, report and export
+    # read DATABASE_URL itself.
+    service_url: str | None = None
     token: str | None = Field(default=None, repr=False)

@@ -1,4 +1,8 @@
-"""The ``regsweep`` Typer app and its console, shared by the command modules."""
+"""The ``regsweep`` Typer app, its console, and the settings of one invocation.
+
+The root command reads :class:`~regcore.settings.Settings` from the environment once; every
+command takes them from :func:`settings` and passes plain values down.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import threading
 from collections.abc import Callable
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console, RenderableType
 from rich.live import Live
+
+from regcore.settings import Settings
 
 app = typer.Typer(
     help="Sweeps over L1/L2 regularization for PyTorch, and the regularizer core they use.",
@@ -17,9 +24,25 @@ app = typer.Typer(
 console = Console()
 
 
+_settings: list[Settings] = []  # this invocation's, read by the root command
+
+
 @app.callback()
 def _root() -> None:
     """Sweeps over L1/L2 regularization for PyTorch, and the regularizer core they use."""
+    try:
+        _settings[:] = [Settings()]
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = f"REGSWEEP_{'_'.join(str(p) for p in error['loc']).upper()}"
+            console.print(f"[red]{name}: {error['msg']}, but got {error['input']!r}[/red]")
+        raise typer.Exit(2) from None
+
+
+def settings() -> Settings:
+    """The settings of this invocation (read once, by the root command)."""
+    assert _settings, "settings() is for commands run through the regsweep app"
+    return _settings[0]
 
 
 def show(fetch: Callable[[], RenderableType], *, watch: bool) -> None:

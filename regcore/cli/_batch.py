@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from regcore.cli._app import app, console, show
+from regcore.cli._app import app, console, settings, show
 from regcore.cli._client import call_service
 
 batch_app = typer.Typer(help="Many sweeps as one batch, with one deadline.", no_args_is_help=True)
@@ -35,7 +35,7 @@ def submit_batch(
         raise typer.Exit(2) from None
     # The deadline goes out resolved ("07:00" is this machine's local time, not the server's).
     body = batch.model_dump(mode="json", exclude_none=True)
-    created = call_service("POST", "/v1/batches", json=body)
+    created = call_service(settings(), "POST", "/v1/batches", json=body)
     console.print(f"submitted batch {created['name']}: {len(specs)} sweeps")
     console.print(_table(created))
     estimate = created["estimate"]
@@ -55,8 +55,10 @@ def batch_status(
 ) -> None:
     """Every sweep of a batch: status, trials done/total, best so far, estimated finish."""
 
+    config = settings()
+
     def fetch() -> Table:
-        return _table(call_service("GET", f"/v1/batches/{name}"))
+        return _table(call_service(config, "GET", f"/v1/batches/{name}"))
 
     show(fetch, watch=watch)
 

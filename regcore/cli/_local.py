@@ -16,8 +16,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from regcore.cli._app import app, console
-from regcore.settings import Settings
+from regcore.cli._app import app, console, settings
+from regcore.cli._extras import require_driver
 
 if TYPE_CHECKING:
     import optuna
@@ -104,19 +104,23 @@ def run(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run a whole sweep on this machine (resumes it if it was started before)."""
+    import sqlalchemy as sa
+
     from regcore.studies import SpecMismatchError
     from worker.local import LocalOptions, run_local_sweep
 
-    settings = Settings()
+    config = settings()
+    url = storage or config.database_url
+    require_driver(url, command="run")
     loaded = load_spec_or_exit(spec)
     options = LocalOptions(
-        storage_url=storage or settings.database_url,
+        storage_url=url,
         workers=workers,
-        data_dir=settings.data_dir,
-        artifact_dir=settings.artifact_dir,
-        heartbeat_s=settings.heartbeat_s,
-        grace_s=settings.grace_s,
-        max_retries=settings.max_retries,
+        data_dir=config.data_dir,
+        artifact_dir=config.artifact_dir,
+        heartbeat_s=config.heartbeat_s,
+        grace_s=config.grace_s,
+        max_retries=config.max_retries,
     )
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -136,21 +140,28 @@ def run(
             bar.update(task, completed=p.finished, best=best, detail=detail)
 
         try:
-            study, outcome = run_local_sweep(loaded, options, on_progress=show)
+            result = run_local_sweep(loaded, options, on_progress=show)
         except SpecMismatchError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-    _print_results(study)
+    _print_results(result.study)
+    outcome, sweep = result.outcome, result.sweep
     if outcome == "interrupted":
         console.print("[yellow]interrupted[/yellow]: run the same command again to resume.")
     elif outcome == "deadline_reached":
         console.print("[yellow]stopped at the spec's timeout or deadline.[/yellow]")
+    elif outcome in ("cancelled", "failed"):
+        reason = f": {sweep.error}" if sweep.error else ""
+        console.print(f"[red]the sweep was {outcome}{reason}[/red]")
     # regsweep dashboard also serves the best trials' weights (REGSWEEP_ARTIFACT_DIR).
-    where = "" if storage is None else f"REGSWEEP_DATABASE_URL={options.storage_url} "
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    where = "" if storage is None else f"REGSWEEP_DATABASE_URL={shown} "
     console.print(
-        f"Results are in [bold]{options.storage_url}[/bold] (study {loaded.name!r}). "
-        f"Open them with:\n  {where}regsweep dashboard"
+        f"Results are in [bold]{shown}[/bold] (sweep {sweep.id}, study {loaded.name!r}). "
+        f"Open them with:\n  {where}regsweep dashboard\n  {where}regsweep report {sweep.id}"
     )
+    if outcome == "failed":
+        raise typer.Exit(1)
 
 
 def _print_results(study: optuna.Study) -> None:

@@ -1,18 +1,19 @@
-"""Commands that run the service's parts: ``serve``, ``worker``, ``db upgrade``.
+"""Commands that run the service's parts: ``serve``, ``worker``, ``dashboard``, ``db upgrade``.
 
-Settings are read here (the entry point) and passed down as plain arguments.
+Settings come from the invocation (:func:`regcore.cli._app.settings`) and go down as plain
+arguments.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from regcore.cli._app import app, console
+from regcore.cli._app import app, console, settings
+from regcore.cli._extras import require, require_driver
 from regcore.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,24 +27,34 @@ app.add_typer(db, name="db")
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade regsweep's and Optuna's tables in REGSWEEP_DATABASE_URL."""
-    from regcore.store import head_revision, upgrade_database
+    import sqlalchemy as sa
 
-    settings = Settings()
-    upgrade_database(settings.database_url)
-    console.print(f"database at revision {head_revision()}: {settings.database_url}")
+    from regcore.store import create_engine_for, current_revision, head_revision, upgrade_database
+
+    url = settings().database_url
+    require_driver(url, command="db upgrade")
+    engine = create_engine_for(url, pool_size=1)
+    try:
+        before = current_revision(engine)
+        upgrade_database(url)
+    finally:
+        engine.dispose()
+    head, shown = head_revision(), sa.make_url(url).render_as_string(hide_password=True)
+    change = "up to date" if before == head else f"upgraded from {before or 'nothing'}"
+    console.print(f"database at revision {head} ({change}): {shown}")
 
 
-def _worker_options(settings: Settings, device: str) -> WorkerOptions:
+def _worker_options(config: Settings, device: str) -> WorkerOptions:
     from worker.daemon import WorkerOptions
 
     return WorkerOptions(
-        database_url=settings.database_url,
+        database_url=config.database_url,
         device=device,
-        data_dir=settings.data_dir,
-        artifact_dir=settings.artifact_dir,
-        heartbeat_s=settings.heartbeat_s,
-        grace_s=settings.grace_s,
-        max_retries=settings.max_retries,
+        data_dir=config.data_dir,
+        artifact_dir=config.artifact_dir,
+        heartbeat_s=config.heartbeat_s,
+        grace_s=config.grace_s,
+        max_retries=config.max_retries,
     )
 
 
@@ -55,58 +66,28 @@ def worker(
     ] = None,
 ) -> None:
     """Claim and run trials of queued sweeps until stopped (SIGTERM/Ctrl-C: finish, exit 0)."""
-    import torch
-
-    from worker.daemon import worker_process_main
-
-    settings = Settings()
+    config = settings()
+    require_driver(config.database_url, command="worker")
     if gpus is None:
-        worker_process_main(_worker_options(settings, device))
+        from worker.processes import worker_process_main
+
+        worker_process_main(_worker_options(config, device))
         return
     if gpus != "all":
         console.print(f"[red]--gpus takes 'all', but got {gpus!r}[/red]")
         raise typer.Exit(2)
+    import torch
+
+    from worker.processes import run_worker_processes
+
     count = torch.cuda.device_count()
     if count == 0:
         console.print("[red]--gpus all: no CUDA device is visible; use --device cpu[/red]")
         raise typer.Exit(2)
-    devices = [f"cuda:{index}" for index in range(count)]
-    failed = run_worker_processes([_worker_options(settings, d) for d in devices])
-    if failed:
+    options = [_worker_options(config, f"cuda:{index}") for index in range(count)]
+    console.print(f"starting {count} worker processes ({', '.join(o.device for o in options)})")
+    if run_worker_processes(options).failed:
         raise typer.Exit(1)
-
-
-def run_worker_processes(options: list[WorkerOptions]) -> int:
-    """One worker process per entry, until all have stopped; how many exited with an error.
-
-    SIGINT/SIGTERM reach this process (``docker stop`` sends SIGTERM to it alone): each is
-    passed on to the workers, which finish their trials within the grace period and exit.
-    """
-    from worker.daemon import worker_process_main
-
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=worker_process_main, args=(o,), name=f"regsweep-worker-{o.device}")
-        for o in options
-    ]
-
-    def forward(signum: int, _frame: object) -> None:
-        for process in processes:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signum)
-
-    previous = {s: signal.signal(s, forward) for s in _STOP_SIGNALS}
-    try:
-        for process in processes:
-            process.start()
-        devices = ", ".join(o.device for o in options)
-        console.print(f"started {len(processes)} worker processes ({devices})")
-        for process in processes:
-            process.join()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    return sum(process.exitcode != 0 for process in processes)
 
 
 @app.command()
@@ -118,12 +99,14 @@ def serve(
     ] = False,
 ) -> None:
     """Run the REST API (and, with --with-worker, a worker beside it)."""
+    require("service", command="serve")
+    config = settings()
+    require_driver(config.database_url, command="serve")
     from service.main import is_loopback
     from service.main import serve as serve_api
-    from worker.daemon import worker_process_main
+    from worker.processes import worker_process_main
 
-    settings = Settings()
-    if settings.api_tokens is None and not is_loopback(host):
+    if config.api_tokens is None and not is_loopback(host):
         console.print(
             f"[bold red]WARNING: authentication is off (REGSWEEP_API_TOKENS is unset) and the "
             f"service listens on {host}: anyone who can reach it can submit and delete "
@@ -134,7 +117,7 @@ def serve(
         context = multiprocessing.get_context("spawn")
         child = context.Process(
             target=worker_process_main,
-            args=(_worker_options(settings, "auto"),),
+            args=(_worker_options(config, "auto"),),
             name="regsweep-worker",
         )
         child.start()
@@ -144,7 +127,7 @@ def serve(
     caught: list[int] = []
     previous = {s: signal.signal(s, lambda n, _f: caught.append(n)) for s in _STOP_SIGNALS}
     try:
-        serve_api(settings, host=host, port=port, read_only_open=settings.read_only_open)
+        serve_api(config, host=host, port=port)
     finally:
         if child is not None:
             child.terminate()  # SIGTERM: the worker finishes its trial within the grace period
@@ -159,16 +142,18 @@ def dashboard(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
 ) -> None:
     """Run optuna-dashboard on REGSWEEP_DATABASE_URL, with REGSWEEP_ARTIFACT_DIR's artifacts."""
+    require("service", command="dashboard")
+    config = settings()
+    require_driver(config.database_url, command="dashboard")
     import optuna
     import optuna_dashboard
 
     from regcore.store import create_storage, upgrade_database
 
-    settings = Settings()
-    upgrade_database(settings.database_url)
-    settings.artifact_dir.mkdir(parents=True, exist_ok=True)
-    store = optuna.artifacts.FileSystemArtifactStore(str(settings.artifact_dir))
-    console.print(f"optuna-dashboard on http://{host}:{port} (artifacts: {settings.artifact_dir})")
+    upgrade_database(config.database_url)
+    config.artifact_dir.mkdir(parents=True, exist_ok=True)
+    store = optuna.artifacts.FileSystemArtifactStore(str(config.artifact_dir))
+    console.print(f"optuna-dashboard on http://{host}:{port} (artifacts: {config.artifact_dir})")
     optuna_dashboard.run_server(
-        create_storage(settings.database_url), host=host, port=port, artifact_store=store
+        create_storage(config.database_url), host=host, port=port, artifact_store=store
     )

@@ -111,9 +111,9 @@ def test_worker_processes_stop_together_on_sigterm(tmp_path: Path) -> None:
     )
     script = (
         "import sys\n"
-        "from regcore.cli._service import run_worker_processes\n"
+        "from worker.processes import run_worker_processes\n"
         "from worker.daemon import WorkerOptions\n"
-        f"sys.exit(run_worker_processes([{options}]))\n"
+        f"sys.exit(run_worker_processes([{options}]).failed)\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     parent = subprocess.Popen([sys.executable, "-c", script], env=env)

@@ -1,0 +1,260 @@
+"""What sweeps found: ``status``, ``report`` and ``export``, from the service or the database.
+
+With ``--storage URL``, or when no service is configured (REGSWEEP_SERVICE_URL unset), they
+read the database itself (REGSWEEP_DATABASE_URL; by default the ``regsweep.db`` that
+``regsweep run`` writes), so a local run's results need no service. Otherwise they ask the
+service. A sweep is named by its id, or in the database also by its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from regcore.cli._app import app, console, settings, show
+from regcore.cli._client import call_service
+from regcore.cli._extras import require, require_driver
+
+if TYPE_CHECKING:
+    import optuna
+    import sqlalchemy as sa
+
+    from regcore.store import SweepRow
+
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        help="Read this database instead of the service (default: REGSWEEP_DATABASE_URL)."
+    ),
+]
+
+
+def _database_url(storage: str | None) -> str | None:
+    """The database to read, or None to ask the service."""
+    config = settings()
+    if storage is None and config.service_url is not None:
+        return None
+    return storage or config.database_url
+
+
+@dataclass(frozen=True)
+class _Database:
+    engine: sa.Engine
+    storage: optuna.storages.RDBStorage
+
+    def sweep(self, ref: str) -> SweepRow:
+        """The sweep with id or name ``ref``; exits 2 when there is none."""
+        from regcore.store import SweepNotFoundError, get_sweep, get_sweep_by_name
+
+        for find in (get_sweep, get_sweep_by_name):
+            try:
+                return find(self.engine, ref)
+            except SweepNotFoundError:
+                pass
+        console.print(
+            f"[red]no sweep has the id or name {ref!r}; `regsweep status` lists them[/red]"
+        )
+        raise typer.Exit(2)
+
+    def study(self, sweep: SweepRow) -> optuna.Study | None:
+        import optuna
+
+        try:
+            return optuna.load_study(study_name=sweep.study_name, storage=self.storage)
+        except KeyError:  # deleted behind regsweep's back
+            return None
+
+
+@contextmanager
+def _open(url: str, *, command: str) -> Iterator[_Database]:
+    require_driver(url, command=command)
+    from regcore.store import create_engine_for, create_storage, sqlite_path, upgrade_database
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        console.print(
+            f"[red]no database at {path}: run a sweep first (regsweep run SPEC), or give "
+            "--storage URL (or REGSWEEP_SERVICE_URL to ask a service)[/red]"
+        )
+        raise typer.Exit(2)
+    upgrade_database(url)  # a database an older regsweep wrote reads like a new one
+    database = _Database(create_engine_for(url, pool_size=1), create_storage(url, pool_size=1))
+    try:
+        yield database
+    finally:
+        database.storage.remove_session()
+        database.storage.engine.dispose()
+        database.engine.dispose()
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def _table(sweeps: list[dict[str, Any]]) -> Table:
+    table = Table()
+    for column in ("id", "name", "status", "priority", "done", "best"):
+        table.add_column(column)
+    for s in sweeps:
+        progress = s.get("progress") or {}
+        best = s.get("best") or {}
+        values = best.get("values") or []
+        table.add_row(
+            s["id"],
+            s["name"],
+            s["status"],
+            str(s.get("priority", "")),
+            f"{progress.get('finished', '?')}/{progress.get('n_trials', '?')}",
+            ", ".join(f"{v:.4g}" for v in values) or "–",
+        )
+    return table
+
+
+def _rows(database: _Database, ref: str | None) -> list[dict[str, Any]]:
+    """Sweeps as the service lists them (progress; the best value for one sweep)."""
+    from regcore.store import count_trials_by_study, list_sweeps
+
+    if ref is None:
+        sweeps, _ = list_sweeps(database.engine, limit=100)
+    else:
+        sweeps = [database.sweep(ref)]
+    counts = count_trials_by_study(database.engine, [s.study_name for s in sweeps])
+    rows = []
+    for sweep in sweeps:
+        n_trials = int((sweep.spec.get("budget") or {}).get("n_trials", 0))
+        progress = {"finished": counts[sweep.study_name].finished, "n_trials": n_trials}
+        row: dict[str, Any] = {"id": sweep.id, "name": sweep.name, "status": sweep.status}
+        row.update(priority=sweep.priority, progress=progress, best=None)
+        study = database.study(sweep) if ref is not None else None
+        if study is not None and len(study.directions) == 1:
+            complete = [t for t in study.get_trials(deepcopy=False) if t.values]
+            if complete:
+                row["best"] = {"values": study.best_trial.values}
+        rows.append(row)
+    return rows
+
+
+@app.command()
+def status(
+    sweep: Annotated[
+        str | None, typer.Argument(help="A sweep's id; all sweeps if left out.")
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until Ctrl-C.")] = False,
+    storage: Storage = None,
+) -> None:
+    """Show one sweep (or all): status, trials done of the budget, best value."""
+    url, config = _database_url(storage), settings()
+    if url is not None:
+        with _open(url, command="status") as database:
+            show(lambda: _table(_rows(database, sweep)), watch=watch)
+        return
+
+    def fetch() -> Table:
+        if sweep is None:
+            page = call_service(config, "GET", "/v1/sweeps", params={"limit": 100})
+            return _table(page["data"])
+        return _table([call_service(config, "GET", f"/v1/sweeps/{sweep}")])
+
+    show(fetch, watch=watch)
+
+
+# -- report and export ------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    sweep: Annotated[str | None, typer.Argument(help="A sweep's id.")] = None,
+    batch: Annotated[str | None, typer.Option(help="A batch's name instead of a sweep.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="HTML file (default: NAME.html).")
+    ] = None,
+    storage: Storage = None,
+) -> None:
+    """Save a sweep's (or a batch's) self-contained HTML report."""
+    if (sweep is None) == (batch is None):
+        console.print("[red]give a sweep id or --batch NAME (one of them)[/red]")
+        raise typer.Exit(2)
+    url = _database_url(storage)
+    if url is None:
+        path = f"/v1/batches/{batch}/report" if batch else f"/v1/sweeps/{sweep}/report"
+        response = call_service(settings(), "GET", path, raw=True)
+        name, html = _filename(response, f"{batch or sweep}.html"), response.text
+    else:
+        require("reports", command="report")
+        with _open(url, command="report") as database:
+            name, html = _local_report(database, sweep, batch)
+    target = output or Path(name)
+    target.write_text(html, encoding="utf-8")
+    console.print(f"report written to {target} ({len(html.encode()) / 1e6:.1f} MB)")
+
+
+def _local_report(database: _Database, sweep: str | None, batch: str | None) -> tuple[str, str]:
+    from regcore.reports import batch_report, sweep_report
+    from regcore.store import BatchNotFoundError, batch_sweeps, get_batch
+
+    if batch is not None:
+        try:
+            row = get_batch(database.engine, batch)
+        except BatchNotFoundError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        entries = [
+            (study, s.spec, s.status)
+            for s in batch_sweeps(database.engine, row.name)
+            if (study := database.study(s)) is not None
+        ]
+        return f"{row.name}.html", batch_report(entries, batch_name=row.name)
+    assert sweep is not None
+    found = database.sweep(sweep)
+    study = database.study(found)
+    if study is None:
+        console.print(f"[red]sweep {found.id} has no study any more[/red]")
+        raise typer.Exit(2)
+    page = sweep_report(study, spec=found.spec, sweep_id=found.id, status=found.status)
+    return f"{found.name}.html", page
+
+
+@app.command()
+def export(
+    sweep: Annotated[str, typer.Argument(help="A sweep's id.")],
+    format: Annotated[str, typer.Option(help="csv or json.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File (default: standard output).")
+    ] = None,
+    storage: Storage = None,
+) -> None:
+    """Export every trial of a sweep as CSV or JSON (params_*, attrs_* columns)."""
+    if format not in ("csv", "json"):
+        console.print(f"[red]--format takes csv or json, but got {format!r}[/red]")
+        raise typer.Exit(2)
+    url = _database_url(storage)
+    if url is None:
+        params = {"format": format}
+        text = call_service(
+            settings(), "GET", f"/v1/sweeps/{sweep}/trials", raw=True, params=params
+        ).text
+    else:
+        from regcore import export as exports
+
+        with _open(url, command="export") as database:
+            study = database.study(database.sweep(sweep))
+            if study is None:
+                text = "" if format == "csv" else "[]"
+            else:
+                text = exports.to_csv(study) if format == "csv" else exports.to_json(study)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    console.print(f"trials written to {output}")
+
+
+def _filename(response: Any, default: str) -> str:
+    disposition = response.headers.get("content-disposition", "")
+    name = disposition.partition('filename="')[2].partition('"')[0]
+    return Path(name).name or default
