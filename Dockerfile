@@ -47,8 +47,9 @@ COPY pyproject.toml README.md ./
 COPY regcore ./regcore
 COPY service ./service
 COPY worker ./worker
+# The image serves, works and draws reports: the service extra (PostgreSQL, reports, dashboard).
 RUN pip wheel --no-deps --wheel-dir /wheels . \
-    && pip install /wheels/regsweep-*.whl \
+    && pip install "$(ls /wheels/regsweep-*.whl)[service]" \
     && cd / && python -c "import torch, regcore.cli, service.main, worker.daemon; print('torch', torch.__version__)"
 
 # ---------------------------------------------------------------------------------------------

@@ -694,6 +694,19 @@ def test_dockerfile_is_multi_stage_with_a_cpu_or_cuda_variant() -> None:
     assert re.search(r"https://download\.pytorch\.org/whl/cu1\d\d\b", indexes)
 
 
+def test_image_installs_the_extras_its_commands_need() -> None:
+    """serve, dashboard and reports live in the service extra; a plain install lacks them."""
+    builds = " ".join(i.args for stage in _stages()[:-1] for i in stage if i.keyword == "RUN")
+    installed = re.findall(r"pip install [^&]*regsweep[^&\[]*\[([a-z,]+)\]", builds)
+    assert installed, "the image must install regsweep with its extras"
+    extras = {e for group in installed for e in group.split(",")}
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert "service" in extras
+    assert extras <= set(optional)
+
+
 def test_runtime_stage_copies_the_venv_to_the_same_path_on_the_same_python() -> None:
     stages = _stages()
     builder_image = stages[0][0].args.split()[0]
