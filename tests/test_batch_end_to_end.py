@@ -31,7 +31,7 @@ def test_a_batch_stops_at_its_deadline_notifies_and_reports(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     chromium = require_chromium()
-    product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}", tmp_path)
     deadline = datetime.now(UTC) + timedelta(seconds=20)
     slow = {**SPEC, "training": {**SPEC["training"], "epochs": 40}}  # about 1 s a trial
     batch = {

@@ -33,11 +33,16 @@ SPEC: dict[str, Any] = {
 
 
 class Product:
-    def __init__(self, database_url: str) -> None:
+    """The service and workers as processes; ``folder`` is their working directory."""
+
+    def __init__(self, database_url: str, folder: Path) -> None:
         self.port = free_port()
+        self.folder = folder
         self.env = {
             **os.environ,
             "REGSWEEP_DATABASE_URL": database_url,
+            "REGSWEEP_ARTIFACT_DIR": str(folder / "artifacts"),
+            "REGSWEEP_DATA_DIR": str(folder / "data"),
             "REGSWEEP_SERVICE_URL": f"http://127.0.0.1:{self.port}",
             "REGSWEEP_TOKEN": "s3cret",
             "REGSWEEP_API_TOKENS": "alice:s3cret",
@@ -54,7 +59,8 @@ class Product:
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def _regsweep(self, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "regcore.cli", *args], env=self.env)
+        command = [sys.executable, "-m", "regcore.cli", *args]
+        return subprocess.Popen(command, env=self.env, cwd=self.folder)
 
     def start_service(self, *options: str) -> None:
         self.service = self._regsweep("serve", "--port", str(self.port), *options)
@@ -125,7 +131,7 @@ def product(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Product]
         url = f"sqlite:///{tmp_path / 'regsweep.db'}"
     else:
         url = request.getfixturevalue("postgres_databases")()
-    p = Product(url)
+    p = Product(url, tmp_path)
     yield p
     p.close()
 
@@ -173,6 +179,7 @@ def test_the_cli_submits_shows_and_cancels_through_the_service(product: Product)
         done = subprocess.run(
             [sys.executable, "-m", "regcore.cli", *args],
             env=product.env,
+            cwd=product.folder,
             capture_output=True,
             text=True,
             timeout=120,
@@ -189,7 +196,7 @@ def test_the_cli_submits_shows_and_cancels_through_the_service(product: Product)
 
 
 def test_serve_with_worker_is_a_whole_service_in_one_command(tmp_path: Path) -> None:
-    product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}", tmp_path)
     try:
         product.start_service("--with-worker")
         sweep_id = product.submit("e2e-one-command", 4, priority=0)
@@ -215,7 +222,7 @@ def test_serve_with_worker_is_a_whole_service_in_one_command(tmp_path: Path) -> 
 
 
 def test_the_cli_submits_a_batch_and_saves_reports_and_exports(tmp_path: Path) -> None:
-    product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}", tmp_path)
     examples = Path(__file__).resolve().parents[1] / "examples"
 
     def regsweep(*args: str) -> str:

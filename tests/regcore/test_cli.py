@@ -103,7 +103,7 @@ def test_gpus_takes_only_all() -> None:
 def test_worker_processes_stop_together_on_sigterm(tmp_path: Path) -> None:
     """The machinery of ``--gpus all`` (one process per device), with CPU devices: SIGTERM
     to the parent alone (as ``docker stop`` sends it) stops every worker, none is orphaned."""
-    cluster = Cluster(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    cluster = Cluster(f"sqlite:///{tmp_path / 'regsweep.db'}", tmp_path)
     sweep_id = cluster.submit("two-processes", 4)
     options = ", ".join(
         f"WorkerOptions(database_url={cluster.url!r}, device='cpu', heartbeat_s=1, grace_s=4)"

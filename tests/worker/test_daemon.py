@@ -49,8 +49,9 @@ SLOW = {
 class Cluster:
     """A database and the worker processes working on it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, folder: Path) -> None:
         self.url = url
+        self.folder = folder  # the workers' working directory: nothing lands in the repository
         upgrade_database(url)
         self.engine = create_engine_for(url)
         self.storage = create_storage(url)
@@ -68,11 +69,13 @@ class Cluster:
             "REGSWEEP_DATABASE_URL": self.url,
             "REGSWEEP_HEARTBEAT_S": "1",
             "REGSWEEP_GRACE_S": "4",
+            "REGSWEEP_ARTIFACT_DIR": str(self.folder / "artifacts"),
+            "REGSWEEP_DATA_DIR": str(self.folder / "data"),
             "OMP_NUM_THREADS": "1",
         }
         command = [sys.executable, "-m", "regcore.cli", "worker", "--device", "cpu"]
         for _ in range(n):
-            self.workers.append(subprocess.Popen(command, env=env))
+            self.workers.append(subprocess.Popen(command, env=env, cwd=self.folder))
 
     def study(self, name: str) -> optuna.Study:
         return optuna.load_study(study_name=name, storage=self.storage)
@@ -94,7 +97,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(f"sqlite:///{tmp_path / 'regsweep.db'}")
+    c = Cluster(f"sqlite:///{tmp_path / 'regsweep.db'}", tmp_path)
     yield c
     c.stop()
 
@@ -127,15 +130,29 @@ def test_a_killed_workers_trial_fails_and_is_retried_within_the_budget(cluster: 
     )
     busy = next(w for w in list_workers(cluster.engine) if w.current_trial_number is not None)
     os.kill(busy.pid, signal.SIGKILL)
-    wait_until(lambda: cluster.status(sweep) == "completed", 300, "the sweep to complete")
+    killed = busy.current_trial_number
+    assert killed is not None
+
+    def state_of_killed() -> TrialState:
+        return cluster.study("kill-9").trials[killed].state
+
+    # Each step has its own bound (a trial takes a few seconds; the grace period is 4 s), so
+    # a broken step fails in seconds, naming itself, instead of at a sweep-wide timeout.
+    wait_until(lambda: state_of_killed() != TrialState.RUNNING, 45, "the trial to go stale")
+    assert state_of_killed() == TrialState.FAIL
+
+    def retries() -> list[optuna.trial.FrozenTrial]:
+        trials = cluster.study("kill-9").trials
+        return [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+
+    wait_until(lambda: len(retries()) == 1, 10, "the killed trial's retry to be queued")
+    wait_until(lambda: cluster.status(sweep) == "completed", 60, "the sweep to complete")
     study = cluster.study("kill-9")
-    killed = study.trials[busy.current_trial_number]
-    assert killed.state == TrialState.FAIL
     assert count_trials(cluster.engine, "kill-9").finished == 3
     assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 3
-    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
-    assert len(retried) == 1
-    assert retried[0].params == killed.params
+    (retried,) = retries()
+    assert retried.params == study.trials[killed].params
+    assert retried.state == TrialState.COMPLETE
 
 
 def test_sigterm_finishes_the_running_trial_and_deregisters(cluster: Cluster) -> None:

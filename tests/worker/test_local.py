@@ -109,14 +109,16 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
     spec = make_spec(
         name="interrupt-test",
         workload={"name": "digits_mlp", "params": {"hidden": [256, 256]}},
-        training={"epochs": 40, "batch_size": 16, "device": "cpu"},
+        training={"epochs": 8, "batch_size": 16, "device": "cpu"},
         search_space={"l1": 0.0, "l2": {"low": 1e-5, "high": 1e-3, "log": True}},
         budget={"n_trials": 3},
     )
     spec_file.write_text(yaml.safe_dump(spec.to_json_dict()))
     url = f"sqlite:///{tmp_path / 's.db'}"
     command = [sys.executable, "-m", "regcore.cli", "run", str(spec_file), "--storage", url]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     storage = create_storage(url)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until a trial is running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,12 @@ import pytest
 import sqlalchemy as sa
 import torch
 from optuna.trial import TrialState
+from torch import nn
 
 from regcore.spec import SweepSpec, parse_spec
 from regcore.spec._suggest import create_pruner, create_sampler
 from regcore.store import create_storage
+from regcore.workloads import SparseRegressionWorkload, register_workload
 from worker.runner import run_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -96,6 +99,34 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_worker_goes_on(tmp_path
     attrs = study.trials[0].user_attrs
     assert attrs["fail_reason"].startswith("diverged")
     assert attrs["final_failure"] is True
+
+
+@register_workload
+class NonFiniteValidation(SparseRegressionWorkload):
+    """sparse_regression whose training is fine but whose validation loss is ``params.value``
+    (NaN or infinite): what a broken metric or an overflow in evaluation gives."""
+
+    name = "test_non_finite_validation"
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        return {**super().evaluate(model, x, y), "val_loss": self.bad_value}
+
+    bad_value = math.nan
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_objective_fails_the_trial_though_training_was_finite(
+    bad: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(NonFiniteValidation, "bad_value", bad)
+    spec = make_spec(workload={"name": NonFiniteValidation.name, "params": {"n_samples": 200}})
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.FAIL
+    attrs = study.trials[0].user_attrs
+    assert math.isfinite(attrs["train_loss"])
+    assert attrs["fail_reason"] == f"diverged: objective values [{bad}]"
+    assert attrs["final_failure"] is True  # the point itself is bad: it uses budget
 
 
 def test_a_workload_that_cannot_be_built_fails_the_trial(tmp_path: Path) -> None:
