@@ -18,6 +18,7 @@ from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
 from regcore.store import (
     SweepNotFoundError,
     SweepRow,
+    count_trials,
     delete_sweep,
     get_sweep_by_name,
     insert_sweep,
@@ -112,13 +113,17 @@ def resume_sweep(
 
     An existing sweep takes ``spec``'s budget, deadline and notify; whatever decides what its
     trials mean (workload, search space, ...) must be unchanged (:class:`SpecMismatchError`).
-    A study without a sweep (made by an earlier version's ``regsweep run``) gets one.
+    A sweep that completed its budget, unraised, is returned as it is: nothing to run. A study
+    without a sweep (made by an earlier version's ``regsweep run``) gets one.
     """
     try:
         row = get_sweep_by_name(engine, spec.name)
     except SweepNotFoundError:
         return create_sweep(engine, storage, spec)
     study = open_study(spec, storage)
+    done = count_trials(engine, row.study_name).finished >= spec.budget.n_trials
+    if row.status == "completed" and done:
+        return row
     study.set_user_attr("spec", spec.to_json_dict())
     _bind(study, row)
     return reopen_sweep(

@@ -33,7 +33,7 @@ from regcore.store import (
 )
 from regcore.studies import resume_sweep
 from worker.daemon import WorkerOptions
-from worker.processes import run_worker_processes
+from worker.processes import quiet_optuna, run_worker_processes
 from worker.runner import DATABASE_ERRORS
 
 Outcome = Literal["completed", "interrupted", "deadline_reached", "cancelled", "failed"]
@@ -129,14 +129,18 @@ def run_local_sweep(
     """Run ``spec`` to its budget with ``options.workers`` processes; resume if it exists."""
     if options.workers < 1:
         raise ValueError(f"workers must be >= 1, but got {options.workers=}")
+    quiet_optuna()
     upgrade_database(options.storage_url)
     engine = create_engine_for(options.storage_url, pool_size=1)
     storage = create_storage(options.storage_url, pool_size=1)
     try:
         sweep = resume_sweep(engine, storage, spec)
         study = optuna.load_study(study_name=sweep.study_name, storage=storage)
-        workers = _worker_options(options, spec, sweep.id)
         watch = _Watch(engine, study, spec.budget.n_trials, on_progress)
+        if sweep.is_final:  # it has run its budget: only its results to show
+            watch.show()
+            return LocalRun(sweep=sweep, study=study, outcome=sweep.status)  # type: ignore[arg-type]
+        workers = _worker_options(options, spec, sweep.id)
         exited = run_worker_processes(workers, every=watch.show, every_s=_POLL_S)
         sweep = get_sweep(engine, sweep.id)
     finally:

@@ -68,6 +68,15 @@ def test_a_sweep_resumes_and_ends_with_its_budget(tmp_path: Path) -> None:
     assert states(study) == {"COMPLETE": 5}
 
 
+def test_a_completed_sweep_run_again_only_shows_its_results(tmp_path: Path) -> None:
+    options = LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}")
+    first = run_local_sweep(make_spec(budget={"n_trials": 2}), options)
+    again = run_local_sweep(make_spec(budget={"n_trials": 2}), options)
+    assert again.outcome == "completed"
+    assert again.sweep == first.sweep  # not reopened: same finish, nothing announced again
+    assert states(again.study) == {"COMPLETE": 2}
+
+
 def test_a_different_spec_under_the_same_name_is_refused(tmp_path: Path) -> None:
     storage = create_storage(f"sqlite:///{tmp_path / 's.db'}")
     open_study(make_spec(), storage)
