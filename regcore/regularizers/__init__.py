@@ -18,11 +18,16 @@ proximal       yes  yes  after the step, soft-thresholding with the optimizer's 
 Example::
 
     from regcore.regularizers import Regularizer, sparsity
-    reg = Regularizer(model, l1=1e-4, l2=1e-3, method="proximal")
+    reg = Regularizer(model, l1=1e-4, l2=1e-3, method="proximal")  # only=["backbone.*"]
     opt = torch.optim.Adam(reg.param_groups(), lr=1e-3)
     reg.attach(opt)
     ...  # train as usual, with loss = reg.penalize(loss)
+    reg.clip_grad_norm_(1.0)  # optional, between backward and step: clips the data gradient
     print(sparsity(model), reg.penalty().item())
+
+``only=`` (name patterns) narrows the regularized parameters, ``exclude=`` removes some;
+:meth:`Regularizer.clip_grad_norm_` clips the data gradient and never the penalty's, so every
+method stays the same regularizer under gradient clipping.
 
 :data:`OPTIMIZERS` is the table of optimizers a sweep may name (torch class, options, the step
 ``proximal`` thresholds with); the spec and the worker's training loop read it.

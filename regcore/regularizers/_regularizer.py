@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -14,7 +15,8 @@ from regcore.regularizers._hook import HookMethod
 from regcore.regularizers._loss import LossMethod
 from regcore.regularizers._metrics import l1_norm, l2_norm, sparsity
 from regcore.regularizers._proximal import ProximalMethod
-from regcore.regularizers._select import Exclude, select_parameters
+from regcore.regularizers._scratch import ScratchBuffers
+from regcore.regularizers._select import Exclude, Only, select_parameters
 from regcore.regularizers._weight_decay import WeightDecayMethod
 
 _METHOD_CLASSES: dict[str, type[BaseMethod]] = {
@@ -59,7 +61,15 @@ class Regularizer:
 
     ``exclude`` picks the parameters left alone: by default those with ``ndim < 2`` (biases,
     normalization weights); or a list of name patterns (``["*.bias", "embed.*"]``), or a
-    predicate ``(name, param) -> bool``.
+    predicate ``(name, param) -> bool``. Patterns or a predicate replace the default rule.
+
+    ``only`` (a list of name patterns, ``["backbone.*"]``) regularizes just the parameters whose
+    names match one of them, minus those ``exclude`` removes. With ``exclude=None`` the default
+    rule still applies, so ``only=["backbone.*"]`` regularizes the backbone's weights and not
+    its biases or norms; add ``exclude=[]`` to take those too. A pattern that selects no
+    trainable parameter (or only ones ``exclude`` removes) is refused. Parameters outside
+    ``only`` still train: they are in the excluded group of :meth:`param_groups`. Frozen
+    parameters are never regularized.
 
     ``accumulation_steps=k``: with ``k`` gradient-accumulation micro-steps per optimizer step,
     the methods that act per ``backward()`` (``loss``, ``hook``) apply ``λ/k`` each time, so every
@@ -69,6 +79,10 @@ class Regularizer:
     ``proximal`` and ``weight_decay`` act inside ``scaler.step`` (after unscaling; not at all on a
     skipped step); ``loss`` is scaled with the loss. ``hook`` would add unscaled λ to scaled
     gradients, so it is refused with an enabled scaler.
+
+    Gradient clipping: call :meth:`clip_grad_norm_` in place of
+    ``torch.nn.utils.clip_grad_norm_``; it clips the data loss's gradient and never the
+    penalty's, whichever method applies the penalty.
     """
 
     def __init__(
@@ -79,6 +93,7 @@ class Regularizer:
         l2: float = 0.0,
         method: str = "fused",
         exclude: Exclude = None,
+        only: Only = None,
         accumulation_steps: int = 1,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -99,16 +114,24 @@ class Regularizer:
         if accumulation_steps < 1:
             raise ValueError(f"accumulation_steps must be >= 1, but got {accumulation_steps=}")
 
-        regularized, excluded = select_parameters(model, exclude)
+        if isinstance(only, Iterator):
+            only = list(only)  # kept as self.only: a generator would be spent by then
+        regularized, excluded = select_parameters(model, exclude, only=only)
         self.model = model
         self.l1 = l1
         self.l2 = l2
         self.method = method
         self.exclude = exclude
+        self.only = only
         self.accumulation_steps = accumulation_steps
         self.named_parameters = regularized
         self.parameters: list[torch.Tensor] = [p for _, p in regularized]
         self._excluded: list[torch.Tensor] = [p for _, p in excluded]
+        # Every trainable parameter in the model's own order, so clipping sums the per-tensor
+        # norms in the order torch.nn.utils.clip_grad_norm_(model.parameters()) does.
+        chosen = {id(p) for _, p in (*regularized, *excluded)}
+        self._trainable: list[torch.Tensor] = [p for p in model.parameters() if id(p) in chosen]
+        self._clip_scratch = ScratchBuffers()
         self._method = method_cls(l1=l1, l2=l2, params=self.parameters)
         self._optimizer: torch.optim.Optimizer | None = None
         self._handles: list[RemovableHandle] = []
@@ -238,6 +261,78 @@ class Regularizer:
             # w·w by dot: its backward is w + w = 2w exactly, with no w² temporary.
             squares = [torch.dot(p.reshape(-1), p.reshape(-1)) for p in self.parameters]
             total = total + self.l2 * torch.stack(squares).sum()
+        return total
+
+    def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0) -> torch.Tensor:
+        """Clip the gradient of the data loss to ``max_norm``, never the penalty's gradient.
+
+        Use it in place of ``torch.nn.utils.clip_grad_norm_``, once per optimizer step: after
+        the last ``backward()`` (all ``accumulation_steps`` micro-steps) and before
+        ``optimizer.step()``; with a ``GradScaler``, after ``scaler.unscale_(optimizer)``::
+
+            loss.backward()
+            scaler.unscale_(opt)         # mixed precision only: clip unscaled gradients
+            reg.clip_grad_norm_(1.0)
+            scaler.step(opt)             # or opt.step()
+
+        Returns the total ``norm_type``-norm of the data gradient before clipping, over every
+        trainable parameter with a gradient (regularized and excluded, as torch's clip over
+        ``model.parameters()`` takes them).
+
+        The convention: clipping acts on the data loss's gradient only; the penalty's gradient
+        ``λ₁·sign w + 2λ₂·w`` is never clipped. That is what the optimizer's own regularization
+        does (coupled ``weight_decay`` and AdamW's decay act inside ``step()``, after any
+        clipping) and what ``fused``, ``decoupled``, ``proximal`` and ``weight_decay`` give with
+        torch's clip between backward and step; and it keeps λ meaning the same strength
+        whatever the size of the data gradient. But ``loss`` and ``hook`` put the penalty
+        gradient ``p`` into ``.grad`` during ``backward()``, where torch's clip would scale it
+        too (and they would no longer agree with ``fused``). So for them, with ``g`` the
+        gradient after backward (one whole ``p`` in it after ``k`` micro-steps of ``p/k``)::
+
+            norm = ‖g − p‖ over all trainable gradients (g alone where nothing is regularized)
+            c    = min(1, max_norm / (norm + 1e-6))        # torch's eps and clamp
+            g   ← c·g + (1 − c)·p  = c·(g − p) + p          # regularized parameters
+            g   ← c·g                                       # the others
+
+        computed by subtracting ``p`` in place, torch's own ``clip_grad_norm_`` and adding ``p``
+        back (multi-tensor kernels, ``sign w`` in persistent scratch buffers). They assume
+        every ``backward()`` of the step went through :meth:`penalize` (``loss``) or the
+        attached hooks (``hook``). For the step-time methods, and with ``l1 = l2 = 0``, it *is*
+        ``torch.nn.utils.clip_grad_norm_(trainable parameters, max_norm, norm_type)``.
+        """
+        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float):
+            raise TypeError(f"max_norm must be a number, but got {max_norm!r}")
+        if math.isnan(max_norm) or max_norm < 0:
+            raise ValueError(
+                f"max_norm must be >= 0 (math.inf: no clipping), but got max_norm={max_norm}"
+            )
+        if isinstance(norm_type, bool) or not isinstance(norm_type, int | float):
+            raise TypeError(
+                f"norm_type must be a number (2.0, or math.inf for the max norm), but got "
+                f"{norm_type!r}"
+            )
+        in_grad = self._method.adds_to_loss or (
+            self._method.per_backward and self._optimizer is not None
+        )
+        live = [p for p in self.parameters if p.grad is not None] if in_grad else []
+        if not live or not (self.l1 or self.l2):
+            return torch.nn.utils.clip_grad_norm_(self._trainable, max_norm, norm_type)
+        grads = [p.grad for p in live if p.grad is not None]
+        l1, l2x2 = self.l1, 2.0 * self.l2
+        with torch.no_grad():
+            if l1:
+                signs = self._clip_scratch.like(live)
+                torch._foreach_copy_(signs, live)
+                torch._foreach_sign_(signs)  # 0 at 0: the subgradient every method uses
+                torch._foreach_add_(grads, signs, alpha=-l1)
+            if l2x2:
+                torch._foreach_add_(grads, live, alpha=-l2x2)
+            total = torch.nn.utils.clip_grad_norm_(self._trainable, max_norm, norm_type)
+            # In fused's order, so the clipped update matches it to rounding.
+            if l1:
+                torch._foreach_add_(grads, signs, alpha=l1)
+            if l2x2:
+                torch._foreach_add_(grads, live, alpha=l2x2)
         return total
 
     # -- metrics -------------------------------------------------------------------------------
