@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 import sqlalchemy as sa
 
-from regcore.spec import SweepSpec
+from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
 from regcore.store import (
     SweepNotFoundError,
@@ -26,7 +26,7 @@ from regcore.store import (
 )
 
 # What must match for a run to resume an existing study (budget and notify may change).
-_RESUMABLE_KEYS = ("workload", "search_space", "optimizer", "training", "objectives")
+_RESUMABLE_KEYS = ("workload", "search_space", "optimizer", "training", "regularize", "objectives")
 
 
 class SpecMismatchError(ValueError):
@@ -68,7 +68,7 @@ def open_study(
         # λ₁ = λ₂ = 0 first, so every sweep shows what regularization bought.
         study.enqueue_trial(baseline_params(spec), user_attrs={"baseline": True})
         return study
-    stored = study.user_attrs.get("spec", {})
+    stored = _with_defaults(study.user_attrs.get("spec", {}))
     new = spec.to_json_dict()
     changed = [k for k in _RESUMABLE_KEYS if stored.get(k) != new.get(k)]
     if changed:
@@ -77,6 +77,15 @@ def open_study(
             f"{', '.join(changed)}; give the sweep a new name, or delete the old study"
         )
     return study
+
+
+def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored spec as this version reads it: fields added since it was stored take their
+    defaults, so a study made by an earlier version resumes."""
+    try:
+        return parse_spec(stored).to_json_dict()
+    except SpecError:  # e.g. its workload is gone: compare what was stored
+        return stored
 
 
 def create_sweep(

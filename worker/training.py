@@ -1,7 +1,10 @@
 """One training run: a workload, a Regularizer, an optimizer, epochs of minibatches.
 
-This is the loop every trial runs (and ``regsweep demo``): it uses the same
-:class:`~regcore.regularizers.Regularizer` users import into their own scripts.
+This is the loop every trial of a declarative workload runs (and ``regsweep demo``); it
+uses the same :class:`~regcore.regularizers.Regularizer` users import into their own
+scripts. Per step: forward (bf16 autocast if asked), backward of the loss with the penalty
+where the method adds it there, the data gradient clipped (the penalty's never: see
+``Regularizer.clip_grad_norm_``), the optimizer's step, the schedule's next lr.
 """
 
 from __future__ import annotations
@@ -9,15 +12,18 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from regcore.regularizers import OPTIMIZERS, OptimizerName, Regularizer, l1_norm, l2_norm, sparsity
+from regcore.regularizers import OptimizerName, Regularizer, l1_norm, l2_norm, sparsity
+from regcore.spec import SchedulerSpec
 from regcore.workloads import Workload
+from worker.batches import Batches
+from worker.optim import LrSchedule, make_optimizer, param_groups
 
 Precision = Literal["fp32", "bf16"]
 
@@ -36,11 +42,20 @@ class TrainConfig:
     batch_size: int = 128
     optimizer: OptimizerName = "adam"
     lr: float = 1e-3
-    momentum: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float | None = None
+    nesterov: bool | None = None
+    betas: tuple[float, float] | None = None
+    lr_mult: Mapping[str, float] = field(default_factory=dict)
+    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    clip_grad_norm: float | None = None
+    num_workers: int = 0
+    exclude: list[str] | None = None  # which parameters the Regularizer sees (its defaults)
+    only: list[str] | None = None
     seed: int = 0
     device: str = "auto"
     precision: Precision = "fp32"
+    monitor: str = "val_loss"  # what the plateau schedule watches (the first objective)
+    maximize: bool = False
 
 
 @dataclass(kw_only=True)
@@ -85,6 +100,11 @@ class StepTimer:
         else:
             self.times_s.append(time.perf_counter() - self._started)
 
+    def discard(self) -> None:
+        """Forget the step started last (there was none to take)."""
+        if self._cuda and self._pending:
+            self._pending.pop()
+
     def collect(self) -> None:
         """Turn the epoch's recorded CUDA events into times (one synchronize)."""
         if self._pending:
@@ -101,21 +121,6 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for, but no CUDA device is available")
     return resolved
-
-
-def make_optimizer(groups: list[dict[str, Any]], config: TrainConfig) -> torch.optim.Optimizer:
-    """``config.optimizer``'s torch class with ``config.lr`` and the options it takes (its row
-    in :data:`~regcore.regularizers.OPTIMIZERS`: ``momentum`` for sgd, ``betas`` for adam)."""
-    kind = OPTIMIZERS.get(config.optimizer)
-    if kind is None:
-        *rest, last = OPTIMIZERS
-        raise ValueError(
-            f"unknown optimizer {config.optimizer!r}; choose {', '.join(rest)} or {last}"
-        )
-    options = {option: getattr(config, option) for option in kind.options}
-    # Optimizer's own __init__ takes no lr; every row's class does.
-    build: Callable[..., torch.optim.Optimizer] = kind.torch_class
-    return build(groups, lr=config.lr, **options)
 
 
 def regularization_metrics(model: nn.Module, reg: Regularizer) -> dict[str, float]:
@@ -141,44 +146,63 @@ def train_workload(
 
     ``on_epoch(epoch, metrics)`` is called after each epoch (a pruner raises from it to stop).
     ``should_stop()`` is asked before every step; True raises :class:`TrainingInterrupted`.
-    A NaN or infinite training loss raises :class:`DivergedError`.
+    A NaN or infinite training loss raises :class:`DivergedError`. Each epoch's metrics are
+    in the result's ``history`` (learning curves), also when a pruner or a stop ends it.
     """
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     data = workload.load_data(seed=config.seed)
     model = workload.build_model(seed=config.seed).to(device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
-
-    reg = Regularizer(model, l1=l1, l2=l2, method=method)
-    optimizer = make_optimizer(reg.param_groups(), config)
+    batches = Batches(
+        data,
+        device=device,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        num_workers=config.num_workers,
+    )
+    reg = Regularizer(model, l1=l1, l2=l2, method=method, exclude=config.exclude, only=config.only)
+    groups = param_groups(reg, model, lr=config.lr, lr_mult=config.lr_mult)
+    options = {"momentum": config.momentum, "nesterov": config.nesterov, "betas": config.betas}
+    optimizer = make_optimizer(groups, name=config.optimizer, lr=config.lr, options=options)
     reg.attach(optimizer)
+    schedule = LrSchedule(
+        optimizer,
+        config.scheduler,
+        epochs=config.epochs,
+        steps_per_epoch=batches.steps_per_epoch,
+        maximize=config.maximize,
+    )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    generator = torch.Generator().manual_seed(config.seed)
-    result = TrainResult(metrics={}, device=str(device))
+    result = TrainResult(metrics={}, device=str(device), model=model)
     started = time.perf_counter()
     timer = StepTimer(device)
     result.step_times_s = timer.times_s
-    n = x_train.shape[0]
     for epoch in range(config.epochs):
         model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        loss_sum, batches = torch.zeros((), device=device), 0
-        for start in range(0, n, config.batch_size):
+        loss_sum, steps = torch.zeros((), device=device), 0
+        epoch_batches = batches.epoch()
+        while True:
             if should_stop is not None and should_stop():
                 raise TrainingInterrupted(f"stopped in epoch {epoch + 1}")
-            index = order[start : start + config.batch_size]
-            timer.start()
+            timer.start()  # a step's time includes getting its batch, as it did in the past
+            batch = next(epoch_batches, None)
+            if batch is None:
+                timer.discard()
+                break
+            x, y = batch
             optimizer.zero_grad(set_to_none=True)
             with autocast:
-                loss = workload.loss(model(x_train[index]), y_train[index])
+                loss = workload.loss(model(x), y)
             reg.penalize(loss).backward()  # type: ignore[no-untyped-call]
+            if config.clip_grad_norm is not None:
+                reg.clip_grad_norm_(config.clip_grad_norm)
             optimizer.step()
+            schedule.after_step()
             timer.stop()
             loss_sum += loss.detach().float()
-            batches += 1
+            steps += 1
         timer.collect()
-        result.train_loss = float(loss_sum) / max(batches, 1)
+        result.train_loss = float(loss_sum) / max(steps, 1)
         if not math.isfinite(result.train_loss):
             raise DivergedError(
                 f"training loss became {result.train_loss} in epoch {epoch + 1}; "
@@ -186,16 +210,16 @@ def train_workload(
             )
         model.eval()
         with autocast:
-            metrics = workload.evaluate(model, x_val, y_val)
+            metrics = batches.evaluate(workload, model)
         metrics.update(regularization_metrics(model, reg))
         metrics["train_loss"] = result.train_loss
         metrics["step_time_ms"] = result.median_step_ms
         result.history.append(metrics)
         result.metrics = metrics
         result.epochs_run = epoch + 1
+        schedule.after_epoch(metrics.get(config.monitor, math.nan))
         if on_epoch is not None:
             on_epoch(epoch, metrics)
     result.wall_s = time.perf_counter() - started
     reg.detach()
-    result.model = model
     return result

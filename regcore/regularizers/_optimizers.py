@@ -22,35 +22,34 @@ StepRule = Literal["sgd", "adam", "rmsprop"]
 class OptimizerKind:
     """One optimizer: ``name`` as a spec writes it, ``torch_class`` (subclasses match too),
     ``options``: the keyword arguments a spec may set besides ``lr`` (``"momentum"``),
-    ``step_rule``: its step size (see :data:`StepRule`), ``in_sweeps``: whether a sweep spec
-    may name it (else only the core knows it, e.g. for ``method='proximal'``)."""
+    ``step_rule``: its step size (see :data:`StepRule`)."""
 
     name: str
     torch_class: type[torch.optim.Optimizer]
     options: tuple[str, ...]
     step_rule: StepRule
-    in_sweeps: bool = True
 
 
 KNOWN_OPTIMIZERS: tuple[OptimizerKind, ...] = (
-    OptimizerKind(name="sgd", torch_class=torch.optim.SGD, options=("momentum",), step_rule="sgd"),
-    OptimizerKind(name="adam", torch_class=torch.optim.Adam, options=("betas",), step_rule="adam"),
-    # Not in sweeps yet: method weight_decay refuses its decoupled decay, and a spec must say so
-    # before it offers adamw.
     OptimizerKind(
-        name="adamw",
-        torch_class=torch.optim.AdamW,
-        options=("betas",),
-        step_rule="adam",
-        in_sweeps=False,
+        name="sgd",
+        torch_class=torch.optim.SGD,
+        options=("momentum", "nesterov"),
+        step_rule="sgd",
+    ),
+    OptimizerKind(name="adam", torch_class=torch.optim.Adam, options=("betas",), step_rule="adam"),
+    # Decoupled decay (weight_decay=0 here: the Regularizer's groups set it), so with method
+    # weight_decay a spec is refused: that method means coupled decay.
+    OptimizerKind(
+        name="adamw", torch_class=torch.optim.AdamW, options=("betas",), step_rule="adam"
     ),
     OptimizerKind(
         name="rmsprop", torch_class=torch.optim.RMSprop, options=("momentum",), step_rule="rmsprop"
     ),
 )
 
-# What a sweep spec's optimizer.name may be, in the table's order.
-OPTIMIZERS: dict[str, OptimizerKind] = {k.name: k for k in KNOWN_OPTIMIZERS if k.in_sweeps}
+# By the name a spec writes, in the table's order.
+OPTIMIZERS: dict[str, OptimizerKind] = {k.name: k for k in KNOWN_OPTIMIZERS}
 
 # mypy cannot read a Literal built at run time (pydantic can, for the spec's field): str for it.
 if TYPE_CHECKING:

@@ -27,14 +27,18 @@ from regcore.spec._sections import (
     BudgetSpec,
     NotifySpec,
     ObjectiveSpec,
-    OptimizerSpec,
     PrunerSpec,
     SamplerSpec,
-    TrainingSpec,
     WorkloadSpec,
 )
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._sweep import SweepSpec
+from regcore.spec._training import (
+    OptimizerSpec,
+    RegularizeSpec,
+    SchedulerSpec,
+    TrainingSpec,
+)
 
 __all__ = [
     "RUNNER_METRICS",
@@ -45,7 +49,9 @@ __all__ = [
     "OptimizerSpec",
     "PrunerSpec",
     "Range",
+    "RegularizeSpec",
     "SamplerSpec",
+    "SchedulerSpec",
     "SearchSpace",
     "SpecError",
     "SpecProblem",

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import inspect
-import re
 import warnings
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
-from regcore.regularizers import OPTIMIZERS, OptimizerName, optimizers_taking
 from regcore.spec._algorithms import PRUNERS, SAMPLERS, PrunerName, SamplerName
 from regcore.spec._base import SpecModel
-from regcore.spec._problems import as_details, listing, problem, problems_error, suggest
+from regcore.spec._problems import as_details, problem, problems_error, suggest
 from regcore.workloads import WorkloadError, available_workloads, get_workload
 from regcore.workloads._registry import WorkloadPluginError
 
 Direction = Literal["minimize", "maximize"]
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
-_Beta = Annotated[float, Field(ge=0, lt=1)]
-_PENALTY = "regularization is what the sweep searches"
 
 
 class WorkloadSpec(SpecModel):
@@ -57,78 +53,6 @@ class WorkloadSpec(SpecModel):
             return model.model_validate(params).model_dump(mode="json")
         except ValidationError as exc:
             raise problems_error(as_details(exc, fields=model.model_fields), "params") from None
-
-
-class OptimizerSpec(SpecModel):
-    """The optimizer and its base learning rate: ``{name: sgd, lr: 0.1, momentum: 0.9}``.
-
-    ``momentum`` is for ``sgd`` and ``rmsprop``, ``betas`` for ``adam``; unset, each takes
-    the optimizer's default.
-    """
-
-    misplaced: ClassVar[dict[str, str]] = {
-        "weight_decay": f"{_PENALTY}: put λ₂ in search_space.l2 (method weight_decay applies "
-        "it as the optimizer's decay)",
-    }
-
-    # The names, and which of the options below each takes: regcore.regularizers.OPTIMIZERS
-    # (the docstring above is the JSON schema's description, so it stays as published).
-    name: OptimizerName = "adam"
-    lr: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
-    momentum: float | None = Field(default=None, ge=0, lt=1)
-    betas: tuple[_Beta, _Beta] | None = None
-
-    def _problems(self) -> list[InitErrorDetails]:
-        taken = OPTIMIZERS[self.name].options
-        details = []
-        for option in _OPTIMIZER_OPTIONS:
-            value = getattr(self, option)
-            if value is not None and option not in taken:
-                shown = list(value) if isinstance(value, tuple) else value
-                details.append(problem((option,), _not_taken(option, self.name), shown))
-        return details
-
-
-# Every option some optimizer takes (each a field of OptimizerSpec), in the table's order.
-_OPTIMIZER_OPTIONS = tuple(dict.fromkeys(o for k in OPTIMIZERS.values() for o in k.options))
-
-# An option set for an optimizer that does not take it, in words: who takes it ({takers}, from
-# the table) and what to write instead ({other}: an option {name} takes; {example}: a value).
-_NOT_TAKEN = {
-    "momentum": ("momentum is for {takers}", "for {name} set {other}, e.g. {example}", "it"),
-    "betas": ("betas are for {takers}", "remove them, or set {other} for {name}", "them"),
-}
-_EXAMPLES = {"momentum": "0.9", "betas": "[0.9, 0.999]"}
-
-
-def _not_taken(option: str, name: str) -> str:
-    takers = optimizers_taking(option)
-    who = f"{takers[0]} only" if len(takers) == 1 else listing(takers, last="and")
-    wrong, fix, pronoun = _NOT_TAKEN[option]
-    others = OPTIMIZERS[name].options
-    if not others:
-        return f"{wrong.format(takers=who)}; remove {pronoun}"
-    fix = fix.format(name=name, other=others[0], example=_EXAMPLES[others[0]])
-    return f"{wrong.format(takers=who)}; {fix}"
-
-
-class TrainingSpec(SpecModel):
-    """How each trial trains: ``{epochs: 10, batch_size: 128, seed: 0, device: auto,
-    precision: fp32}`` (``device``: auto, cpu, cuda or cuda:N; ``precision``: fp32 or bf16).
-    """
-
-    epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=128, ge=1)
-    seed: Seed = 0
-    device: str = "auto"
-    precision: Literal["fp32", "bf16"] = "fp32"
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, device: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-            raise ValueError(f"use auto, cpu, cuda or cuda:N (e.g. cuda:1), but got {device!r}")
-        return device
 
 
 # Measured by the trial runner for every workload; larger is better for the first two.

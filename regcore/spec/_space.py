@@ -6,11 +6,12 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, field_validator
 from pydantic_core import InitErrorDetails
 
 from regcore.regularizers import L1_METHODS, METHODS
 from regcore.spec._base import SpecModel
+from regcore.spec._params import ParamValue, raise_for_names
 from regcore.spec._problems import problem, problems_error, suggest
 
 _SHAPES = "a number, a range {low: 1.0e-6, high: 1.0e-2, log: true} or {choices: [0, 1.0e-4]}"
@@ -163,7 +164,8 @@ def can_be_zero(value: float | Range | Choices) -> bool:
 
 class SearchSpace(SpecModel):
     """What a sweep varies: ``l1`` and ``l2`` (each a number, a range or choices), ``method``
-    (one name or a list; all six by default) and optionally ``lr`` (a range or choices).
+    (one name or a list; all six by default), optionally ``lr`` (a range or choices) and
+    ``params``, the workload's own hyperparameters (``{dropout: {low: 0.0, high: 0.5}}``).
 
     ``weight_decay`` cannot express λ₁: its trials do not sample ``l1`` and record it as 0,
     so the space is conditional. A spec that leaves λ₁ no way to be 0 while only such
@@ -181,6 +183,10 @@ class SearchSpace(SpecModel):
     l2: Lambda
     method: Method = Field(default_factory=lambda: list(METHODS))
     lr: LearningRate = None
+    # The workload's own hyperparameters, searched too (regcore.spec._params).
+    params: Annotated[dict[str, ParamValue], AfterValidator(raise_for_names)] = Field(
+        default_factory=dict
+    )
 
     @property
     def methods(self) -> tuple[str, ...]:

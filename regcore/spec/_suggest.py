@@ -8,12 +8,13 @@ The space is conditional: a method that cannot express λ₁ (``weight_decay``) 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 
 from regcore.spec._algorithms import PRUNERS, SAMPLERS
+from regcore.spec._params import ParamChoices, ParamRange, ParamValue
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._sweep import SweepSpec
 
@@ -26,6 +27,7 @@ class TrialPoint:
     l1: float
     l2: float
     lr: float
+    params: dict[str, Any] = field(default_factory=dict)  # search_space.params' values
 
     def as_attrs(self) -> dict[str, Any]:
         return {"method": self.method, "l1": self.l1, "l2": self.l2, "lr": self.lr}
@@ -47,7 +49,18 @@ def suggest(trial: optuna.Trial, spec: SweepSpec) -> TrialPoint:
     l1 = _suggest_value(trial, "l1", space.l1) if SearchSpace.samples_l1(method) else 0.0
     l2 = _suggest_value(trial, "l2", space.l2)
     lr = spec.optimizer.lr if space.lr is None else _suggest_value(trial, "lr", space.lr)
-    return TrialPoint(method=method, l1=l1, l2=l2, lr=lr)
+    params = {name: _suggest_param(trial, name, value) for name, value in space.params.items()}
+    return TrialPoint(method=method, l1=l1, l2=l2, lr=lr, params=params)
+
+
+def _suggest_param(trial: optuna.Trial, name: str, value: ParamValue) -> Any:
+    if isinstance(value, ParamRange):
+        if value.int:
+            return trial.suggest_int(name, int(value.low), int(value.high), log=value.log)
+        return trial.suggest_float(name, value.low, value.high, log=value.log)
+    if isinstance(value, ParamChoices):
+        return trial.suggest_categorical(name, value.choices)
+    return value
 
 
 def baseline_params(spec: SweepSpec) -> dict[str, Any]:
@@ -101,6 +114,9 @@ def _grid(spec: SweepSpec) -> dict[str, list[Any]]:
         value = getattr(space, name)
         if isinstance(value, Choices):
             grid[name] = list(value.choices)
+    for name, param in space.params.items():
+        if isinstance(param, ParamChoices):
+            grid[name] = list(param.choices)
     return grid
 
 

@@ -12,23 +12,25 @@ from pydantic_core import InitErrorDetails
 from regcore.spec._algorithms import two_objective_pruners
 from regcore.spec._base import SpecModel
 from regcore.spec._cross import Facts, cross_checks, facts_of_raw
+from regcore.spec._params import check_params, grid_params
 from regcore.spec._problems import suggest
 from regcore.spec._sections import (
     BudgetSpec,
     NotifySpec,
     ObjectiveSpec,
-    OptimizerSpec,
     PrunerSpec,
     SamplerSpec,
-    TrainingSpec,
     WorkloadSpec,
 )
 from regcore.spec._space import SearchSpace
+from regcore.spec._training import OptimizerSpec, RegularizeSpec, TrainingSpec, loop_checks
+from regcore.workloads import TrainingFunction, get_workload
 
 _NESTED: dict[str, type[SpecModel]] = {
     "search_space": SearchSpace,
     "optimizer": OptimizerSpec,
     "training": TrainingSpec,
+    "regularize": RegularizeSpec,
     "objectives": ObjectiveSpec,
     "sampler": SamplerSpec,
     "pruner": PrunerSpec,
@@ -67,6 +69,7 @@ class SweepSpec(SpecModel):
     search_space: SearchSpace
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    regularize: RegularizeSpec = Field(default_factory=RegularizeSpec)
     objectives: list[ObjectiveSpec] = Field(
         default_factory=_default_objectives, min_length=1, max_length=2
     )
@@ -138,7 +141,18 @@ class SweepSpec(SpecModel):
             n_objectives=len(self.objectives),
             objectives=dict(enumerate(self.objectives)),
         )
-        return cross_checks(facts)
+        kind = get_workload(self.workload.name)
+        return [
+            *cross_checks(facts),
+            *grid_params(self.sampler.name, space.params),
+            *check_params(kind.Params, self.workload.params, space.params),
+            *loop_checks(
+                optimizer=self.optimizer,
+                training=self.training,
+                methods=self.methods,
+                own_loop=isinstance(kind, TrainingFunction),
+            ),
+        ]
 
     @classmethod
     def _problems_of_invalid(cls, data: dict[str, Any]) -> list[InitErrorDetails]:

@@ -148,14 +148,33 @@ def test_minimal_spec_gets_the_design_defaults() -> None:
     data = parse_spec(MINIMAL).to_json_dict()
     assert data["search_space"]["method"] == list(METHODS)
     assert data["search_space"]["lr"] is None
-    assert data["optimizer"] == {"name": "adam", "lr": 1e-3, "momentum": None, "betas": None}
+    assert data["search_space"]["params"] == {}
+    assert data["optimizer"] == {
+        "name": "adam",
+        "lr": 1e-3,
+        "momentum": None,
+        "nesterov": None,
+        "betas": None,
+        "lr_mult": {},
+    }
     assert data["training"] == {
         "epochs": 10,
         "batch_size": 128,
         "seed": 0,
         "device": "auto",
         "precision": "fp32",
+        "scheduler": {
+            "name": "none",
+            "warmup_epochs": 0.0,
+            "min_lr_ratio": None,
+            "step_epochs": None,
+            "gamma": None,
+            "patience": None,
+        },
+        "clip_grad_norm": None,
+        "num_workers": 0,
     }
+    assert data["regularize"] == {"exclude": None, "only": None}
     assert data["objectives"] == [{"metric": "val_loss", "direction": "minimize"}]
     assert data["sampler"] == {"name": "tpe", "seed": 0, "options": {}}
     assert data["pruner"] == {"name": "hyperband", "options": {}}
@@ -480,11 +499,22 @@ def test_optimizer_options_name_the_optimizers_that_take_them() -> None:
     )
     problems = problems_of(spec_with(optimizer={"name": "rmsprop", "betas": [0.9, 0.99]}))
     assert problems["optimizer.betas"] == (
-        "betas are for adam only; remove them, or set momentum for rmsprop"
+        "betas are for adam and adamw; remove them, or set momentum for rmsprop"
+    )
+    problems = problems_of(spec_with(optimizer={"name": "adam", "nesterov": True}))
+    assert problems["optimizer.nesterov"] == (
+        "nesterov is for sgd only; for adam set betas, e.g. [0.9, 0.999]"
     )
 
 
-OPTION_VALUES: dict[str, Any] = {"momentum": 0.9, "betas": [0.9, 0.99]}
+def test_nesterov_needs_momentum() -> None:
+    problems = problems_of(spec_with(optimizer={"name": "sgd", "nesterov": True}))
+    assert problems["optimizer.nesterov"] == (
+        "Nesterov momentum needs momentum > 0; set momentum, e.g. 0.9"
+    )
+
+
+OPTION_VALUES: dict[str, Any] = {"momentum": 0.9, "betas": [0.9, 0.99], "nesterov": True}
 
 
 @pytest.mark.parametrize(
@@ -501,8 +531,15 @@ def test_every_option_an_optimizer_does_not_take_is_refused(name: str, option: s
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_every_optimizer_takes_its_own_options(name: str) -> None:
     options = {o: OPTION_VALUES[o] for o in OPTIMIZERS[name].options}
-    spec = parse_spec(spec_with(optimizer={"name": name, **options}))
+    space = {"method": ["decoupled", "fused"]}  # weight_decay is no method for adamw (below)
+    spec = parse_spec(spec_with(optimizer={"name": name, **options}, search_space=space))
     assert spec.optimizer.name == name
+
+
+def test_adamw_is_refused_with_method_weight_decay() -> None:
+    problems = problems_of(spec_with(optimizer={"name": "adamw"}))
+    assert problems["optimizer.name"].startswith("method weight_decay is coupled decay")
+    assert "use optimizer adam, or method decoupled" in problems["optimizer.name"]
 
 
 def test_missing_field_message_gives_an_example() -> None:

@@ -19,10 +19,11 @@ from regcore.regularizers import (
     step_rule,
 )
 from regcore.spec import OptimizerSpec
-from worker.training import TrainConfig, make_optimizer
+from worker.optim import make_optimizer
+from worker.training import TrainConfig
 
 # What a spec or the loop's config may set, per option, to show it reaches the optimizer.
-VALUES: dict[str, Any] = {"momentum": 0.5, "betas": (0.8, 0.99)}
+VALUES: dict[str, Any] = {"momentum": 0.5, "betas": (0.8, 0.99), "nesterov": True}
 
 
 def groups() -> list[dict[str, Any]]:
@@ -30,8 +31,8 @@ def groups() -> list[dict[str, Any]]:
 
 
 def test_spec_and_loop_offer_the_sweep_optimizers_in_table_order() -> None:
-    assert list(OPTIMIZERS) == ["sgd", "adam", "rmsprop"]
-    assert list(OPTIMIZERS) == [k.name for k in KNOWN_OPTIMIZERS if k.in_sweeps]
+    assert list(OPTIMIZERS) == ["sgd", "adam", "adamw", "rmsprop"]
+    assert list(OPTIMIZERS) == [k.name for k in KNOWN_OPTIMIZERS]
     schema = OptimizerSpec.model_json_schema()["properties"]["name"]
     assert schema["enum"] == list(OPTIMIZERS)
 
@@ -53,8 +54,7 @@ def test_every_option_is_a_spec_field_and_a_config_field(kind: OptimizerKind) ->
 @pytest.mark.parametrize("kind", OPTIMIZERS.values(), ids=lambda k: k.name)
 def test_training_loop_builds_each_row_with_its_options(kind: OptimizerKind) -> None:
     options = {o: VALUES[o] for o in kind.options}
-    config = TrainConfig(optimizer=kind.name, lr=0.02, **options)
-    optimizer = make_optimizer(groups(), config)
+    optimizer = make_optimizer(groups(), name=kind.name, lr=0.02, options=options)
     assert type(optimizer) is kind.torch_class
     for group in optimizer.param_groups:
         assert group["lr"] == 0.02
@@ -63,9 +63,8 @@ def test_training_loop_builds_each_row_with_its_options(kind: OptimizerKind) -> 
 
 
 def test_training_loop_refuses_an_unknown_optimizer_with_the_choices() -> None:
-    config = TrainConfig(optimizer="lamb")
-    with pytest.raises(ValueError, match=r"unknown optimizer 'lamb'; choose sgd, adam or rmsprop"):
-        make_optimizer(groups(), config)
+    with pytest.raises(ValueError, match=r"unknown optimizer 'lamb'; choose sgd, adam, adamw or"):
+        make_optimizer(groups(), name="lamb", lr=0.1, options={})
 
 
 @pytest.mark.parametrize("kind", KNOWN_OPTIMIZERS, ids=lambda k: k.name)
@@ -74,10 +73,9 @@ def test_proximal_step_rule_is_the_rows(kind: OptimizerKind) -> None:
     assert step_rule(build(groups(), lr=0.1)) == kind.step_rule
 
 
-def test_adamw_steps_like_adam_but_is_not_offered_to_sweeps() -> None:
+def test_adamw_steps_like_adam() -> None:
     (adamw,) = [k for k in KNOWN_OPTIMIZERS if k.torch_class is torch.optim.AdamW]
     assert adamw.step_rule == "adam"
-    assert adamw.name not in OPTIMIZERS
 
 
 def test_optimizers_without_a_known_step_have_no_rule() -> None:
@@ -86,5 +84,5 @@ def test_optimizers_without_a_known_step_have_no_rule() -> None:
 
 def test_options_are_named_with_the_optimizers_that_take_them() -> None:
     assert optimizers_taking("momentum") == ["sgd", "rmsprop"]
-    assert optimizers_taking("betas") == ["adam"]
-    assert optimizers_taking("nesterov") == []
+    assert optimizers_taking("betas") == ["adam", "adamw"]
+    assert optimizers_taking("nesterov") == ["sgd"]

@@ -1,0 +1,150 @@
+"""The built-in loop's optimizer: parameter groups with per-pattern learning rates, the torch
+optimizer of the spec's table row, and the learning-rate schedule.
+
+Schedules act per optimizer step on every group's ``lr`` (which the ``decoupled`` and
+``proximal`` methods read at each step, so they follow the schedule too):
+
+- a linear warmup over ``warmup_epochs`` from ``lr/steps`` to ``lr``, then
+- ``none``: ``lr``; ``cosine``: down to ``min_lr_ratio·lr`` at the last step; ``step``:
+  ``× gamma`` every ``step_epochs`` after the warmup; ``plateau``: ``× gamma`` once the
+  monitored metric has not improved for ``patience`` epochs (it acts at epoch ends);
+- ``onecycle``: torch's OneCycleLR, its rise ``warmup_epochs`` long (30 % of the run without
+  one), peaking at each group's ``lr``; momentum and betas are not cycled (the spec's hold).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from regcore.regularizers import OPTIMIZERS, Regularizer
+from regcore.spec import SchedulerSpec
+
+
+def param_groups(
+    reg: Regularizer, model: nn.Module, *, lr: float, lr_mult: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """``reg.param_groups()``, each split by the first ``lr_mult`` pattern its parameters'
+    names match (that group's lr is ``lr × multiplier``; unmatched ones keep ``lr``)."""
+    if not lr_mult:
+        return [{**group, "lr": lr} for group in reg.param_groups()]
+    names = {id(p): name for name, p in model.named_parameters()}
+    matched: set[str] = set()
+    groups = []
+    for group in reg.param_groups():
+        by_mult: dict[float, list[torch.Tensor]] = {}
+        for p in group["params"]:
+            pattern = next((q for q in lr_mult if fnmatch.fnmatchcase(names[id(p)], q)), None)
+            if pattern is not None:
+                matched.add(pattern)
+            by_mult.setdefault(1.0 if pattern is None else lr_mult[pattern], []).append(p)
+        for mult, params in by_mult.items():
+            groups.append({**group, "params": params, "lr": lr * mult})
+    unused = [q for q in lr_mult if q not in matched]
+    if unused:
+        some = ", ".join(list(names.values())[:6])
+        raise ValueError(
+            f"optimizer.lr_mult patterns {unused} match no trainable parameter; the model's "
+            f"parameters are named like {some}"
+        )
+    return groups
+
+
+def make_optimizer(
+    groups: list[dict[str, Any]], *, name: str, lr: float, options: Mapping[str, Any]
+) -> torch.optim.Optimizer:
+    """The torch optimizer of ``name``'s row in :data:`~regcore.regularizers.OPTIMIZERS`,
+    with the ``options`` that row takes (``momentum``, ``nesterov``, ``betas``; None: torch's
+    default)."""
+    kind = OPTIMIZERS.get(name)
+    if kind is None:
+        *rest, last = OPTIMIZERS
+        raise ValueError(f"unknown optimizer {name!r}; choose {', '.join(rest)} or {last}")
+    given = {o: options[o] for o in kind.options if options.get(o) is not None}
+    # Optimizer's own __init__ takes no lr; every row's class does.
+    build: Callable[..., torch.optim.Optimizer] = kind.torch_class
+    return build(groups, lr=lr, **given)
+
+
+class LrSchedule:
+    """Sets every group's lr before each optimizer step; see the module's docstring."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        spec: SchedulerSpec,
+        *,
+        epochs: int,
+        steps_per_epoch: int,
+        maximize: bool = False,
+    ) -> None:
+        self._optimizer = optimizer
+        self._spec = spec
+        self._per_epoch = max(1, steps_per_epoch)
+        self._total = epochs * self._per_epoch
+        self._warm = min(round(spec.warmup_epochs * self._per_epoch), self._total - 1)
+        self._base = [float(g["lr"]) for g in optimizer.param_groups]
+        self._maximize = maximize
+        self._best = -math.inf if maximize else math.inf
+        self._bad_epochs = 0
+        self._plateau = 1.0
+        self._step = 0
+        self._onecycle: torch.optim.lr_scheduler.OneCycleLR | None = None
+        if spec.name == "onecycle":
+            rise = self._warm / self._total if self._warm else 0.3
+            # The spec's momentum and betas hold: torch would cycle them too by default.
+            self._onecycle = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer,
+                max_lr=self._base,
+                total_steps=self._total,
+                pct_start=rise,
+                cycle_momentum=False,
+            )
+        else:
+            self._apply()
+
+    def factor(self, step: int) -> float:
+        """The multiple of each group's lr for optimizer step ``step`` (0-based)."""
+        s = self._spec
+        if step < self._warm:
+            return (step + 1) / self._warm
+        if s.name == "cosine":
+            progress = (step - self._warm) / max(1, self._total - self._warm - 1)
+            low = s.min_lr_ratio or 0.0
+            return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if s.name == "step" and s.step_epochs is not None:
+            epochs_after = (step - self._warm) // self._per_epoch
+            return float((s.gamma or 0.1) ** (epochs_after // s.step_epochs))
+        return self._plateau  # none: 1; plateau: what the epochs so far decided
+
+    def after_step(self) -> None:
+        self._step += 1
+        if self._onecycle is not None:
+            if self._step < self._total:  # OneCycleLR refuses to step past its last step
+                self._onecycle.step()
+            return
+        self._apply()
+
+    def after_epoch(self, monitored: float) -> None:
+        """Plateau: count epochs without a better ``monitored`` value (the first objective)."""
+        if self._spec.name != "plateau" or not math.isfinite(monitored):
+            return
+        better = monitored > self._best if self._maximize else monitored < self._best
+        if better:
+            self._best, self._bad_epochs = monitored, 0
+            return
+        self._bad_epochs += 1
+        if self._bad_epochs > (10 if self._spec.patience is None else self._spec.patience):
+            self._plateau *= self._spec.gamma or 0.1
+            self._bad_epochs = 0
+            self._apply()
+
+    def _apply(self) -> None:
+        scale = self.factor(self._step)
+        for group, base in zip(self._optimizer.param_groups, self._base, strict=True):
+            group["lr"] = base * scale
