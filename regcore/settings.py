@@ -29,3 +29,10 @@ class Settings(BaseSettings):
     # read DATABASE_URL itself.
     service_url: str | None = None
     token: str | None = Field(default=None, repr=False)
+    # Comma-separated modules every process that reads specs imports at start (your own
+    # workloads and training functions register themselves when imported).
+    plugins: str | None = None
+
+    @property
+    def plugin_modules(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in (self.plugins or "").split(",") if m.strip())

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from regcore.settings import Settings
 from regcore.store import upgrade_database
+from regcore.workloads import load_plugin_modules
 from service.app import create_app
 from service.auth import parse_tokens
 
@@ -34,11 +35,14 @@ def app_from_settings(
     settings: Settings, *, host: str | None = None, upgrade: bool = True
 ) -> FastAPI:
     """The app for ``settings``: its database upgraded (``upgrade``), its tokens loaded, GET
-    calls open without a token when ``settings.read_only_open``.
+    calls open without a token when ``settings.read_only_open``, and the REGSWEEP_PLUGINS
+    modules imported (specs are validated against the workloads this process has, so the
+    service needs the same plug-ins as the workers).
 
     Without tokens every call is open, so that is logged as a warning unless ``host`` (where
     the service will listen) is loopback-only.
     """
+    load_plugin_modules(settings.plugin_modules)  # WorkloadPluginError names the one failing
     tokens = parse_tokens(settings.api_tokens)
     if tokens is None and not (host is not None and is_loopback(host)):
         _log.warning(

@@ -49,6 +49,7 @@ from regcore.store import (
 )
 from regcore.studies import SpecMismatchError, open_study
 from worker import recovery
+from worker.functions import FunctionRunner
 from worker.heartbeat import Heartbeat, Running, WorkerState
 from worker.runner import DATABASE_ERRORS, run_trial
 
@@ -71,6 +72,7 @@ class WorkerOptions:
     stop_wait_s: float | None = None  # how long a stop lets the running trial go on (grace_s)
     threads: int | None = None  # torch's intra-op threads (None: torch's default)
     log_level: int = logging.INFO
+    plugins: tuple[str, ...] = ()  # modules imported first: their workloads (REGSWEEP_PLUGINS)
 
 
 class Worker:
@@ -85,6 +87,8 @@ class Worker:
         self._registering = threading.Lock()
         # A trial an outage cut off: its outcome never reached the database (recovery.settle).
         self._unsettled: tuple[optuna.Study, int] | None = None
+        # Training functions run in a child process, reused from trial to trial.
+        self._functions = FunctionRunner(threads=options.threads)
 
     @property
     def worker_id(self) -> str | None:
@@ -157,6 +161,7 @@ class Worker:
             _log.warning(
                 "could not deregister worker %s: the database is unreachable", self.worker_id
             )
+        self._functions.close()
         for lock in self._locks.values():
             lock.dispose()
         self._announcer.wait(_WEBHOOK_WAIT_S)  # let the last sweep-ended messages go out
@@ -243,6 +248,8 @@ class Worker:
                 device=device,
                 should_stop=state.abort.is_set,
                 artifact_dir=self.options.artifact_dir,
+                functions=self._functions,
+                grace_s=self.options.grace_s,
             )
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             if not recovery.finished_elsewhere(self._storage, trial._trial_id):

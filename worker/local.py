@@ -49,6 +49,7 @@ class LocalOptions:
     heartbeat_s: float = 10.0
     grace_s: float = 60.0
     max_retries: int = 2
+    plugins: tuple[str, ...] = ()  # modules the workers import first (REGSWEEP_PLUGINS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +111,7 @@ def _worker_options(options: LocalOptions, spec: SweepSpec, sweep_id: str) -> li
             heartbeat_s=options.heartbeat_s,
             grace_s=options.grace_s,
             max_retries=options.max_retries,
+            plugins=options.plugins,
             idle_poll_s=_POLL_S,
             sweep_id=sweep_id,
             stop_wait_s=0.0,  # Ctrl-C ends the running trials now; they are queued again

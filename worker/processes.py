@@ -13,6 +13,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from types import FrameType
 
 import optuna
 
+from regcore.workloads import WorkloadPluginError, load_plugin_modules
 from worker.daemon import Worker, WorkerOptions
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -50,6 +52,11 @@ def worker_process_main(options: WorkerOptions) -> None:
             level=options.log_level,
             format="%(asctime)s %(processName)s %(levelname)s %(message)s",
         )
+    try:
+        load_plugin_modules(options.plugins)
+    except WorkloadPluginError as exc:
+        logging.getLogger(__name__).error("%s", exc)
+        sys.exit(2)
     worker = Worker(options=options)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: worker.stop())

@@ -45,6 +45,20 @@ def settings() -> Settings:
     return _settings[0]
 
 
+def load_plugins() -> None:
+    """Import REGSWEEP_PLUGINS (for commands that read specs); exit 2 naming one that fails."""
+    modules = settings().plugin_modules
+    if not modules:
+        return
+    from regcore.workloads import WorkloadPluginError, load_plugin_modules
+
+    try:
+        load_plugin_modules(modules)
+    except WorkloadPluginError as exc:
+        console.print(str(exc), style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def show(fetch: Callable[[], RenderableType], *, watch: bool) -> None:
     """Print what ``fetch`` makes; with ``watch``, keep it fresh every 2 s until Ctrl-C."""
     if not watch:

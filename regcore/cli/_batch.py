@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from regcore.cli._app import app, console, settings, show
+from regcore.cli._app import app, console, load_plugins, settings, show
 from regcore.cli._client import call_service
 
 batch_app = typer.Typer(help="Many sweeps as one batch, with one deadline.", no_args_is_help=True)
@@ -24,6 +24,8 @@ def submit_batch(
     """Submit a batch; says whether it fits before its deadline with the workers there are."""
     from regcore.batch import load_batch
     from regcore.spec import SpecError
+
+    load_plugins()  # its sweeps may name a plug-in's workload
 
     try:
         batch = load_batch(file)

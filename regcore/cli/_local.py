@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from regcore.cli._app import app, console, settings
+from regcore.cli._app import app, console, load_plugins, settings
 from regcore.cli._extras import require_driver
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ SpecArgument = Annotated[
 def load_spec_or_exit(path: Path) -> SweepSpec:
     from regcore.spec import SpecError, load_spec
 
+    load_plugins()  # a spec may name a plug-in's workload
+
     try:
         return load_spec(path)
     except SpecError as exc:
@@ -121,6 +123,7 @@ def run(
         heartbeat_s=config.heartbeat_s,
         grace_s=config.grace_s,
         max_retries=config.max_retries,
+        plugins=config.plugin_modules,
     )
     columns = (
         TextColumn("[bold]{task.description}"),

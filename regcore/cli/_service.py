@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from regcore.cli._app import app, console, settings
+from regcore.cli._app import app, console, load_plugins, settings
 from regcore.cli._extras import require, require_driver
 from regcore.settings import Settings
 
@@ -55,6 +55,7 @@ def _worker_options(config: Settings, device: str) -> WorkerOptions:
         heartbeat_s=config.heartbeat_s,
         grace_s=config.grace_s,
         max_retries=config.max_retries,
+        plugins=config.plugin_modules,
     )
 
 
@@ -68,6 +69,7 @@ def worker(
     """Claim and run trials of queued sweeps until stopped (SIGTERM/Ctrl-C: finish, exit 0)."""
     config = settings()
     require_driver(config.database_url, command="worker")
+    load_plugins()  # fail here, naming the plug-in, rather than in every worker process
     if gpus is None:
         from worker.processes import worker_process_main
 
@@ -102,6 +104,7 @@ def serve(
     require("service", command="serve")
     config = settings()
     require_driver(config.database_url, command="serve")
+    load_plugins()
     from service.main import is_loopback
     from service.main import serve as serve_api
     from worker.processes import worker_process_main

@@ -1,24 +1,36 @@
-"""Registered workloads: the built-ins and third-party ones from the ``regsweep.workloads``
-entry-point group (``[project.entry-points."regsweep.workloads"] my_task = "pkg.mod:MyTask"``).
+"""Registered workloads: the built-ins, and third-party ones — :class:`Workload` classes or
+training functions — from the ``regsweep.workloads`` entry-point group
+(``[project.entry-points."regsweep.workloads"] my_task = "pkg.mod:MyTask"``) or from the
+modules ``REGSWEEP_PLUGINS`` names (:func:`load_plugin_modules`), which register themselves
+when imported.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import importlib
 import logging
-from importlib.metadata import entry_points
+import sys
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, entry_points, packages_distributions, version
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from regcore.workloads._base import Workload
+from regcore.workloads._function import TrainingFunction
 
 ENTRY_POINT_GROUP = "regsweep.workloads"
+Registered = type[Workload[Any]] | TrainingFunction
 _log = logging.getLogger(__name__)
-_REGISTRY: dict[str, type[Workload[Any]]] = {}
+_REGISTRY: dict[str, Registered] = {}
 _FAILED: dict[str, str] = {}  # entry-point name → why its plug-in did not load
+_MODULES: list[str] = []  # the plug-in modules imported by name, in order
 _plugins_loaded = False
-W = TypeVar("W", bound=type[Workload[Any]])
+W = TypeVar("W", bound=Registered)
 
 
 class WorkloadError(ValueError):
@@ -31,15 +43,61 @@ class WorkloadPluginError(WorkloadError):
 
 
 def register_workload(cls: W) -> W:
-    """Class decorator: make ``cls`` available under ``cls.name`` (returned unchanged)."""
+    """Class decorator: make ``cls`` (or a training function) available under its name."""
     existing = _REGISTRY.get(cls.name)
     if existing is not None and existing is not cls:
         raise WorkloadError(
-            f"a workload named {cls.name!r} is already registered ({existing.__module__}."
-            f"{existing.__qualname__}); give {cls.__qualname__} another name"
+            f"a workload named {cls.name!r} is already registered ({where(existing)}); give "
+            f"{where(cls)} another name"
         )
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def where(item: Registered) -> str:
+    """``module.qualname`` of a workload class or training function."""
+    code = item.function if isinstance(item, TrainingFunction) else item
+    return f"{code.__module__}.{code.__qualname__}"
+
+
+def provenance(item: Registered) -> str:
+    """Which code ``item`` is: its distribution's name and version when installed
+    (``"regsweep 0.1.0"``), else its module's file hash (``"my_model.train sha256:…"``)."""
+    code = item.function if isinstance(item, TrainingFunction) else item
+    module = sys.modules[code.__module__]
+    names = _distributions().get(module.__name__.split(".")[0], [])
+    for name in names:
+        with contextlib.suppress(PackageNotFoundError):
+            return f"{name} {version(name)}"
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return f"{module.__name__} (no file)"
+    return f"{module.__name__} sha256:{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]}"
+
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    return packages_distributions()
+
+
+def load_plugin_modules(modules: Sequence[str]) -> None:
+    """Import the modules ``REGSWEEP_PLUGINS`` names (each registers its workloads); a module
+    that cannot be imported raises :class:`WorkloadPluginError` naming it, in one line."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise WorkloadPluginError(
+                f"REGSWEEP_PLUGINS names {name!r}, which failed to import: {reason}"
+            ) from None
+        if name not in _MODULES:
+            _MODULES.append(name)
+
+
+def plugin_modules() -> tuple[str, ...]:
+    """The modules :func:`load_plugin_modules` imported (a child process imports them too)."""
+    return tuple(_MODULES)
 
 
 def _load_plugins() -> None:
@@ -56,8 +114,15 @@ def _load_plugins() -> None:
             _FAILED[ep.name] = f"workload plug-in {ep.name!r} ({ep.value}) failed to load: {reason}"
             _log.error("%s", _FAILED[ep.name])
             continue
-        if not (isinstance(cls, type) and issubclass(cls, Workload)):
-            _log.error("workload plug-in %s = %s is not a Workload subclass", ep.name, ep.value)
+        if not (
+            isinstance(cls, TrainingFunction)
+            or (isinstance(cls, type) and issubclass(cls, Workload))
+        ):
+            _log.error(
+                "workload plug-in %s = %s is neither a Workload subclass nor a training function",
+                ep.name,
+                ep.value,
+            )
             continue
         try:
             register_workload(cls)
@@ -65,14 +130,14 @@ def _load_plugins() -> None:
             _log.error("workload plug-in %s = %s was not registered: %s", ep.name, ep.value, exc)
 
 
-def available_workloads() -> dict[str, type[Workload[Any]]]:
+def available_workloads() -> dict[str, Registered]:
     """Every registered workload by name, built-ins and plug-ins."""
     _load_plugins()
     return dict(sorted(_REGISTRY.items()))
 
 
-def get_workload(name: str) -> type[Workload[Any]]:
-    """The workload class registered as ``name``."""
+def get_workload(name: str) -> Registered:
+    """The workload class (or training function) registered as ``name``."""
     workloads = available_workloads()
     if name not in workloads and name in _FAILED:
         raise WorkloadPluginError(_FAILED[name])
@@ -89,6 +154,11 @@ def build_workload(
 ) -> Workload[Any]:
     """Validate ``params`` against the workload's ``Params`` and build it."""
     cls = get_workload(name)
+    if isinstance(cls, TrainingFunction):
+        raise WorkloadError(
+            f"{name!r} is a training function ({where(cls)}): it runs with a TrialContext, "
+            "not as a built workload"
+        )
     try:
         validated = cls.Params.model_validate(params or {})
     except ValidationError as exc:

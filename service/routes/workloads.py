@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from regcore.workloads import available_workloads
+from regcore.workloads import TrainingFunction, available_workloads
 from service.auth import ReaderDep
 from service.errors import ERROR_RESPONSES
 
@@ -16,7 +16,12 @@ router = APIRouter(prefix="/v1/workloads", tags=["workloads"], responses=ERROR_R
 
 class WorkloadInfo(BaseModel):
     name: str
-    task: Literal["classification", "regression"]
+    kind: Literal["workload", "training_function"] = Field(
+        description="workload: regsweep owns the loop; training_function: it owns its loop"
+    )
+    task: Literal["classification", "regression"] | None = Field(
+        description="what a workload learns; null for a training function"
+    )
     params_schema: dict[str, Any]
     metrics: list[str]
     maximize: list[str]
@@ -29,11 +34,12 @@ class WorkloadList(BaseModel):
 
 @router.get("", response_model=WorkloadList)
 def read_workloads(_caller: ReaderDep) -> WorkloadList:
-    """Every registered workload: its task, the JSON Schema of its params and its metrics."""
+    """Every registered workload: its kind, task, the JSON Schema of its params, its metrics."""
     data = [
         WorkloadInfo(
             name=name,
-            task=cls.task,
+            kind="training_function" if isinstance(cls, TrainingFunction) else "workload",
+            task=None if isinstance(cls, TrainingFunction) else cls.task,
             params_schema=cls.Params.model_json_schema(),
             metrics=list(cls.metrics),
             maximize=sorted(cls.maximize),

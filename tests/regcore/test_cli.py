@@ -131,3 +131,13 @@ def test_worker_processes_stop_together_on_sigterm(tmp_path: Path) -> None:
         if parent.poll() is None:
             parent.kill()
         cluster.stop()
+
+
+def test_a_plugin_module_that_fails_to_import_exits_2_naming_it() -> None:
+    env = {"REGSWEEP_PLUGINS": "regsweep_no_such_plugin"}
+    result = runner.invoke(app, ["validate", str(EXAMPLE)], env=env)
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        "REGSWEEP_PLUGINS names 'regsweep_no_such_plugin', which failed to import: "
+        "ModuleNotFoundError: No module named 'regsweep_no_such_plugin'"
+    )

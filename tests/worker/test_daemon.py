@@ -49,9 +49,10 @@ SLOW = {
 class Cluster:
     """A database and the worker processes working on it."""
 
-    def __init__(self, url: str, folder: Path) -> None:
+    def __init__(self, url: str, folder: Path, *, env: dict[str, str] | None = None) -> None:
         self.url = url
         self.folder = folder  # the workers' working directory: nothing lands in the repository
+        self.extra_env = env or {}
         upgrade_database(url)
         self.engine = create_engine_for(url)
         self.storage = create_storage(url)
@@ -72,6 +73,7 @@ class Cluster:
             "REGSWEEP_ARTIFACT_DIR": str(self.folder / "artifacts"),
             "REGSWEEP_DATA_DIR": str(self.folder / "data"),
             "OMP_NUM_THREADS": "1",
+            **self.extra_env,
         }
         command = [sys.executable, "-m", "regcore.cli", "worker", "--device", "cpu"]
         for _ in range(n):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,19 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
-from regcore.spec import SweepSpec, parse_spec
+from regcore.spec import (
+    OptimizerSpec,
+    RegularizeSpec,
+    SchedulerSpec,
+    SweepSpec,
+    TrainingSpec,
+    parse_spec,
+)
 from regcore.spec._suggest import create_pruner, create_sampler
 from regcore.store import create_storage
 from regcore.workloads import SparseRegressionWorkload, register_workload
-from worker.runner import run_trial
+from worker.runner import run_trial, train_config
+from worker.training import TrainConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -202,3 +211,249 @@ def test_a_lost_database_connection_is_no_verdict_on_the_trial(
     frozen = study.trials[trial.number]
     assert frozen.state == TrialState.RUNNING  # left for the worker to settle
     assert "final_failure" not in frozen.user_attrs
+
+
+# ---- learning curves -------------------------------------------------------------------------
+
+
+def curves_of(study: optuna.Study, number: int = -1) -> dict[str, list[float | None]]:
+    curves: dict[str, list[float | None]] = study.trials[number].user_attrs["curves"]
+    return curves
+
+
+def test_a_complete_trial_records_its_curves_one_entry_per_epoch(tmp_path: Path) -> None:
+    spec = make_spec()
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
+    trial = study.trials[0]
+    curves = curves_of(study)
+    assert set(curves) == {"train_loss", "val_loss"}  # val_loss is the objective too: once
+    assert len(curves["train_loss"]) == len(curves["val_loss"]) == trial.user_attrs["epochs_run"]
+    assert curves["val_loss"][-1] == trial.value
+    assert curves["train_loss"][-1] == trial.user_attrs["train_loss"]
+    assert curves["val_loss"] == [trial.intermediate_values[e] for e in range(3)]
+
+
+def test_the_curves_hold_the_first_objective(tmp_path: Path) -> None:
+    spec = make_spec(objectives=[{"metric": "val_r2", "direction": "maximize"}])
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
+    curves = curves_of(study)
+    assert set(curves) == {"train_loss", "val_loss", "val_r2"}
+    assert all(len(values) == 3 for values in curves.values())
+    assert curves["val_r2"][-1] == study.trials[0].value
+
+
+def test_a_pruned_trial_records_its_curves_up_to_the_pruning_epoch(tmp_path: Path) -> None:
+    spec = make_spec(
+        search_space={"l1": {"choices": [0.0, 50.0]}, "l2": 0.0, "method": "proximal"},
+        training={"epochs": 4, "batch_size": 16, "device": "cpu"},
+        pruner={"name": "median", "options": {"n_startup_trials": 1}},
+    )
+    study = study_for(spec, tmp_path)
+    study.enqueue_trial({"l1": 0.0})
+    assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
+    study.enqueue_trial({"l1": 50.0})  # zeroes every weight: worse than the first at once
+    assert run_trial(study, study.ask(), spec) == TrialState.PRUNED
+    pruned = study.trials[-1]
+    curves = curves_of(study)
+    epochs_run = pruned.user_attrs["epochs_run"]
+    assert epochs_run < 4
+    assert len(curves["train_loss"]) == len(curves["val_loss"]) == epochs_run
+    assert curves["val_loss"] == [pruned.intermediate_values[e] for e in range(epochs_run)]
+
+
+def test_a_diverging_trial_records_its_curves_until_it_diverged(tmp_path: Path) -> None:
+    # One full-batch SGD step an epoch, far past the stable lr: the loss grows ~10¹¹-fold a
+    # step and overflows float32 in epoch 5; the epochs before it are the curves.
+    spec = make_spec(
+        optimizer={"name": "sgd", "lr": 1e5},
+        search_space={"l1": 0, "l2": 0, "method": "fused"},
+        training={"epochs": 8, "batch_size": 200, "device": "cpu"},
+    )
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.FAIL
+    attrs = study.trials[0].user_attrs
+    assert attrs["fail_reason"].startswith("diverged")
+    curves = curves_of(study)
+    assert 1 <= attrs["epochs_run"] < 8
+    assert len(curves["val_loss"]) == attrs["epochs_run"]
+    # The epoch that diverged ends the training curve, as None: it has no validation.
+    assert len(curves["train_loss"]) == attrs["epochs_run"] + 1
+    assert curves["train_loss"][-1] is None
+    train = [v for v in curves["train_loss"] if v is not None and math.isfinite(v)]
+    assert len(train) == attrs["epochs_run"]  # else it would have diverged sooner
+    assert train == sorted(train)  # growing
+    assert curves["val_loss"][-1] is None  # the overflow, after the last epoch that ran
+
+
+def test_a_trial_diverging_in_its_first_epoch_still_has_curves(tmp_path: Path) -> None:
+    spec = make_spec(
+        optimizer={"name": "sgd", "lr": 1e30},
+        search_space={"l1": 0, "l2": 0, "method": "fused"},
+        training={"epochs": 3, "batch_size": 20, "device": "cpu"},
+    )
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.FAIL
+    assert curves_of(study) == {"train_loss": [None]}
+
+
+def test_a_non_finite_validation_loss_shows_as_none_in_the_curves(tmp_path: Path) -> None:
+    spec = make_spec(workload={"name": NonFiniteValidation.name, "params": {"n_samples": 200}})
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.FAIL
+    curves = curves_of(study)
+    assert curves["val_loss"] == [None, None, None]  # stored as JSON: NaN is no JSON number
+    assert all(v is not None and math.isfinite(v) for v in curves["train_loss"])
+
+
+# ---- the spec's loop settings and searched parameters reach the trial -----------------------
+
+
+def test_searched_workload_params_reach_the_workload(tmp_path: Path) -> None:
+    spec = make_spec(
+        search_space={
+            "l1": 0.0,
+            "l2": 0.0,
+            "method": "fused",
+            "params": {
+                "n_features": {"low": 5, "high": 9, "int": True},
+                "noise": {"choices": [0.0]},
+            },
+        },
+        training={"epochs": 1, "batch_size": 200, "device": "cpu"},
+    )
+    study = study_for(spec, tmp_path)
+    artifacts = tmp_path / "artifacts"
+    assert run_trial(study, study.ask(), spec, artifact_dir=artifacts) == TrialState.COMPLETE
+    trial = study.trials[0]
+    n_features = trial.params["n_features"]
+    assert type(n_features) is int
+    assert 5 <= n_features <= 9
+    assert trial.params["noise"] == 0.0
+    # The model was built from the searched value (its weights are kept as the best so far).
+    weights = torch.load(artifacts / trial.user_attrs["weights_artifact"], weights_only=True)
+    assert weights["weight"].shape == (1, n_features)
+
+
+def test_a_searched_param_and_the_fixed_ones_build_the_same_workload(tmp_path: Path) -> None:
+    """A value searched from a single choice trains exactly as the same value fixed in
+    workload.params does."""
+    fixed = make_spec(
+        workload={
+            "name": "sparse_regression",
+            "params": {"n_samples": 200, "n_features": 12, "n_informative": 3},
+        }
+    )
+    searched = make_spec(
+        search_space={
+            "l1": {"choices": [0.05]},
+            "l2": 0.0,
+            "method": "proximal",
+            "params": {"n_features": {"choices": [12]}},
+        }
+    )
+    values = []
+    for index, spec in enumerate((fixed, searched)):
+        (tmp_path / str(index)).mkdir()
+        study = study_for(spec, tmp_path / str(index))
+        assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
+        values.append(study.trials[0].value)
+    assert values[0] == values[1]
+
+
+def test_the_loop_settings_of_a_spec_train_a_trial(tmp_path: Path) -> None:
+    spec = make_spec(
+        optimizer={
+            "name": "sgd",
+            "lr": 0.05,
+            "momentum": 0.9,
+            "nesterov": True,
+            "lr_mult": {"bias": 0.5},
+        },
+        training={
+            "epochs": 3,
+            "batch_size": 32,
+            "device": "cpu",
+            "scheduler": {"name": "cosine", "warmup_epochs": 1, "min_lr_ratio": 0.1},
+            "clip_grad_norm": 1.0,
+        },
+        regularize={"exclude": ["bias"]},
+    )
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
+    attrs = study.trials[0].user_attrs
+    assert attrs["epochs_run"] == 3
+    assert math.isfinite(attrs["val_loss"])
+
+
+def test_an_lr_mult_pattern_that_matches_no_parameter_fails_the_trial(tmp_path: Path) -> None:
+    spec = make_spec(optimizer={"name": "adam", "lr": 0.03, "lr_mult": {"head.*": 0.1}})
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.FAIL
+    attrs = study.trials[0].user_attrs
+    assert attrs["fail_reason"].startswith("invalid: optimizer.lr_mult patterns ['head.*']")
+    assert "weight, bias" in attrs["fail_reason"]  # the model's parameter names
+    assert attrs["final_failure"] is True
+
+
+def test_train_config_maps_every_loop_setting_of_the_spec() -> None:
+    spec = make_spec(
+        optimizer={
+            "name": "sgd",
+            "lr": 0.05,
+            "momentum": 0.8,
+            "nesterov": True,
+            "lr_mult": {"weight": 0.5},
+        },
+        training={
+            "epochs": 4,
+            "batch_size": 16,
+            "seed": 7,
+            "device": "cpu",
+            "precision": "bf16",
+            "scheduler": {"name": "plateau", "warmup_epochs": 1, "patience": 2, "gamma": 0.3},
+            "clip_grad_norm": 2.5,
+            "num_workers": 3,
+        },
+        regularize={"exclude": ["*.bias"], "only": ["weight"]},
+        objectives=[{"metric": "val_r2", "direction": "maximize"}],
+    )
+    config = train_config(spec, lr=0.02)
+    assert config == TrainConfig(
+        epochs=4,
+        batch_size=16,
+        optimizer="sgd",
+        lr=0.02,  # the trial's (searched) lr, not optimizer.lr
+        momentum=0.8,
+        nesterov=True,
+        betas=None,
+        lr_mult={"weight": 0.5},
+        scheduler=SchedulerSpec(name="plateau", warmup_epochs=1, patience=2, gamma=0.3),
+        clip_grad_norm=2.5,
+        num_workers=3,
+        exclude=["*.bias"],
+        only=["weight"],
+        seed=7,
+        device="cpu",
+        precision="bf16",
+        monitor="val_r2",
+        maximize=True,
+    )
+    adam = train_config(make_spec(optimizer={"name": "adam", "betas": [0.8, 0.9]}), lr=0.1)
+    assert (adam.optimizer, adam.betas, adam.momentum, adam.nesterov) == (
+        "adam",
+        (0.8, 0.9),
+        None,
+        None,
+    )
+
+
+def test_every_loop_setting_of_the_spec_has_its_place_in_train_config() -> None:
+    """A field added to the spec's optimizer, training or regularize section without reaching
+    the loop fails here."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    renamed = {"name": "optimizer"}
+    for section in (OptimizerSpec, TrainingSpec, RegularizeSpec):
+        for name in section.model_fields:
+            assert renamed.get(name, name) in fields, f"{section.__name__}.{name}"

@@ -1,0 +1,1 @@
+"""Plug-ins the tests register through ``REGSWEEP_PLUGINS`` (``tests.plugins.functions``)."""
