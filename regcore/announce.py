@@ -30,6 +30,7 @@ from regcore.store import (
     get_batch,
     get_sweep,
 )
+from regcore.studies import stored_spec
 
 _log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def sweep_summary(
     the others None. Non-finite floats are None. The spec itself is left out: its webhook
     URL may carry a secret.
     """
-    spec: dict[str, Any] = study.user_attrs.get("spec") or {}
+    spec = stored_spec(study)
     if workload is None:
         workload = study.user_attrs.get("workload") or spec.get("workload", {}).get("name")
     if n_trials is None:

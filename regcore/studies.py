@@ -61,14 +61,14 @@ def open_study(
         except optuna.exceptions.DuplicatedStudyError:
             # Another process (the service, a worker) created it a moment ago.
             return open_study(spec, storage, user_attrs=user_attrs)
-        study.set_user_attr("spec", spec.to_json_dict())
+        study.set_user_attr("spec", spec.to_compact_dict())
         study.set_user_attr("workload", spec.workload.name)
         for key, value in (user_attrs or {}).items():
             study.set_user_attr(key, value)
         # λ₁ = λ₂ = 0 first, so every sweep shows what regularization bought.
         study.enqueue_trial(baseline_params(spec), user_attrs={"baseline": True})
         return study
-    stored = _with_defaults(study.user_attrs.get("spec", {}))
+    stored = stored_spec(study)
     new = spec.to_json_dict()
     changed = [k for k in _RESUMABLE_KEYS if stored.get(k) != new.get(k)]
     if changed:
@@ -79,12 +79,13 @@ def open_study(
     return study
 
 
-def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored spec as this version reads it: fields added since it was stored take their
-    defaults, so a study made by an earlier version resumes."""
+def stored_spec(study: optuna.Study) -> dict[str, Any]:
+    """The spec a study was made from, every field filled: the study keeps only those that
+    differ from their defaults, and one made by an earlier version lacks later fields."""
+    stored: dict[str, Any] = study.user_attrs.get("spec") or {}
     try:
         return parse_spec(stored).to_json_dict()
-    except SpecError:  # e.g. its workload is gone: compare what was stored
+    except SpecError:  # e.g. its workload is gone: what was stored is all there is
         return stored
 
 
@@ -133,7 +134,7 @@ def resume_sweep(
     done = count_trials(engine, row.study_name).finished >= spec.budget.n_trials
     if row.status == "completed" and done:
         return row
-    study.set_user_attr("spec", spec.to_json_dict())
+    study.set_user_attr("spec", spec.to_compact_dict())
     _bind(study, row)
     return reopen_sweep(
         engine, row.id, spec_json=spec.to_json_dict(), deadline=spec.budget.deadline

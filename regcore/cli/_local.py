@@ -169,13 +169,15 @@ def run(
 
 def _print_results(study: optuna.Study) -> None:
     from regcore.results import best_rows
+    from regcore.studies import stored_spec
 
     rows = best_rows(study)
     if not rows:
         console.print("No trial has completed yet.")
         return
-    spec = study.user_attrs.get("spec", {})
-    objectives = spec.get("objectives") or [{"metric": "value"}] * len(study.directions)
+    objectives = stored_spec(study).get("objectives") or [{"metric": "value"}] * len(
+        study.directions
+    )
     names = [o["metric"] for o in objectives]
     table = Table(title=f"{study.study_name}: best trials")
     table.add_column("", no_wrap=True)

@@ -93,6 +93,11 @@ class SweepSpec(SpecModel):
     def is_multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
+    def to_compact_dict(self) -> dict[str, Any]:
+        """The fields that differ from their defaults (what the Optuna study keeps, so that
+        optuna-dashboard, which cuts attributes at 1024 characters, shows it whole)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
     def to_json_dict(self) -> dict[str, Any]:
         """Plain JSON data that :func:`parse_spec` turns back into an equal spec."""
         return self.model_dump(mode="json")
