@@ -44,6 +44,7 @@ from regcore.store import (
     deregister_worker,
     expire_sweeps,
     get_sweep,
+    orphaned_trials,
     register_worker,
     upgrade_database,
 )
@@ -206,6 +207,10 @@ class Worker:
             self._announcer.end(sweep.id, "deadline_reached")
             return True
         optuna.storages.fail_stale_trials(study)
+        for lost in orphaned_trials(
+            self._engine, sweep.study_name, older_than_s=self.options.grace_s
+        ):
+            recovery.settle(self._storage, study, lost, why="its worker lost it before it began")
         if sweep.id not in self._locks:  # one lock (on PostgreSQL: one connection) per sweep
             self._locks[sweep.id] = StudyLock(self.options.database_url, sweep.study_name)
         lock = self._locks[sweep.id]

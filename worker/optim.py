@@ -71,6 +71,56 @@ def make_optimizer(
     return build(groups, lr=lr, **given)
 
 
+class Schedule:
+    """The lr multiple of every optimizer step (see the module's docstring), without an
+    optimizer: what each member of a population follows; :class:`LrSchedule` applies it to
+    a torch optimizer. ``onecycle`` is torch's own, there."""
+
+    def __init__(
+        self, spec: SchedulerSpec, *, epochs: int, steps_per_epoch: int, maximize: bool = False
+    ) -> None:
+        self.spec = spec
+        self.per_epoch = max(1, steps_per_epoch)
+        self.total = epochs * self.per_epoch
+        self.warm = min(round(spec.warmup_epochs * self.per_epoch), self.total - 1)
+        self._maximize = maximize
+        self._best = -math.inf if maximize else math.inf
+        self._bad_epochs = 0
+        self._plateau = 1.0
+        self.step = 0  # optimizer steps taken
+
+    def factor(self, step: int | None = None) -> float:
+        """The multiple of the lr for optimizer step ``step`` (0-based; the next by default)."""
+        step = self.step if step is None else step
+        s = self.spec
+        if step < self.warm:
+            return (step + 1) / self.warm
+        if s.name == "cosine":
+            progress = (step - self.warm) / max(1, self.total - self.warm - 1)
+            low = s.min_lr_ratio or 0.0
+            return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if s.name == "step" and s.step_epochs is not None:
+            epochs_after = (step - self.warm) // self.per_epoch
+            return float((s.gamma or 0.1) ** (epochs_after // s.step_epochs))
+        return self._plateau  # none: 1; plateau: what the epochs so far decided
+
+    def after_epoch(self, monitored: float) -> bool:
+        """Plateau: count epochs without a better ``monitored`` value (the first objective);
+        whether the lr has just been cut."""
+        if self.spec.name != "plateau" or not math.isfinite(monitored):
+            return False
+        better = monitored > self._best if self._maximize else monitored < self._best
+        if better:
+            self._best, self._bad_epochs = monitored, 0
+            return False
+        self._bad_epochs += 1
+        if self._bad_epochs > (10 if self.spec.patience is None else self.spec.patience):
+            self._plateau *= self.spec.gamma or 0.1
+            self._bad_epochs = 0
+            return True
+        return False
+
+
 class LrSchedule:
     """Sets every group's lr before each optimizer step; see the module's docstring."""
 
@@ -84,25 +134,19 @@ class LrSchedule:
         maximize: bool = False,
     ) -> None:
         self._optimizer = optimizer
-        self._spec = spec
-        self._per_epoch = max(1, steps_per_epoch)
-        self._total = epochs * self._per_epoch
-        self._warm = min(round(spec.warmup_epochs * self._per_epoch), self._total - 1)
+        self._schedule = Schedule(
+            spec, epochs=epochs, steps_per_epoch=steps_per_epoch, maximize=maximize
+        )
         self._base = [float(g["lr"]) for g in optimizer.param_groups]
-        self._maximize = maximize
-        self._best = -math.inf if maximize else math.inf
-        self._bad_epochs = 0
-        self._plateau = 1.0
-        self._step = 0
         self._onecycle: torch.optim.lr_scheduler.OneCycleLR | None = None
         if spec.name == "onecycle":
-            rise = self._warm / self._total if self._warm else 0.3
+            total, warm = self._schedule.total, self._schedule.warm
             # The spec's momentum and betas hold: torch would cycle them too by default.
             self._onecycle = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer,
                 max_lr=self._base,
-                total_steps=self._total,
-                pct_start=rise,
+                total_steps=total,
+                pct_start=warm / total if warm else 0.3,
                 cycle_momentum=False,
             )
         else:
@@ -110,41 +154,22 @@ class LrSchedule:
 
     def factor(self, step: int) -> float:
         """The multiple of each group's lr for optimizer step ``step`` (0-based)."""
-        s = self._spec
-        if step < self._warm:
-            return (step + 1) / self._warm
-        if s.name == "cosine":
-            progress = (step - self._warm) / max(1, self._total - self._warm - 1)
-            low = s.min_lr_ratio or 0.0
-            return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        if s.name == "step" and s.step_epochs is not None:
-            epochs_after = (step - self._warm) // self._per_epoch
-            return float((s.gamma or 0.1) ** (epochs_after // s.step_epochs))
-        return self._plateau  # none: 1; plateau: what the epochs so far decided
+        return self._schedule.factor(step)
 
     def after_step(self) -> None:
-        self._step += 1
+        self._schedule.step += 1
         if self._onecycle is not None:
-            if self._step < self._total:  # OneCycleLR refuses to step past its last step
+            if self._schedule.step < self._schedule.total:  # OneCycleLR stops at its last
                 self._onecycle.step()
             return
         self._apply()
 
     def after_epoch(self, monitored: float) -> None:
         """Plateau: count epochs without a better ``monitored`` value (the first objective)."""
-        if self._spec.name != "plateau" or not math.isfinite(monitored):
-            return
-        better = monitored > self._best if self._maximize else monitored < self._best
-        if better:
-            self._best, self._bad_epochs = monitored, 0
-            return
-        self._bad_epochs += 1
-        if self._bad_epochs > (10 if self._spec.patience is None else self._spec.patience):
-            self._plateau *= self._spec.gamma or 0.1
-            self._bad_epochs = 0
+        if self._schedule.after_epoch(monitored):
             self._apply()
 
     def _apply(self) -> None:
-        scale = self.factor(self._step)
+        scale = self._schedule.factor()
         for group, base in zip(self._optimizer.param_groups, self._base, strict=True):
             group["lr"] = base * scale

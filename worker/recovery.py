@@ -30,7 +30,13 @@ def requeue(study: optuna.Study, frozen: FrozenTrial) -> None:
     study.enqueue_trial(params, user_attrs=attrs)
 
 
-def settle(storage: optuna.storages.RDBStorage, study: optuna.Study, trial_id: int) -> None:
+def settle(
+    storage: optuna.storages.RDBStorage,
+    study: optuna.Study,
+    trial_id: int,
+    *,
+    why: str = "the database was unreachable",
+) -> None:
     """End the trial an outage cut off, now that the database answers, and queue it anew.
 
     Nothing is left to do when its ``tell`` reached the database before the connection
@@ -38,9 +44,7 @@ def settle(storage: optuna.storages.RDBStorage, study: optuna.Study, trial_id: i
     it is failed as not final (it uses no budget) and its parameters run again.
     """
     try:
-        storage.set_trial_user_attr(
-            trial_id, "fail_reason", "interrupted: the database was unreachable"
-        )
+        storage.set_trial_user_attr(trial_id, "fail_reason", f"interrupted: {why}")
         storage.set_trial_user_attr(trial_id, "final_failure", False)
         failed = storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
@@ -48,9 +52,10 @@ def settle(storage: optuna.storages.RDBStorage, study: optuna.Study, trial_id: i
     if failed:
         frozen = storage.get_trial(trial_id)
         _log.warning(
-            "trial %d of %s was cut off by a database outage; running it again",
+            "trial %d of %s was cut off (%s); running it again",
             frozen.number,
             study.study_name,
+            why,
         )
         requeue(study, frozen)
 

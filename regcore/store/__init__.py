@@ -38,7 +38,7 @@ from regcore.store._sweeps import (
     request_cancel,
 )
 from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, SWEEP_STATUSES, WORKER_STATUSES
-from regcore.store._trials import TrialCounts, count_trials, count_trials_by_study
+from regcore.store._trials import TrialCounts, count_trials, count_trials_by_study, orphaned_trials
 from regcore.store._workers import (
     deregister_worker,
     heartbeat_worker,
@@ -86,6 +86,7 @@ __all__ = [
     "insert_sweep",
     "list_sweeps",
     "list_workers",
+    "orphaned_trials",
     "past_trial_seconds",
     "register_worker",
     "reopen_sweep",

@@ -35,6 +35,15 @@ def _key(study_name: str) -> int:
     return int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
 
 
+def _unlock(connection: sa.Connection, key: int) -> None:
+    """Release a session-level advisory lock. A connection that has dropped released it with
+    the session: what was done under it (a trial asked for) stands, so that is no error."""
+    try:
+        connection.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+    except (sa.exc.OperationalError, sa.exc.InterfaceError):
+        connection.invalidate()
+
+
 class StudyLock:
     """``with lock.hold(): ...`` holds the study's claim lock."""
 
@@ -57,7 +66,7 @@ class StudyLock:
                 try:
                     yield
                 finally:
-                    connection.execute(sa.select(sa.func.pg_advisory_unlock(_key(self.study_name))))
+                    _unlock(connection, _key(self.study_name))
         else:
             with _memory_locks.setdefault(self.study_name, threading.Lock()):
                 yield

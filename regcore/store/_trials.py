@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -25,8 +26,13 @@ studies = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
 # Optuna declares the state as Enum(TrialState): a native enum type on PostgreSQL.
 _state = sa.Enum(TrialState, name="trialstate")
 trials = sa.table(
-    "trials", sa.column("trial_id"), sa.column("study_id"), sa.column("state", _state)
+    "trials",
+    sa.column("trial_id"),
+    sa.column("study_id"),
+    sa.column("state", _state),
+    sa.column("datetime_start"),
 )
+trial_heartbeats = sa.table("trial_heartbeats", sa.column("trial_id"))
 trial_user_attributes = sa.table(
     "trial_user_attributes", sa.column("trial_id"), sa.column("key"), sa.column("value_json")
 )
@@ -105,3 +111,27 @@ def count_trials_by_study(engine: sa.Engine, study_names: Sequence[str]) -> dict
             for state, n, n_final, name in connection.execute(_query(study_names, per_study=True)):
                 rows[name].append((state, n, n_final))
     return {name: _counts(found) for name, found in rows.items()}
+
+
+def orphaned_trials(engine: sa.Engine, study_name: str, *, older_than_s: float) -> list[int]:
+    """Ids of the study's RUNNING trials that started over ``older_than_s`` ago and never
+    had a heartbeat: their worker lost them between asking for them and its first beat (an
+    outage cutting a claim short). Optuna fails only trials whose heartbeat went stale, so
+    these would hold their budget forever."""
+    # Optuna 5 stores naive UTC times.
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=older_than_s)
+    beat = sa.select(trial_heartbeats.c.trial_id).where(
+        trial_heartbeats.c.trial_id == trials.c.trial_id
+    )
+    query = (
+        sa.select(trials.c.trial_id)
+        .join(studies, studies.c.study_id == trials.c.study_id)
+        .where(
+            studies.c.study_name == study_name,
+            trials.c.state == TrialState.RUNNING,
+            trials.c.datetime_start < cutoff,
+            ~beat.exists(),
+        )
+    )
+    with engine.connect() as connection:
+        return [int(i) for i in connection.execute(query).scalars()]

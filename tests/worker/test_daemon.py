@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from regcore.spec import parse_spec
@@ -192,3 +194,26 @@ def test_cancel_stops_new_trials_and_the_running_one(cluster: Cluster) -> None:
     started = len(cluster.study("cancel-me").trials)
     time.sleep(3)  # a worker that kept claiming would have started another trial by now
     assert len(cluster.study("cancel-me").trials) == started
+
+
+def test_a_trial_lost_before_its_first_heartbeat_is_run_again(cluster: Cluster) -> None:
+    """A claim that an outage cut short between asking for the trial and its first beat
+    leaves a RUNNING trial without a heartbeat, which Optuna never fails as stale."""
+    sweep = cluster.submit("orphan", 3)
+    study = cluster.study("orphan")
+    lost = study.ask()  # as a worker would, then lost before it could beat
+    with cluster.engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE trials SET datetime_start = :t WHERE trial_id = :i"),
+            {"t": datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1), "i": lost._trial_id},
+        )
+    cluster.start_workers(1)
+    wait_until(lambda: cluster.status(sweep) == "completed", 120, "the sweep")
+    frozen = cluster.study("orphan").trials[lost.number]
+    assert frozen.state == TrialState.FAIL
+    assert frozen.user_attrs["fail_reason"] == ("interrupted: its worker lost it before it began")
+    assert count_trials(cluster.engine, "orphan").finished == 3  # it used no budget
+    retried = [
+        t for t in cluster.study("orphan").trials if t.user_attrs.get("retry_of") == lost.number
+    ]
+    assert len(retried) == 1

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from regcore.store import count_trials, count_trials_by_study, create_storage
+from regcore.store import count_trials, count_trials_by_study, create_storage, orphaned_trials
 
 
 def _study_with_every_kind_of_trial(url: str) -> str:
@@ -79,3 +80,23 @@ def test_counts_many_studies_in_one_query_like_one_at_a_time(engine: sa.Engine, 
     assert counts[first] == counts[second] == count_trials(engine, first)
     assert counts["no-such-study"].finished == counts["no-such-study"].running == 0
     assert count_trials_by_study(engine, []) == {}
+
+
+def test_a_running_trial_that_never_beat_is_found_once_it_is_old(
+    engine: sa.Engine, url: str
+) -> None:
+    name = f"orphans-{uuid.uuid4().hex[:8]}"
+    storage = create_storage(url, heartbeat_s=1, grace_s=1)
+    study = optuna.create_study(study_name=name, storage=storage)
+    lost, beating, done = study.ask(), study.ask(), study.ask()
+    storage.record_heartbeat(beating._trial_id)
+    study.tell(done, 1.0)
+    assert orphaned_trials(engine, name, older_than_s=60) == []  # too young yet
+    an_hour_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE trials SET datetime_start = :t WHERE trial_id IN (:a, :b, :c)"),
+            {"t": an_hour_ago, "a": lost._trial_id, "b": beating._trial_id, "c": done._trial_id},
+        )
+    assert orphaned_trials(engine, name, older_than_s=60) == [lost._trial_id]
+    storage.engine.dispose()
