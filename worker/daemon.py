@@ -5,7 +5,8 @@ sweep (``WorkerOptions.sweep_id``), which exit once that sweep has ended.
 
 Each round: end sweeps whose deadline passed, claim the highest-priority runnable sweep
 (:func:`regcore.store.claim_next_sweep`), claim one trial of it under the study's lock
-(:func:`regcore.store.claim_trial`, exact budgets) and run it while :mod:`worker.heartbeat`
+(:func:`regcore.store.claim_trials`, exact budgets) and run it (:mod:`worker.execute`: one
+trial, or K as a population) while :mod:`worker.heartbeat`
 beats. ``stop()`` only sets an event (SIGTERM/SIGINT call it): no new trial is claimed, the
 running one may finish within ``stop_wait_s``, else it is stopped and its parameters queued
 again; the worker deregisters and returns. A lost database connection is retried with
@@ -27,7 +28,6 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy as sa
-from optuna.trial import TrialState
 
 from regcore.announce import Announcer
 from regcore.spec import SpecError, SweepSpec, parse_spec
@@ -37,7 +37,7 @@ from regcore.store import (
     SweepRow,
     WorkerNotFoundError,
     claim_next_sweep,
-    claim_trial,
+    claim_trials,
     count_trials,
     create_engine_for,
     create_storage,
@@ -50,9 +50,11 @@ from regcore.store import (
 )
 from regcore.studies import SpecMismatchError, open_study
 from worker import recovery
+from worker.execute import Execution
 from worker.functions import FunctionRunner
 from worker.heartbeat import Heartbeat, Running, WorkerState
-from worker.runner import DATABASE_ERRORS, run_trial
+from worker.population import choose_size
+from worker.runner import DATABASE_ERRORS
 
 _log = logging.getLogger(__name__)
 _WEBHOOK_WAIT_S = 15.0  # at exit, for webhooks still being sent
@@ -86,10 +88,9 @@ class Worker:
         self._locks: dict[str, StudyLock] = {}
         self._full: dict[str, float] = {}  # sweep id → until when its trials are all claimed
         self._registering = threading.Lock()
-        # A trial an outage cut off: its outcome never reached the database (recovery.settle).
-        self._unsettled: tuple[optuna.Study, int] | None = None
         # Training functions run in a child process, reused from trial to trial.
         self._functions = FunctionRunner(threads=options.threads)
+        self._sizes: dict[str, int] = {}  # sweep id → its population size, once resolved
 
     @property
     def worker_id(self) -> str | None:
@@ -113,6 +114,16 @@ class Worker:
             max_retries=o.max_retries,
         )
         self._announcer = Announcer(engine=self._engine, storage=self._storage)
+        self._execution = Execution(
+            state=self.state,
+            storage=self._storage,
+            functions=self._functions,
+            device=None if o.device == "auto" else o.device,
+            data_dir=o.data_dir,
+            artifact_dir=o.artifact_dir,
+            grace_s=o.grace_s,
+            cancelled=self._cancelled,
+        )
         self._register(None)
         _log.info(
             "worker %s on %s (device %s) takes trials from %s",
@@ -156,7 +167,7 @@ class Worker:
     def _close(self) -> None:
         assert self.worker_id is not None
         try:
-            self._settle()
+            self._execution.settle()
             deregister_worker(self._engine, self.worker_id)
         except DATABASE_ERRORS:
             _log.warning(
@@ -174,7 +185,7 @@ class Worker:
     def _round(self) -> bool:
         """Claim and run one trial; False when there was nothing to run."""
         assert self.worker_id is not None
-        self._settle()
+        self._execution.settle()
         for ended in expire_sweeps(self._engine):
             self._announcer.announce(ended)
         claim_started = time.perf_counter()  # after the announcements, which are not claims
@@ -214,8 +225,13 @@ class Worker:
         if sweep.id not in self._locks:  # one lock (on PostgreSQL: one connection) per sweep
             self._locks[sweep.id] = StudyLock(self.options.database_url, sweep.study_name)
         lock = self._locks[sweep.id]
-        trial = claim_trial(self._engine, study, n_trials=spec.budget.n_trials, lock=lock)
-        if trial is None:
+        size = self._size(sweep, spec)
+
+        def claim(k: int) -> list[optuna.Trial]:
+            return claim_trials(self._engine, study, n_trials=spec.budget.n_trials, lock=lock, k=k)
+
+        trials = claim(size)
+        if not trials:
             if count_trials(self._engine, sweep.study_name).running == 0:
                 self._announcer.end(sweep.id, "completed")
             else:  # others run its last trials: work on the next sweep meanwhile
@@ -223,68 +239,28 @@ class Worker:
             return True
         self.state.claims += 1
         self.state.claim_seconds += time.perf_counter() - claim_started
-        _log.info("%s: trial %d started", sweep.name, trial.number)
-        self._run(study, trial, spec, sweep)
+        _log.info("%s: trials %s started", sweep.name, [t.number for t in trials])
+        if size == 1:
+            self._execution.single(study, trials[0], spec, sweep)
+        else:
+            self._execution.population(study, trials, spec, sweep, size=size, claim=claim)
         return True
+
+    def _size(self, sweep: SweepRow, spec: SweepSpec) -> int:
+        """How many trials of the sweep this worker trains at once (execution.population)."""
+        if sweep.id not in self._sizes:
+            wanted = spec.execution.population
+            size = choose_size(spec, device=self.options.device) if wanted == "auto" else wanted
+            if wanted == "auto":
+                _log.info("%s: population auto: %d trials at once", sweep.name, size)
+            self._sizes[sweep.id] = size
+        return self._sizes[sweep.id]
 
     def _ended(self, sweep_id: str) -> bool:
         try:
             return get_sweep(self._engine, sweep_id).is_final
         except SweepNotFoundError:
             return True
-
-    def _run(
-        self, study: optuna.Study, trial: optuna.Trial, spec: SweepSpec, sweep: SweepRow
-    ) -> None:
-        state = self.state
-        if not state.stop.is_set():
-            state.abort.clear()
-        state.running = Running(sweep.id, trial.number, trial._trial_id)
-        device = None if self.options.device == "auto" else self.options.device
-        try:
-            # A heartbeat row from the start: a RUNNING trial without one is never stale, so
-            # it would hold its budget slot forever if this worker died before its first beat.
-            self._storage.record_heartbeat(trial._trial_id)
-            outcome = run_trial(
-                study,
-                trial,
-                spec,
-                data_dir=self.options.data_dir,
-                device=device,
-                should_stop=state.abort.is_set,
-                artifact_dir=self.options.artifact_dir,
-                functions=self._functions,
-                grace_s=self.options.grace_s,
-            )
-        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
-            if not recovery.finished_elsewhere(self._storage, trial._trial_id):
-                raise
-            # The database was out of reach longer than the grace period, so another worker
-            # failed this trial as stale and queued its parameters again: that retry counts.
-            _log.warning(
-                "trial %d of %s was failed as stale while the database was unreachable; "
-                "its retry is queued",
-                trial.number,
-                study.study_name,
-            )
-            return
-        except DATABASE_ERRORS:
-            self._unsettled = (study, trial._trial_id)  # still RUNNING, or told: see _settle
-            raise
-        finally:
-            state.running = Running(sweep.id)  # stop beating for it, whatever happened
-        _log.info("%s: trial %d %s", sweep.name, trial.number, outcome.name)
-        if outcome == TrialState.FAIL and state.stop.is_set() and not self._cancelled(sweep.id):
-            frozen = study.get_trials(deepcopy=False)[trial.number]
-            if frozen.user_attrs.get("interrupted"):
-                # Stopped by our own shutdown, not by the trial: run these parameters again.
-                recovery.requeue(study, frozen)
-
-    def _settle(self) -> None:
-        if self._unsettled is not None:
-            study, trial_id = self._unsettled
-            recovery.settle(self._storage, study, trial_id)
-            self._unsettled = None
 
     def _study(self, sweep: SweepRow, spec: SweepSpec) -> optuna.Study:
         if sweep.id not in self._studies:

@@ -34,11 +34,12 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Running:
-    """The trial a worker runs now (all None between trials)."""
+    """What a worker runs now: its sweep, the number of its (first) trial, and the ids of
+    every trial it holds (one, or a population's); empty between trials."""
 
     sweep_id: str | None = None
     trial_number: int | None = None
-    trial_id: int | None = None
+    trial_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -106,8 +107,8 @@ class Heartbeat:
         state = self._state
         running, worker_id = state.running, state.worker_id
         assert worker_id is not None
-        if running.trial_id is not None:
-            self._storage.record_heartbeat(running.trial_id)
+        for trial_id in running.trial_ids:
+            self._storage.record_heartbeat(trial_id)
         try:
             heartbeat_worker(
                 self._engine,

@@ -26,32 +26,41 @@ from regcore.regularizers import OPTIMIZERS, Regularizer
 from regcore.spec import SchedulerSpec
 
 
+def lr_multipliers(model: nn.Module, lr_mult: Mapping[str, float]) -> dict[str, float]:
+    """Each trainable parameter's lr multiplier: that of the first ``lr_mult`` name pattern
+    it matches, else 1. A pattern that matches no trainable parameter is refused."""
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    multipliers, matched = {}, set()
+    for name in names:
+        pattern = next((q for q in lr_mult if fnmatch.fnmatchcase(name, q)), None)
+        if pattern is not None:
+            matched.add(pattern)
+        multipliers[name] = 1.0 if pattern is None else lr_mult[pattern]
+    unused = [q for q in lr_mult if q not in matched]
+    if unused:
+        raise ValueError(
+            f"optimizer.lr_mult patterns {unused} match no trainable parameter; the model's "
+            f"parameters are named like {', '.join(names[:6])}"
+        )
+    return multipliers
+
+
 def param_groups(
     reg: Regularizer, model: nn.Module, *, lr: float, lr_mult: Mapping[str, float]
 ) -> list[dict[str, Any]]:
-    """``reg.param_groups()``, each split by the first ``lr_mult`` pattern its parameters'
-    names match (that group's lr is ``lr × multiplier``; unmatched ones keep ``lr``)."""
+    """``reg.param_groups()``, each split by the lr multiplier of its parameters
+    (:func:`lr_multipliers`: that group's lr is ``lr × multiplier``)."""
     if not lr_mult:
         return [{**group, "lr": lr} for group in reg.param_groups()]
+    multipliers = lr_multipliers(model, lr_mult)
     names = {id(p): name for name, p in model.named_parameters()}
-    matched: set[str] = set()
     groups = []
     for group in reg.param_groups():
         by_mult: dict[float, list[torch.Tensor]] = {}
         for p in group["params"]:
-            pattern = next((q for q in lr_mult if fnmatch.fnmatchcase(names[id(p)], q)), None)
-            if pattern is not None:
-                matched.add(pattern)
-            by_mult.setdefault(1.0 if pattern is None else lr_mult[pattern], []).append(p)
+            by_mult.setdefault(multipliers[names[id(p)]], []).append(p)
         for mult, params in by_mult.items():
             groups.append({**group, "params": params, "lr": lr * mult})
-    unused = [q for q in lr_mult if q not in matched]
-    if unused:
-        some = ", ".join(list(names.values())[:6])
-        raise ValueError(
-            f"optimizer.lr_mult patterns {unused} match no trainable parameter; the model's "
-            f"parameters are named like {some}"
-        )
     return groups
 
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import optuna
 import sqlalchemy as sa
@@ -30,11 +27,11 @@ from regcore.workloads import (
     build_workload,
     get_workload,
     plugin_modules,
-    provenance,
 )
 from worker.function_process import FunctionCall
 from worker.functions import FunctionRunner, TrialFailed, train_function
 from worker.training import DivergedError, TrainConfig, TrainingInterrupted, train_workload
+from worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 
 _log = logging.getLogger(__name__)
 
@@ -92,21 +89,15 @@ def run_trial(
     so optuna-dashboard offers the best model for download. Every trial records its
     per-epoch curves (``curves``: train and validation loss) however it ended.
     """
-    reporter = _Reporter(trial, spec)
+    reporter = Reporter(trial, spec)
     stop = should_stop or (lambda: False)
     try:
         point = suggest(trial, spec)
-        baseline = bool(trial.user_attrs.get("baseline", False))
-        l1, l2 = (0.0, 0.0) if baseline else (point.l1, point.l2)
-        for key, value in {**point.as_attrs(), "l1": l1, "l2": l2}.items():
-            trial.set_user_attr(key, value)
         kind = get_workload(spec.workload.name)
         config = train_config(spec, lr=point.lr)
         if device is not None:
             config = dataclasses.replace(config, device=device)
-        trial.set_user_attr("seed", config.seed)
-        trial.set_user_attr("torch_version", torch.__version__)
-        trial.set_user_attr("code", provenance(kind))
+        l1, l2 = record_setting(trial, point, seed=config.seed, kind=kind)
         params = {**spec.workload.params, **point.params}
         if isinstance(kind, TrainingFunction):
             call = FunctionCall(
@@ -140,24 +131,21 @@ def run_trial(
                 should_stop=stop,
             )
     except optuna.TrialPruned:
-        reporter.record_curves()
-        study.tell(trial, state=TrialState.PRUNED)
-        return TrialState.PRUNED
+        return pruned(study, trial, reporter)
     except TrainingInterrupted as exc:
-        trial.set_user_attr("interrupted", True)
-        return _fail(study, trial, reporter, f"interrupted: {exc}", final=False)
+        return interrupted(study, trial, reporter, str(exc))
     except DivergedError as exc:
         reporter.diverged()
-        return _fail(study, trial, reporter, f"diverged: {exc}", final=True)
+        return fail(study, trial, reporter, f"diverged: {exc}", final=True)
     except TrialFailed as exc:
-        return _fail(study, trial, reporter, str(exc), final=True)
+        return fail(study, trial, reporter, str(exc), final=True)
     except torch.OutOfMemoryError as exc:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         reason = f"out of memory: {str(exc).splitlines()[0]}"
-        return _fail(study, trial, reporter, reason, final=True)
+        return fail(study, trial, reporter, reason, final=True)
     except (WorkloadError, ValueError) as exc:
-        return _fail(study, trial, reporter, f"invalid: {exc}", final=True)
+        return fail(study, trial, reporter, f"invalid: {exc}", final=True)
     except DATABASE_ERRORS:
         # The database, not the trial, failed: no verdict on this point. The worker's loop
         # retries with backoff and queues the trial again (it uses no budget).
@@ -165,26 +153,24 @@ def run_trial(
     except Exception as exc:  # a trial must never take its worker down
         _log.exception("trial %d of %s failed", trial.number, study.study_name)
         reason = f"error: {type(exc).__name__}: {exc}"
-        return _fail(study, trial, reporter, reason, final=True)
-
-    reporter.record_curves()
-    trial.set_user_attr("device", result.device)
-    for key, value in result.metrics.items():
-        trial.set_user_attr(key, value)
-    trial.set_user_attr("epochs_run", result.epochs_run)
-    trial.set_user_attr("wall_s", result.wall_s)
-    trial.set_user_attr("median_step_ms", result.median_step_ms)
-    missing = [o.metric for o in spec.objectives if o.metric not in result.metrics]
-    if missing:
-        reason = f"invalid: no {', '.join(missing)} was measured (did it call ctx.regularizer?)"
-        return _fail(study, trial, reporter, reason, final=True)
-    values = [result.metrics[o.metric] for o in spec.objectives]
-    if not all(math.isfinite(v) for v in values):
-        return _fail(study, trial, reporter, f"diverged: objective values {values}", final=True)
-    if artifact_dir is not None and result.model is not None and _best_so_far(study, values):
-        _save_weights(trial, result.model, artifact_dir)
-    study.tell(trial, values)
-    return TrialState.COMPLETE
+        return fail(study, trial, reporter, reason, final=True)
+    attrs = {
+        "device": result.device,
+        "epochs_run": result.epochs_run,
+        "wall_s": result.wall_s,
+        "median_step_ms": result.median_step_ms,
+    }
+    model = result.model
+    return complete(
+        study,
+        trial,
+        spec,
+        reporter,
+        metrics=result.metrics,
+        attrs=attrs,
+        weights=None if model is None else (lambda: model),
+        artifact_dir=artifact_dir,
+    )
 
 
 @contextmanager
@@ -198,82 +184,3 @@ def _runner(functions: FunctionRunner | None) -> Iterator[FunctionRunner]:
         yield own
     finally:
         own.close(kill=True)
-
-
-def _fail(
-    study: optuna.Study, trial: optuna.Trial, reporter: _Reporter, reason: str, *, final: bool
-) -> TrialState:
-    reporter.record_curves()
-    trial.set_user_attr("fail_reason", reason)
-    # A final failure (the point itself is bad) uses up budget; an interruption does not.
-    trial.set_user_attr("final_failure", final)
-    study.tell(trial, state=TrialState.FAIL)
-    return TrialState.FAIL
-
-
-def _best_so_far(study: optuna.Study, values: list[float]) -> bool:
-    if len(values) != 1:
-        return False  # two objectives have a front, not one best to keep
-    try:
-        best = study.best_value
-    except ValueError:  # no COMPLETE trial yet
-        return True
-    if study.direction == optuna.study.StudyDirection.MAXIMIZE:
-        return values[0] > best
-    return values[0] < best
-
-
-def _save_weights(trial: optuna.Trial, model: torch.nn.Module, artifact_dir: Path) -> None:
-    """The trained weights as an artifact of ``trial`` (before ``tell``: a finished trial
-    takes no more attributes). Failing to save costs the artifact, never the trial."""
-    try:
-        artifact_dir.mkdir(parents=True, exist_ok=True)
-        store = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
-        with tempfile.TemporaryDirectory(dir=artifact_dir) as scratch:
-            path = Path(scratch) / f"trial-{trial.number}-weights.pt"
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-            artifact_id = optuna.artifacts.upload_artifact(
-                artifact_store=store,
-                file_path=str(path),
-                study_or_trial=trial,
-                mimetype="application/octet-stream",
-            )
-        trial.set_user_attr("weights_artifact", artifact_id)
-    except Exception as exc:
-        _log.warning("trial %d: could not save its weights: %s", trial.number, exc)
-
-
-#: The per-epoch metrics every trial keeps as its learning curves (user attribute ``curves``).
-CURVES = ("train_loss", "val_loss")
-
-
-class _Reporter:
-    """After each epoch: the objective to the pruner (which may stop the trial), and the
-    learning curves, written to the trial once it ends (``record_curves``)."""
-
-    def __init__(self, trial: optuna.Trial, spec: SweepSpec) -> None:
-        self._trial = trial
-        self._spec = spec
-        self._curves: dict[str, list[float | None]] = {}
-
-    def __call__(self, epoch: int, metrics: dict[str, Any]) -> None:
-        self._trial.set_user_attr("epochs_run", epoch + 1)
-        for name in dict.fromkeys((*CURVES, self._spec.objectives[0].metric)):
-            if name in metrics:
-                value = float(metrics[name])
-                self._curves.setdefault(name, []).append(value if math.isfinite(value) else None)
-        if self._spec.is_multi_objective:
-            return  # Optuna's pruners are single-objective; nothing to report to.
-        value = float(metrics[self._spec.objectives[0].metric])
-        if math.isfinite(value):
-            self._trial.report(value, epoch)
-        if self._trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
-
-    def diverged(self) -> None:
-        """The epoch whose training loss went non-finite ends the curves (as None)."""
-        self._curves.setdefault("train_loss", []).append(None)
-
-    def record_curves(self) -> None:
-        if self._curves:
-            self._trial.set_user_attr("curves", self._curves)

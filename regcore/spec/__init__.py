@@ -34,6 +34,7 @@ from regcore.spec._sections import (
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._sweep import SweepSpec
 from regcore.spec._training import (
+    ExecutionSpec,
     OptimizerSpec,
     RegularizeSpec,
     SchedulerSpec,
@@ -44,6 +45,7 @@ __all__ = [
     "RUNNER_METRICS",
     "BudgetSpec",
     "Choices",
+    "ExecutionSpec",
     "NotifySpec",
     "ObjectiveSpec",
     "OptimizerSpec",

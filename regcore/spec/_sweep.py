@@ -23,7 +23,13 @@ from regcore.spec._sections import (
     WorkloadSpec,
 )
 from regcore.spec._space import SearchSpace
-from regcore.spec._training import OptimizerSpec, RegularizeSpec, TrainingSpec, loop_checks
+from regcore.spec._training import (
+    ExecutionSpec,
+    OptimizerSpec,
+    RegularizeSpec,
+    TrainingSpec,
+    loop_checks,
+)
 from regcore.workloads import TrainingFunction, get_workload
 
 _NESTED: dict[str, type[SpecModel]] = {
@@ -31,6 +37,7 @@ _NESTED: dict[str, type[SpecModel]] = {
     "optimizer": OptimizerSpec,
     "training": TrainingSpec,
     "regularize": RegularizeSpec,
+    "execution": ExecutionSpec,
     "objectives": ObjectiveSpec,
     "sampler": SamplerSpec,
     "pruner": PrunerSpec,
@@ -70,6 +77,7 @@ class SweepSpec(SpecModel):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     regularize: RegularizeSpec = Field(default_factory=RegularizeSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     objectives: list[ObjectiveSpec] = Field(
         default_factory=_default_objectives, min_length=1, max_length=2
     )
@@ -154,6 +162,7 @@ class SweepSpec(SpecModel):
             *loop_checks(
                 optimizer=self.optimizer,
                 training=self.training,
+                execution=self.execution,
                 methods=self.methods,
                 own_loop=isinstance(kind, TrainingFunction),
             ),

@@ -178,10 +178,28 @@ class RegularizeSpec(SpecModel):
         return {"exclude": self.exclude, "only": self.only}
 
 
+class ExecutionSpec(SpecModel):
+    """How a worker runs the trials: ``{population: 16}`` trains 16 trials at once in one
+    vmapped pass (population trials: the same method and data order, each its own λ₁, λ₂ and
+    lr, each told as its own trial); ``auto`` picks K from the model's size and the device's
+    memory and says what it picked; 1 (the default) runs one trial at a time."""
+
+    population: int | Literal["auto"] = 1
+
+    @field_validator("population", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int | str:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "auto" or (whole and 1 <= value <= 256):
+            return value  # type: ignore[no-any-return]
+        raise ValueError(f"write a whole number from 1 to 256, or auto, but got {value!r}")
+
+
 def loop_checks(
     *,
     optimizer: OptimizerSpec,
     training: TrainingSpec,
+    execution: ExecutionSpec,
     methods: tuple[str, ...],
     own_loop: bool,
 ) -> list[InitErrorDetails]:
@@ -194,6 +212,15 @@ def loop_checks(
             "decoupled; use optimizer adam, or method decoupled for AdamW-style decay"
         )
         details.append(problem(("optimizer", "name"), text, optimizer.name))
+    if execution.population != 1 and own_loop:
+        text = (
+            "a training function is not vectorized (it owns its loop): it runs one trial at "
+            "a time; set population: 1, or sweep a workload whose loop regsweep owns"
+        )
+        details.append(problem(("execution", "population"), text, execution.population))
+    if execution.population != 1 and training.scheduler.name == "onecycle":
+        text = "population trials schedule with none, cosine, step or plateau; not onecycle"
+        details.append(problem(("training", "scheduler", "name"), text, "onecycle"))
     if not own_loop:
         return details
     loop = "a training function runs its own loop"

@@ -17,7 +17,7 @@ from regcore.store._engine import create_engine_for
 from regcore.store._locks import StudyLock
 from regcore.store._migrate import VERSION_TABLE, current_revision, head_revision, upgrade_database
 from regcore.store._optuna import create_storage, sqlite_path
-from regcore.store._queue import claim_next_sweep, claim_trial, expire_sweeps, finish_sweep
+from regcore.store._queue import claim_next_sweep, claim_trials, expire_sweeps, finish_sweep
 from regcore.store._rows import (
     BatchNotFoundError,
     BatchRow,
@@ -65,7 +65,7 @@ __all__ = [
     "WorkerRow",
     "batch_sweeps",
     "claim_next_sweep",
-    "claim_trial",
+    "claim_trials",
     "close_batch_if_done",
     "count_trials",
     "count_trials_by_study",

@@ -12,7 +12,7 @@ claimer can interleave with:
 
 Either way a queued sweep turns ``running`` (with ``started_at``) exactly once. The sweep
 stays claimable while running, so many workers share it; that no more than ``n_trials``
-trials start is :func:`claim_trial`'s job, under the study's lock.
+trials start is :func:`claim_trials`' job, under the study's lock.
 """
 
 from __future__ import annotations
@@ -90,19 +90,21 @@ def claim_next_sweep(
         return sweep
 
 
-def claim_trial(
-    engine: sa.Engine, study: optuna.Study, *, n_trials: int, lock: StudyLock
-) -> optuna.Trial | None:
-    """The next trial of a claimed sweep's ``study``, or None when its budget is taken.
+def claim_trials(
+    engine: sa.Engine, study: optuna.Study, *, n_trials: int, lock: StudyLock, k: int = 1
+) -> list[optuna.Trial]:
+    """Up to ``k`` next trials of a claimed sweep's ``study``: as many as its budget has room
+    for (none when it is taken).
 
     The budget is counted (:func:`count_trials`: running and finished trials use it) and the
-    trial asked for under the study's ``lock``, so however many workers claim at once, no
+    trials asked for under the study's ``lock``, so however many workers claim at once, no
     more than ``n_trials`` ever use budget.
     """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, but got {k=}")
     with lock.hold():
-        if count_trials(engine, study.study_name).used >= n_trials:
-            return None
-        return study.ask()
+        room = n_trials - count_trials(engine, study.study_name).used
+        return [study.ask() for _ in range(max(0, min(k, room)))]
 
 
 def finish_sweep(

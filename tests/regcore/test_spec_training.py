@@ -474,3 +474,32 @@ def test_a_new_setting_that_the_earlier_study_did_not_have_is_a_different_spec(
     storage = stored_as_by_an_earlier_version(parse_spec(MINIMAL))
     with pytest.raises(SpecMismatchError, match=f"different {section}"):
         open_study(parse_spec(spec_with(**change)), storage)
+
+
+def test_execution_population_takes_a_size_or_auto() -> None:
+    base = {
+        "name": "p",
+        "workload": {"name": "digits_mlp"},
+        "search_space": {"l1": 0.0, "l2": 1e-3},
+    }
+    assert parse_spec(base).execution.population == 1
+    assert parse_spec({**base, "execution": {"population": 16}}).execution.population == 16
+    assert parse_spec({**base, "execution": {"population": "auto"}}).execution.population == "auto"
+    for bad in (0, 257, "many"):
+        with pytest.raises(SpecError) as info:
+            parse_spec({**base, "execution": {"population": bad}})
+        assert {p.field for p in info.value.problems} == {"execution.population"}
+
+
+def test_a_population_refuses_the_onecycle_schedule() -> None:
+    data = {
+        "name": "p",
+        "workload": {"name": "digits_mlp"},
+        "search_space": {"l1": 0.0, "l2": 1e-3},
+        "training": {"scheduler": {"name": "onecycle"}},
+        "execution": {"population": 4},
+    }
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    problems = {p.field: p.message for p in info.value.problems}
+    assert "not onecycle" in problems["training.scheduler.name"]

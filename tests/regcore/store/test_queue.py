@@ -16,7 +16,7 @@ from regcore.store import (
     SweepNotFoundError,
     WorkerNotFoundError,
     claim_next_sweep,
-    claim_trial,
+    claim_trials,
     count_trials,
     create_storage,
     expire_sweeps,
@@ -105,24 +105,22 @@ def test_claim_of_one_sweep_never_gives_another(engine: sa.Engine, worker_id: st
     assert get_sweep(engine, urgent).status == "queued"
 
 
-def test_claim_trial_asks_until_the_budget_is_used(engine: sa.Engine, url: str) -> None:
+def test_claim_trials_asks_until_the_budget_is_used(engine: sa.Engine, url: str) -> None:
     storage = create_storage(url)
     study = optuna.create_study(study_name=f"budget-{uuid.uuid4().hex[:8]}", storage=storage)
     lock = StudyLock(url, study.study_name)
     try:
-        first = claim_trial(engine, study, n_trials=3, lock=lock)
-        second = claim_trial(engine, study, n_trials=3, lock=lock)
-        assert first is not None
-        assert second is not None
+        first, second = claim_trials(engine, study, n_trials=4, lock=lock, k=2)
         study.tell(first, 0.5)
-        interrupted = claim_trial(engine, study, n_trials=3, lock=lock)
-        assert interrupted is not None
+        (interrupted,) = claim_trials(engine, study, n_trials=4, lock=lock)
         # A trial failed for no fault of its point (final_failure false) gives its slot back.
         interrupted.set_user_attr("final_failure", False)
         study.tell(interrupted, state=optuna.trial.TrialState.FAIL)
-        assert claim_trial(engine, study, n_trials=3, lock=lock) is not None
-        assert claim_trial(engine, study, n_trials=3, lock=lock) is None  # 1 done + 2 running
-        assert count_trials(engine, study.study_name).used == 3
+        # 1 done + 1 running: room for 2 of the 5 asked for, then none.
+        assert len(claim_trials(engine, study, n_trials=4, lock=lock, k=5)) == 2
+        assert claim_trials(engine, study, n_trials=4, lock=lock, k=3) == []
+        assert count_trials(engine, study.study_name).used == 4
+        assert second.number == 1
     finally:
         lock.dispose()
         storage.engine.dispose()

@@ -1,0 +1,163 @@
+"""How a trial ends, whoever trained it (the single-trial runner, a population): what it
+records, the pruner after each epoch, and the ``tell``.
+
+Every trial records the setting it trained with (``method``, ``l1``, ``l2``, ``lr``, the
+seed, torch's version and the code that ran), its learning curves (``curves``, however it
+ended), and on success its metrics. A final failure (the point itself is bad) uses budget;
+an interruption does not (``final_failure``, read by :func:`regcore.store.count_trials`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from regcore.spec import SweepSpec
+from regcore.spec._suggest import TrialPoint
+from regcore.workloads import Registered, provenance
+
+_log = logging.getLogger(__name__)
+
+#: The per-epoch metrics every trial keeps as its learning curves (user attribute ``curves``).
+CURVES = ("train_loss", "val_loss")
+
+
+def record_setting(
+    trial: optuna.Trial, point: TrialPoint, *, seed: int, kind: Registered
+) -> tuple[float, float]:
+    """Record what ``trial`` trains with; its λ₁ and λ₂ (0 for the baseline trial)."""
+    baseline = bool(trial.user_attrs.get("baseline", False))
+    l1, l2 = (0.0, 0.0) if baseline else (point.l1, point.l2)
+    for key, value in {**point.as_attrs(), "l1": l1, "l2": l2}.items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr("seed", seed)
+    trial.set_user_attr("torch_version", torch.__version__)
+    trial.set_user_attr("code", provenance(kind))
+    return l1, l2
+
+
+class Reporter:
+    """After each epoch: the objective to the pruner (which may stop the trial), and the
+    learning curves, written to the trial once it ends (``record_curves``)."""
+
+    def __init__(self, trial: optuna.Trial, spec: SweepSpec) -> None:
+        self._trial = trial
+        self._spec = spec
+        self._curves: dict[str, list[float | None]] = {}
+
+    def __call__(self, epoch: int, metrics: dict[str, Any]) -> None:
+        self._trial.set_user_attr("epochs_run", epoch + 1)
+        for name in dict.fromkeys((*CURVES, self._spec.objectives[0].metric)):
+            if name in metrics:
+                value = float(metrics[name])
+                self._curves.setdefault(name, []).append(value if math.isfinite(value) else None)
+        if self._spec.is_multi_objective:
+            return  # Optuna's pruners are single-objective; nothing to report to.
+        value = float(metrics[self._spec.objectives[0].metric])
+        if math.isfinite(value):
+            self._trial.report(value, epoch)
+        if self._trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+
+    def diverged(self) -> None:
+        """The epoch whose training loss went non-finite ends the curves (as None)."""
+        self._curves.setdefault("train_loss", []).append(None)
+
+    def record_curves(self) -> None:
+        if self._curves:
+            self._trial.set_user_attr("curves", self._curves)
+
+
+def fail(
+    study: optuna.Study, trial: optuna.Trial, reporter: Reporter, reason: str, *, final: bool
+) -> TrialState:
+    reporter.record_curves()
+    trial.set_user_attr("fail_reason", reason)
+    # A final failure (the point itself is bad) uses up budget; an interruption does not.
+    trial.set_user_attr("final_failure", final)
+    study.tell(trial, state=TrialState.FAIL)
+    return TrialState.FAIL
+
+
+def interrupted(
+    study: optuna.Study, trial: optuna.Trial, reporter: Reporter, why: str
+) -> TrialState:
+    """Stopped by a cancel, a deadline or its worker's stop: no verdict on its point."""
+    trial.set_user_attr("interrupted", True)
+    return fail(study, trial, reporter, f"interrupted: {why}", final=False)
+
+
+def pruned(study: optuna.Study, trial: optuna.Trial, reporter: Reporter) -> TrialState:
+    reporter.record_curves()
+    study.tell(trial, state=TrialState.PRUNED)
+    return TrialState.PRUNED
+
+
+def complete(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    spec: SweepSpec,
+    reporter: Reporter,
+    *,
+    metrics: dict[str, float],
+    attrs: dict[str, Any],
+    weights: Callable[[], torch.nn.Module] | None = None,
+    artifact_dir: Path | None = None,
+) -> TrialState:
+    """Record ``metrics`` and ``attrs`` and tell the objectives; FAIL when one is missing or
+    not finite. With ``artifact_dir``, a trial better than every one before keeps its
+    ``weights()`` there (``optuna.artifacts``: optuna-dashboard offers them)."""
+    reporter.record_curves()
+    for key, value in {**metrics, **attrs}.items():
+        trial.set_user_attr(key, value)
+    missing = [o.metric for o in spec.objectives if o.metric not in metrics]
+    if missing:
+        reason = f"invalid: no {', '.join(missing)} was measured (did it call ctx.regularizer?)"
+        return fail(study, trial, reporter, reason, final=True)
+    values = [metrics[o.metric] for o in spec.objectives]
+    if not all(math.isfinite(v) for v in values):
+        return fail(study, trial, reporter, f"diverged: objective values {values}", final=True)
+    if artifact_dir is not None and weights is not None and _best_so_far(study, values):
+        _save_weights(trial, weights(), artifact_dir)
+    study.tell(trial, values)
+    return TrialState.COMPLETE
+
+
+def _best_so_far(study: optuna.Study, values: list[float]) -> bool:
+    if len(values) != 1:
+        return False  # two objectives have a front, not one best to keep
+    try:
+        best = study.best_value
+    except ValueError:  # no COMPLETE trial yet
+        return True
+    if study.direction == optuna.study.StudyDirection.MAXIMIZE:
+        return values[0] > best
+    return values[0] < best
+
+
+def _save_weights(trial: optuna.Trial, model: torch.nn.Module, artifact_dir: Path) -> None:
+    """The trained weights as an artifact of ``trial`` (before ``tell``: a finished trial
+    takes no more attributes). Failing to save costs the artifact, never the trial."""
+    try:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        store = optuna.artifacts.FileSystemArtifactStore(str(artifact_dir))
+        with tempfile.TemporaryDirectory(dir=artifact_dir) as scratch:
+            path = Path(scratch) / f"trial-{trial.number}-weights.pt"
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+            artifact_id = optuna.artifacts.upload_artifact(
+                artifact_store=store,
+                file_path=str(path),
+                study_or_trial=trial,
+                mimetype="application/octet-stream",
+            )
+        trial.set_user_attr("weights_artifact", artifact_id)
+    except Exception as exc:
+        _log.warning("trial %d: could not save its weights: %s", trial.number, exc)
