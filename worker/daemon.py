@@ -53,7 +53,7 @@ from worker import recovery
 from worker.execute import Execution
 from worker.functions import FunctionRunner
 from worker.heartbeat import Heartbeat, Running, WorkerState
-from worker.population import choose_size
+from worker.population._size import choose_size
 from worker.runner import DATABASE_ERRORS
 
 _log = logging.getLogger(__name__)

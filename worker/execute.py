@@ -22,7 +22,7 @@ from regcore.store import SweepRow
 from worker import recovery
 from worker.functions import FunctionRunner
 from worker.heartbeat import Running, WorkerState
-from worker.population import PopulationRun
+from worker.population._runner import PopulationRun
 from worker.runner import DATABASE_ERRORS, run_trial
 
 _log = logging.getLogger(__name__)

@@ -1,19 +1,22 @@
 """The population's optimizer step: every member's regularized update in one pass over the
-``[K, P]`` parameters, each member with its own lr, λ₁ and λ₂ (``[K, 1]`` columns).
+stacked parameters, each member with its own lr, λ₁ and λ₂.
 
 It is the optimizer's own update with the regularization method inside it, and per member it
 computes what ``torch.optim`` plus a :class:`~regcore.regularizers.Regularizer` computes for
 a single trial (the tests hold them equal to 1e-10 in float64):
 
 - the penalty methods (``loss``, ``hook``, ``fused``; ``weight_decay`` with λ₁ = 0) add
-  ``λ₁·sign w + 2λ₂·w`` to the gradient of the regularized coordinates;
+  ``λ₁·sign w + 2λ₂·w`` to the gradient of the regularized parameters;
 - ``decoupled`` shrinks them before the update, ``w ← w·(1 − lr·2λ₂) − lr·λ₁·sign w``;
 - ``proximal`` soft-thresholds them after it, with the step the optimizer took: ``lr``
   (× 1/(1 − μ) with momentum) for SGD and RMSprop, Adam's ``lr/(√v̂ + ε)`` per coordinate.
 
 SGD (momentum, Nesterov), Adam, AdamW (its decay is 0: the method regularizes) and RMSprop
-keep their state as ``[K, P]`` tensors, and Adam its step count per member, so a member that
-joins later (a refill) starts fresh. The lr scales the update, never the gradient.
+keep their state per stacked parameter, and Adam its step count per member, so a member that
+joins later (a refill) starts fresh. The lr scales the update, never the gradient. Every
+operation is in place on the parameter, its gradient, its state or a scratch buffer kept
+from step to step (a temporary as large as the parameters would cost, on the CPU, more than
+the arithmetic).
 """
 
 from __future__ import annotations
@@ -47,15 +50,19 @@ class PopulationOptimizer:
         self._betas = betas or (0.9, 0.999)
         self._eps = eps
         self._alpha = alpha
-        flat = stack.flat
-        column = (stack.k, 1)
-        self.lr = torch.zeros(column, dtype=flat.dtype, device=flat.device)
+        self._params = stack.leaves()
+        first = self._params[0]
+        self.lr = torch.zeros(stack.k, dtype=first.dtype, device=first.device)
         self.l1 = torch.zeros_like(self.lr)
         self.l2 = torch.zeros_like(self.lr)
-        self._steps = torch.zeros(column, dtype=torch.float64, device=flat.device)
-        self._first = torch.zeros_like(flat, requires_grad=False)  # momentum / Adam's m
-        self._second = torch.zeros_like(flat, requires_grad=False)  # Adam's or RMSprop's v
-        self._uniform_lr = bool((stack.lr_scale == 1).all())
+        self._steps = torch.zeros(stack.k, dtype=torch.float64, device=first.device)
+        moments = self._rule == "adam" or self._momentum > 0
+        seconds = self._rule in ("adam", "rmsprop")
+        self._first = [torch.zeros_like(p, requires_grad=False) for p in self._params] * moments
+        self._second = [torch.zeros_like(p, requires_grad=False) for p in self._params] * seconds
+        self._scratch = [torch.empty_like(p, requires_grad=False) for p in self._params]
+        wide = method == "proximal" and self._rule != "sgd"
+        self._scratch2 = [torch.empty_like(p, requires_grad=False) for p in self._params] * wide
 
     def set_member(self, member: int, *, lr: float, l1: float, l2: float) -> None:
         """Member ``member``'s hyperparameters; its optimizer state starts afresh."""
@@ -63,83 +70,112 @@ class PopulationOptimizer:
         self.l1[member] = l1
         self.l2[member] = l2
         self._steps[member] = 0
-        self._first[member] = 0
-        self._second[member] = 0
+        for state in (*self._first, *self._second):
+            state[member] = 0
 
     @torch.no_grad()
     def step(self, lr_factor: torch.Tensor | float = 1.0) -> None:
-        """One step of every member: ``lr_factor`` (a ``[K, 1]`` column or a number) is the
-        schedule's multiple of each member's lr now; a member with lr 0 stays as it is."""
-        stack = self._stack
-        w, mask = stack.flat, stack.mask
-        grad = w.grad
-        assert grad is not None, "step() after backward()"
-        lr = self.lr * lr_factor  # [K, 1]
-        rate = lr if self._uniform_lr else lr * stack.lr_scale  # [K, 1] or [K, P]
-        if self._method in PENALTY_METHODS:
-            grad += mask * (self.l1 * torch.sign(w) + (2 * self.l2) * w)
-        elif self._method == "decoupled":
-            signs = torch.sign(w)
-            w *= 1 - rate * (2 * self.l2) * mask
-            w -= rate * self.l1 * mask * signs
+        """One step of every member: ``lr_factor`` (one number per member, or one for all) is
+        the schedule's multiple of each member's lr now; a member with lr 0 stays as it is."""
+        lr = self.lr * lr_factor
         self._steps += (lr != 0).to(torch.float64)
-        if self._rule == "sgd":
-            self._sgd(w, grad, rate)
-        elif self._rule == "adam":
-            self._adam(w, grad, rate)
-        else:
-            self._rmsprop(w, grad, rate)
+        stack = self._stack
+        for i, w in enumerate(self._params):
+            grad = w.grad
+            assert grad is not None, "step() after backward()"
+            rate = _column(lr * stack.lr_scale[i], w)
+            regularized = stack.regularized[i]
+            scratch = self._scratch[i]
+            if regularized and self._method in PENALTY_METHODS:
+                torch.sign(w, out=scratch)
+                grad.addcmul_(scratch, _column(self.l1, w))
+                grad.addcmul_(w, _column(2 * self.l2, w))
+            elif regularized and self._method == "decoupled":
+                torch.sign(w, out=scratch)  # of w before the shrink, as the formula says
+                w.mul_(1 - rate * _column(2 * self.l2, w))
+                w.addcmul_(scratch, rate * _column(self.l1, w), value=-1)
+            if self._rule == "sgd":
+                self._sgd(i, w, grad, rate, regularized)
+            elif self._rule == "adam":
+                self._adam(i, w, grad, rate, regularized)
+            else:
+                self._rmsprop(i, w, grad, rate, regularized)
 
-    def _sgd(self, w: torch.Tensor, grad: torch.Tensor, rate: torch.Tensor) -> None:
+    def _sgd(
+        self, i: int, w: torch.Tensor, grad: torch.Tensor, rate: torch.Tensor, reg: bool
+    ) -> None:
         direction = grad
         if self._momentum:
-            buf = self._first
+            buf = self._first[i]
             buf.mul_(self._momentum).add_(grad)
-            direction = grad.add(buf, alpha=self._momentum) if self._nesterov else buf
-        w -= rate * direction
-        if self._method == "proximal":
-            self._prox_scalar(w, rate / (1 - self._momentum))
+            direction = buf
+            if self._nesterov:
+                direction = torch.add(grad, buf, alpha=self._momentum, out=self._scratch[i])
+        w.addcmul_(direction, rate, value=-1)
+        if reg and self._method == "proximal":
+            t = rate / (1 - self._momentum)
+            scratch = self._scratch[i]
+            _soft_threshold(w, t * _column(self.l1, w), out=scratch)
+            torch.sub(w, scratch, out=scratch)
+            torch.div(scratch, 1 + 2 * t * _column(self.l2, w), out=w)
 
-    def _adam(self, w: torch.Tensor, grad: torch.Tensor, rate: torch.Tensor) -> None:
+    def _adam(
+        self, i: int, w: torch.Tensor, grad: torch.Tensor, rate: torch.Tensor, reg: bool
+    ) -> None:
         beta1, beta2 = self._betas
-        m, v = self._first, self._second
+        m, v, d = self._first[i], self._second[i], self._scratch[i]
         m.lerp_(grad, 1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         steps = self._steps.clamp(min=1)  # an idle member's corrections do not matter
-        correction1 = (1 - beta1**steps).to(w.dtype)
-        correction2_sqrt = (1 - beta2**steps).sqrt().to(w.dtype)
-        denominator = (v.sqrt() / correction2_sqrt).add_(self._eps)
-        w -= (rate / correction1) * (m / denominator)
-        if self._method == "proximal":
+        correction1 = _column((1 - beta1**steps).to(w.dtype), w)
+        correction2_sqrt = _column((1 - beta2**steps).sqrt().to(w.dtype), w)
+        torch.sqrt(v, out=d)
+        d.div_(correction2_sqrt).add_(self._eps)
+        torch.div(m, d, out=d)
+        w.addcmul_(d, rate / correction1, value=-1)
+        if reg and self._method == "proximal":
             # t = lr·c/D with D = √v + ε·c, c = √(1 − β₂ᵗ): the step Adam just took.
-            d = v.sqrt() + self._eps * correction2_sqrt
-            self._prox_scaled(w, d, rate * correction2_sqrt)
+            torch.sqrt(v, out=d)
+            d.add_(self._eps * correction2_sqrt)
+            self._prox_scaled(i, w, d, rate * correction2_sqrt)
 
-    def _rmsprop(self, w: torch.Tensor, grad: torch.Tensor, rate: torch.Tensor) -> None:
-        v = self._second
+    def _rmsprop(
+        self, i: int, w: torch.Tensor, grad: torch.Tensor, rate: torch.Tensor, reg: bool
+    ) -> None:
+        v, average = self._second[i], self._scratch[i]
         v.mul_(self._alpha).addcmul_(grad, grad, value=1 - self._alpha)
-        average = v.sqrt().add_(self._eps)
+        torch.sqrt(v, out=average).add_(self._eps)
         if self._momentum:
-            buf = self._first
+            buf = self._first[i]
             buf.mul_(self._momentum).addcdiv_(grad, average)
-            w -= rate * buf
+            w.addcmul_(buf, rate, value=-1)
         else:
-            w -= rate * (grad / average)
-        if self._method == "proximal":
-            self._prox_scaled(w, v.sqrt().add_(self._eps), rate / (1 - self._momentum))
+            torch.div(grad, average, out=average)
+            w.addcmul_(average, rate, value=-1)
+        if reg and self._method == "proximal":
+            torch.sqrt(v, out=average).add_(self._eps)
+            self._prox_scaled(i, w, average, rate / (1 - self._momentum))
 
-    def _prox_scalar(self, w: torch.Tensor, t: torch.Tensor) -> None:
-        """``w ← sign w·max(|w| − t·λ₁, 0)/(1 + 2t·λ₂)`` on the regularized coordinates."""
-        shrunk = _soft_threshold(w, t * self.l1) / (1 + 2 * t * self.l2)
-        w.copy_(torch.where(self._stack.regularized, shrunk, w))
-
-    def _prox_scaled(self, w: torch.Tensor, d: torch.Tensor, t_times_d: torch.Tensor) -> None:
+    def _prox_scaled(
+        self, i: int, w: torch.Tensor, d: torch.Tensor, t_times_d: torch.Tensor
+    ) -> None:
         """The prox with the per-coordinate step ``t = t_times_d / d``, computed as
         ``soft(w·d, λ₁·t·d)/(d + 2λ₂·t·d)`` (as the single-trial method does)."""
-        shrunk = _soft_threshold(w * d, self.l1 * t_times_d) / (d + 2 * self.l2 * t_times_d)
-        w.copy_(torch.where(self._stack.regularized, shrunk, w))
+        u = self._scratch2[i]
+        torch.mul(w, d, out=u)
+        _soft_threshold(u, _column(self.l1, w) * t_times_d, out=w)  # w: free till the end
+        torch.sub(u, w, out=u)
+        d.add_(2 * _column(self.l2, w) * t_times_d)
+        torch.div(u, d, out=w)
 
 
-def _soft_threshold(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-    """``sign x·max(|x| − τ, 0)``: the same numbers as ``softshrink``, with a tensor ``τ``."""
-    return torch.sign(x) * (x.abs() - tau).clamp_min(0)
+def _column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """One value per member, shaped to broadcast over a stacked parameter (K, 1, 1, …)."""
+    return values.reshape(-1, *[1] * (like.ndim - 1)) if values.ndim == 1 else values
+
+
+def _soft_threshold(x: torch.Tensor, tau: torch.Tensor, *, out: torch.Tensor) -> None:
+    """``out ← clamp(x, −τ, τ)``, so that ``x − out`` is ``sign x·max(|x| − τ, 0)``: the same
+    numbers as ``softshrink`` (``x ∓ τ`` beyond ±τ, exactly 0 inside), with a per-member τ
+    and no temporary (``out`` is a buffer other than ``x``)."""
+    torch.clamp(x, min=-tau, max=tau, out=out)

@@ -1,35 +1,21 @@
-"""K copies of one model as one flat parameter tensor: the population's shared state.
+"""K copies of one model, stacked: the population's shared state.
 
-Every member's parameters are a row of ``flat`` (shape ``[K, P]``, one dtype); the module's
-parameters are views of it (``view(k)``-free: :meth:`Stack.params` hands ``functional_call``
-``[K, *shape]`` views of the columns), so the backward pass leaves every member's gradient in
-one ``[K, P]`` tensor and an optimizer step is a handful of kernels over it, whatever the
-number of parameter tensors. Buffers (BatchNorm's running statistics) are stacked per name.
-``mask`` marks the regularized coordinates, ``lr_scale`` each coordinate's lr multiplier.
+Each trainable parameter becomes one leaf of shape ``[K, *shape]`` (row ``k`` is member
+``k``'s), which ``functional_call`` under ``vmap`` trains for all members at once; buffers
+(BatchNorm's running statistics) are stacked the same way. Per parameter the stack also
+knows whether it is regularized and its lr multiplier.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from regcore.regularizers import select_parameters
 from worker.optim import lr_multipliers
-
-
-@dataclass(frozen=True)
-class _Slot:
-    name: str
-    offset: int
-    shape: torch.Size
-
-    @property
-    def size(self) -> int:
-        return self.shape.numel()
 
 
 class Stack:
@@ -44,54 +30,42 @@ class Stack:
         only: list[str] | None = None,
         lr_mult: Mapping[str, float] | None = None,
     ) -> None:
-        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        dtypes = {p.dtype for _, p in trainable}
-        if len(dtypes) != 1:
-            raise ValueError(
-                f"population trials need every trainable parameter in one dtype, but the model "
-                f"has {sorted(str(d) for d in dtypes)}; cast the model, or set population: 1"
-            )
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
         self.model = model
         self.k = k
-        self.slots: list[_Slot] = []
-        offset = 0
-        for name, p in trainable:
-            self.slots.append(_Slot(name, offset, p.shape))
-            offset += p.numel()
-        first = trainable[0][1]
-        initial = torch.cat([p.detach().reshape(-1) for _, p in trainable])
-        self.initial = initial.clone()
-        self.flat = initial.repeat(k, 1).requires_grad_(True)  # [K, P], the leaf
         regularized = {name for name, _ in select_parameters(model, exclude, only=only)[0]}
-        self.mask = self._per_coordinate(lambda n: 1.0 if n in regularized else 0.0, first)
-        self.regularized = self.mask.bool()
         multipliers = lr_multipliers(model, lr_mult or {})
-        self.lr_scale = self._per_coordinate(lambda n: multipliers[n], first)
+        self.names = list(trainable)
+        self.initial = {n: p.detach().clone() for n, p in trainable.items()}
+        self.params = {
+            n: p.detach().unsqueeze(0).repeat(k, *[1] * p.ndim).requires_grad_(True)
+            for n, p in trainable.items()
+        }
+        self.regularized = [n in regularized for n in self.names]
+        self.lr_scale = [multipliers[n] for n in self.names]
         self.initial_buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
         self.buffers = {
             n: b.detach().unsqueeze(0).repeat(k, *[1] * b.ndim) for n, b in model.named_buffers()
         }
 
-    def _per_coordinate(self, value: object, like: torch.Tensor) -> torch.Tensor:
-        assert callable(value)
-        parts = [torch.full((s.size,), float(value(s.name)), dtype=like.dtype) for s in self.slots]
-        return torch.cat(parts).to(like.device).unsqueeze(0)  # [1, P], broadcast over members
-
-    def params(self) -> dict[str, torch.Tensor]:
-        """``[K, *shape]`` views of ``flat``'s columns (autograd sends their gradients to it).
-        Frozen parameters are not among them: ``functional_call`` takes the module's own, one
-        for every member."""
-        return {
-            s.name: self.flat[:, s.offset : s.offset + s.size].view(self.k, *s.shape)
-            for s in self.slots
-        }
+    def leaves(self) -> list[torch.Tensor]:
+        return [self.params[n] for n in self.names]
 
     def reset(self, member: int) -> None:
         """A new member in slot ``member``: back to the initial weights and buffers."""
         with torch.no_grad():
-            self.flat[member].copy_(self.initial)
+            for name, initial in self.initial.items():
+                self.params[name][member].copy_(initial)
             for name, buffer in self.buffers.items():
                 buffer[member].copy_(self.initial_buffers[name])
+
+    def regularized_weights(self, member: int) -> list[torch.Tensor]:
+        """Member ``member``'s regularized parameters (what sparsity and norms are of)."""
+        return [
+            self.params[n][member].detach()
+            for n, on in zip(self.names, self.regularized, strict=True)
+            if on
+        ]
 
     def member_module(self, member: int, module: nn.Module | None = None) -> nn.Module:
         """A module holding member ``member``'s weights and buffers (a copy of the model,
@@ -99,8 +73,8 @@ class Stack:
         target = module if module is not None else copy.deepcopy(self.model)
         with torch.no_grad():
             named = dict(target.named_parameters())
-            for s in self.slots:
-                named[s.name].copy_(self.flat[member, s.offset : s.offset + s.size].view(s.shape))
+            for name in self.names:
+                named[name].copy_(self.params[name][member])
             for name, buffer in target.named_buffers():
                 buffer.copy_(self.buffers[name][member])
         return target

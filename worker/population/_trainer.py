@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from regcore.regularizers import l1_norm, l2_norm, sparsity
 from regcore.workloads import Dataset, Workload
 from worker.optim import Schedule
 from worker.population._optim import PopulationOptimizer
@@ -183,12 +184,13 @@ class PopulationTrainer:
             return workload.loss(functional_call(model, (params, buffers), (xb,)), yb)
 
         in_data = None if shared else 0
-        if stack.flat.grad is not None:
-            stack.flat.grad.zero_()
+        for leaf in stack.leaves():
+            if leaf.grad is not None:
+                leaf.grad.zero_()  # kept from step to step: no allocation
         with self._autocast:
             losses: torch.Tensor = vmap(
                 loss_of, in_dims=(0, 0, in_data, in_data), randomness="different"
-            )(stack.params(), stack.buffers, x, y)
+            )(stack.params, stack.buffers, x, y)
         (losses * active).sum().backward()  # type: ignore[no-untyped-call]
         if self.config.clip_grad_norm is not None:
             self._clip(self.config.clip_grad_norm)
@@ -203,17 +205,20 @@ class PopulationTrainer:
         if self.config.scheduler.name == "none" and not self.config.scheduler.warmup_epochs:
             return 1.0
         factors = [m.schedule.factor() if m is not None else 0.0 for m in self.members]
-        column = torch.tensor(factors, dtype=self.stack.flat.dtype)
-        return column.to(self.device).unsqueeze(1)
+        return torch.tensor(factors, dtype=self.optimizer.lr.dtype).to(self.device)
 
     @torch.no_grad()
     def _clip(self, max_norm: float) -> None:
         """Each member's data gradient to ``max_norm`` (as ``Regularizer.clip_grad_norm_``
-        does: the penalty is added inside the optimizer's step, after this)."""
-        grad = self.stack.flat.grad
-        assert grad is not None
-        norms = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
-        grad *= (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        does: the norm of the per-tensor norms, as torch's; the penalty is added inside the
+        optimizer's step, after this)."""
+        k = self.stack.k
+        grads = [leaf.grad for leaf in self.stack.leaves() if leaf.grad is not None]
+        norms = torch.stack([torch.linalg.vector_norm(g.reshape(k, -1), dim=1) for g in grads])
+        total = torch.linalg.vector_norm(norms, dim=0)
+        scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.reshape(-1, *[1] * (g.ndim - 1)))
 
     @torch.no_grad()
     def _evaluate(self, slots: list[int]) -> dict[int, dict[str, float]]:
@@ -227,7 +232,7 @@ class PopulationTrainer:
                 return functional_call(self.model, (params, buffers), (data.x_val,))
 
             with self._autocast:
-                outputs = vmap(forward, randomness="different")(stack.params(), stack.buffers)
+                outputs = vmap(forward, randomness="different")(stack.params, stack.buffers)
             for slot in slots:
                 metrics[slot] = workload.metrics_of(outputs[slot], data.y_val)
         else:  # the workload reads the model itself (its weights): a module per member
@@ -237,15 +242,14 @@ class PopulationTrainer:
                 module.eval()
                 with self._autocast:
                     metrics[slot] = workload.evaluate(module, data.x_val, data.y_val)
-        weights = stack.flat.detach()[:, stack.regularized[0]]
-        for slot in slots:
-            w = weights[slot]
+        for slot in slots:  # what the single-trial loop records, from the same functions
+            weights = stack.regularized_weights(slot)
             metrics[slot].update(
                 {
-                    "sparsity": int((w == 0).sum()) / max(1, w.numel()),
-                    "sparsity_1e-3": int((w.abs() <= 1e-3).sum()) / max(1, w.numel()),
-                    "l1_norm": float(w.double().abs().sum()),
-                    "l2_norm": float(w.double().square().sum().sqrt()),
+                    "sparsity": sparsity(weights),
+                    "sparsity_1e-3": sparsity(weights, tol=1e-3),
+                    "l1_norm": l1_norm(weights),
+                    "l2_norm": l2_norm(weights),
                 }
             )
         return metrics

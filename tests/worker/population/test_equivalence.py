@@ -80,6 +80,13 @@ def flat(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
+def member(trainer: PopulationTrainer, slot: int) -> torch.Tensor:
+    """Member ``slot``'s parameters, in the model's order, as one vector."""
+    return torch.cat(
+        [trainer.stack.params[n][slot].detach().reshape(-1) for n in trainer.stack.names]
+    )
+
+
 def separately(
     w: Workload[Any], method: str, config: TrainConfig, l1: float, l2: float, lr: float
 ) -> Any:
@@ -112,7 +119,7 @@ def test_every_member_trains_as_its_own_trial(optimizer: str, method: str) -> No
     for slot, (l1, l2, lr) in enumerate(SETTINGS):
         single = separately(w, method, config, l1_of(method, l1), l2, lr)
         assert single.model is not None
-        difference = (trainer.stack.flat[slot].detach() - flat(single.model)).abs().max()
+        difference = (member(trainer, slot) - flat(single.model)).abs().max()
         assert float(difference) <= 1e-10
         assert metrics[slot]["val_loss"] == pytest.approx(single.metrics["val_loss"], abs=1e-10)
         for key in ("sparsity", "sparsity_1e-3", "l1_norm", "l2_norm", "train_loss"):
@@ -160,7 +167,7 @@ def test_a_refill_trains_as_its_own_trial_beside_members_further_on(
     assert first.model is not None
     # BatchNorm's batch statistics come from vmap's batched kernel, whose sums run in
     # another order than the plain layer's: equal to 1e-8, not 1e-10.
-    assert float((trainer.stack.flat[1].detach() - flat(refill.model)).abs().max()) <= tolerance
+    assert float((member(trainer, 1) - flat(refill.model)).abs().max()) <= tolerance
     assert metrics[1]["val_loss"] == pytest.approx(refill.metrics["val_loss"], rel=tolerance)
     for name, buffer in refill.model.named_buffers():
         if buffer.is_floating_point():
@@ -183,3 +190,27 @@ def test_float32_members_end_with_their_own_trials_val_loss() -> None:
             single = separately(w, method, config, l1, l2, lr)
             assert metrics[slot]["val_loss"] == pytest.approx(single.metrics["val_loss"], rel=1e-4)
             assert metrics[slot]["sparsity"] == pytest.approx(single.metrics["sparsity"], abs=1e-3)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize(
+    ("optimizer", "method"),
+    [("sgd", "fused"), ("adam", "proximal"), ("adamw", "decoupled"), ("rmsprop", "loss")],
+)
+def test_every_member_trains_as_its_own_trial_on_cuda(optimizer: str, method: str) -> None:
+    w = workload()
+    config = TrainConfig(
+        epochs=5, batch_size=12, optimizer=optimizer, lr=0.05, device="cuda", **OPTIONS[optimizer]
+    )
+    trainer = PopulationTrainer(w, method=method, config=config, k=len(SETTINGS))
+    for slot, (l1, l2, lr) in enumerate(SETTINGS):
+        trainer.add(slot, l1=l1, l2=l2, lr=lr)
+    for _ in range(config.epochs):
+        trainer.epoch()
+    for slot, (l1, l2, lr) in enumerate(SETTINGS):
+        single = separately(w, method, config, l1, l2, lr)
+        assert single.model is not None
+        # cuBLAS' batched products sum in another order than its plain ones.
+        difference = (member(trainer, slot) - flat(single.model)).abs().max()
+        assert float(difference) <= 1e-8

@@ -24,7 +24,7 @@ from regcore.store import (
     upgrade_database,
 )
 from regcore.studies import open_study
-from worker.population import PopulationRun
+from worker.population._runner import PopulationRun
 
 
 def spec_of(**changes: Any) -> SweepSpec:
@@ -213,8 +213,7 @@ def test_a_spec_refuses_a_population_for_a_training_function() -> None:
 
 
 def test_engine_counts_are_exact_for_auto_population_on_cpu(sweep: Any) -> None:
-    from worker.population import choose_size
-    from worker.population._size import CPU_SIZE
+    from worker.population._size import CPU_SIZE, choose_size
 
     spec = spec_of(execution={"population": "auto"})
     assert choose_size(spec, device="cpu") == CPU_SIZE
