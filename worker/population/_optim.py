@@ -21,6 +21,8 @@ the arithmetic).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from regcore.regularizers import OPTIMIZERS
@@ -63,6 +65,7 @@ class PopulationOptimizer:
         self._scratch = [torch.empty_like(p, requires_grad=False) for p in self._params]
         wide = method == "proximal" and self._rule != "sgd"
         self._scratch2 = [torch.empty_like(p, requires_grad=False) for p in self._params] * wide
+        self._now = _Columns(self, self.lr)
 
     def set_member(self, member: int, *, lr: float, l1: float, l2: float) -> None:
         """Member ``member``'s hyperparameters; its optimizer state starts afresh."""
@@ -79,21 +82,25 @@ class PopulationOptimizer:
         the schedule's multiple of each member's lr now; a member with lr 0 stays as it is."""
         lr = self.lr * lr_factor
         self._steps += (lr != 0).to(torch.float64)
+        # Per member, shaped once per step for each rank (not per parameter: on a GPU every
+        # small tensor operation is a kernel launch).
+        self._now = _Columns(self, lr)
         stack = self._stack
         for i, w in enumerate(self._params):
             grad = w.grad
             assert grad is not None, "step() after backward()"
-            rate = _column(lr * stack.lr_scale[i], w)
+            cols = self._now.of(w)
+            rate = self._now.rate(w, stack.lr_scale[i])
             regularized = stack.regularized[i]
             scratch = self._scratch[i]
             if regularized and self._method in PENALTY_METHODS:
                 torch.sign(w, out=scratch)
-                grad.addcmul_(scratch, _column(self.l1, w))
-                grad.addcmul_(w, _column(2 * self.l2, w))
+                grad.addcmul_(scratch, cols.l1)
+                grad.addcmul_(w, cols.l2x2)
             elif regularized and self._method == "decoupled":
                 torch.sign(w, out=scratch)  # of w before the shrink, as the formula says
-                w.mul_(1 - rate * _column(2 * self.l2, w))
-                w.addcmul_(scratch, rate * _column(self.l1, w), value=-1)
+                w.mul_(1 - rate * cols.l2x2)
+                w.addcmul_(scratch, rate * cols.l1, value=-1)
             if self._rule == "sgd":
                 self._sgd(i, w, grad, rate, regularized)
             elif self._rule == "adam":
@@ -113,11 +120,12 @@ class PopulationOptimizer:
                 direction = torch.add(grad, buf, alpha=self._momentum, out=self._scratch[i])
         w.addcmul_(direction, rate, value=-1)
         if reg and self._method == "proximal":
+            cols = self._now.of(w)
             t = rate / (1 - self._momentum)
             scratch = self._scratch[i]
-            _soft_threshold(w, t * _column(self.l1, w), out=scratch)
+            _soft_threshold(w, t * cols.l1, out=scratch)
             torch.sub(w, scratch, out=scratch)
-            torch.div(scratch, 1 + 2 * t * _column(self.l2, w), out=w)
+            torch.div(scratch, 1 + t * cols.l2x2, out=w)
 
     def _adam(
         self, i: int, w: torch.Tensor, grad: torch.Tensor, rate: torch.Tensor, reg: bool
@@ -126,9 +134,8 @@ class PopulationOptimizer:
         m, v, d = self._first[i], self._second[i], self._scratch[i]
         m.lerp_(grad, 1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        steps = self._steps.clamp(min=1)  # an idle member's corrections do not matter
-        correction1 = _column((1 - beta1**steps).to(w.dtype), w)
-        correction2_sqrt = _column((1 - beta2**steps).sqrt().to(w.dtype), w)
+        cols = self._now.of(w)
+        correction1, correction2_sqrt = cols.correction1, cols.correction2_sqrt
         torch.sqrt(v, out=d)
         d.div_(correction2_sqrt).add_(self._eps)
         torch.div(m, d, out=d)
@@ -162,16 +169,58 @@ class PopulationOptimizer:
         """The prox with the per-coordinate step ``t = t_times_d / d``, computed as
         ``soft(w·d, λ₁·t·d)/(d + 2λ₂·t·d)`` (as the single-trial method does)."""
         u = self._scratch2[i]
+        cols = self._now.of(w)
         torch.mul(w, d, out=u)
-        _soft_threshold(u, _column(self.l1, w) * t_times_d, out=w)  # w: free till the end
+        _soft_threshold(u, cols.l1 * t_times_d, out=w)  # w: free till the end
         torch.sub(u, w, out=u)
-        d.add_(2 * _column(self.l2, w) * t_times_d)
+        d.add_(cols.l2x2 * t_times_d)
         torch.div(u, d, out=w)
 
 
-def _column(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """One value per member, shaped to broadcast over a stacked parameter (K, 1, 1, …)."""
-    return values.reshape(-1, *[1] * (like.ndim - 1)) if values.ndim == 1 else values
+@dataclass(frozen=True)
+class _Ranked:
+    """A step's per-member values shaped for parameters of one rank: ``[K, 1, 1, …]``."""
+
+    l1: torch.Tensor
+    l2x2: torch.Tensor
+    lr: torch.Tensor
+    correction1: torch.Tensor
+    correction2_sqrt: torch.Tensor
+
+
+class _Columns:
+    """One step's per-member values, made once per parameter rank (and lr multiple)."""
+
+    def __init__(self, optimizer: PopulationOptimizer, lr: torch.Tensor) -> None:
+        self._optimizer = optimizer
+        self._lr = lr
+        beta1, beta2 = optimizer._betas
+        steps = optimizer._steps.clamp(min=1)  # an idle member's corrections do not matter
+        dtype = lr.dtype
+        self._c1 = (1 - beta1**steps).to(dtype)
+        self._c2 = (1 - beta2**steps).sqrt().to(dtype)
+        self._ranked: dict[int, _Ranked] = {}
+        self._rates: dict[tuple[int, float], torch.Tensor] = {}
+
+    def of(self, w: torch.Tensor) -> _Ranked:
+        if w.ndim not in self._ranked:
+            o, shape = self._optimizer, (-1, *[1] * (w.ndim - 1))
+            self._ranked[w.ndim] = _Ranked(
+                l1=o.l1.reshape(shape),
+                l2x2=(2 * o.l2).reshape(shape),
+                lr=self._lr.reshape(shape),
+                correction1=self._c1.reshape(shape),
+                correction2_sqrt=self._c2.reshape(shape),
+            )
+        return self._ranked[w.ndim]
+
+    def rate(self, w: torch.Tensor, scale: float) -> torch.Tensor:
+        """The member's lr times the parameter's lr multiple, shaped for ``w``."""
+        key = (w.ndim, scale)
+        if key not in self._rates:
+            lr = self.of(w).lr
+            self._rates[key] = lr if scale == 1.0 else lr * scale
+        return self._rates[key]
 
 
 def _soft_threshold(x: torch.Tensor, tau: torch.Tensor, *, out: torch.Tensor) -> None:

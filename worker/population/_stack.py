@@ -59,13 +59,38 @@ class Stack:
             for name, buffer in self.buffers.items():
                 buffer[member].copy_(self.initial_buffers[name])
 
-    def regularized_weights(self, member: int) -> list[torch.Tensor]:
-        """Member ``member``'s regularized parameters (what sparsity and norms are of)."""
-        return [
-            self.params[n][member].detach()
+    @torch.no_grad()
+    def regularization_metrics(self) -> dict[str, list[float]]:
+        """Every member's sparsity, ``|w| ≤ 1e-3`` sparsity, L1 and L2 norms of its
+        regularized weights (what ``regcore.regularizers`` measures for one model), each a
+        list by member, computed on the device and brought back once."""
+        weights = [
+            self.params[n].detach().reshape(self.k, -1)
             for n, on in zip(self.names, self.regularized, strict=True)
             if on
         ]
+        if not weights:
+            zeros = [0.0] * self.k
+            return {"sparsity": zeros, "sparsity_1e-3": zeros, "l1_norm": zeros, "l2_norm": zeros}
+        total = sum(w.shape[1] for w in weights)
+        exact = sum((w == 0).sum(dim=1) for w in weights)
+        near = sum((w.abs() <= 1e-3).sum(dim=1) for w in weights)
+        l1 = sum(torch.linalg.vector_norm(w, 1, dim=1, dtype=torch.float64) for w in weights)
+        l2 = sum(
+            torch.linalg.vector_norm(w, 2, dim=1, dtype=torch.float64).square() for w in weights
+        )
+        assert isinstance(exact, torch.Tensor)
+        assert isinstance(near, torch.Tensor)
+        assert isinstance(l1, torch.Tensor)
+        assert isinstance(l2, torch.Tensor)
+        table = torch.stack([exact.double() / total, near.double() / total, l1, l2.sqrt()])
+        rows = table.tolist()
+        return {
+            "sparsity": rows[0],
+            "sparsity_1e-3": rows[1],
+            "l1_norm": rows[2],
+            "l2_norm": rows[3],
+        }
 
     def member_module(self, member: int, module: nn.Module | None = None) -> nn.Module:
         """A module holding member ``member``'s weights and buffers (a copy of the model,

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from regcore.regularizers import l1_norm, l2_norm, sparsity
 from regcore.workloads import Dataset, Workload
 from worker.optim import Schedule
 from worker.population._optim import PopulationOptimizer
@@ -137,11 +136,11 @@ class PopulationTrainer:
             torch.cuda.synchronize(self.device)  # once an epoch: a step's time is the mean
         self.step_times_s.append((time.perf_counter() - started) / self.steps_per_epoch)
         metrics = self._evaluate(slots)
+        mean_losses = (losses / self.steps_per_epoch).tolist()  # one transfer for everyone
         for slot in slots:
             member = self.members[slot]
             assert member is not None
-            train_loss = float(losses[slot]) / self.steps_per_epoch
-            metrics[slot]["train_loss"] = train_loss
+            metrics[slot]["train_loss"] = mean_losses[slot]
             metrics[slot]["step_time_ms"] = 1000 * _median(self.step_times_s)
             member.epoch += 1
             member.history.append(metrics[slot])
@@ -222,36 +221,38 @@ class PopulationTrainer:
 
     @torch.no_grad()
     def _evaluate(self, slots: list[int]) -> dict[int, dict[str, float]]:
+        """Every member's validation and regularization metrics, as the single-trial loop
+        records them. Where the workload keeps the default metrics (its loss, and accuracy
+        for a classifier), one vmapped forward serves all and the numbers come back in one
+        transfer per metric (a transfer per member and metric would make a GPU wait on each);
+        a workload that reads the model itself is evaluated on a module per member."""
         workload, data, stack = self.workload, self.data, self.stack
         self.model.eval()
-        metrics: dict[int, dict[str, float]] = {}
-        own = type(workload).evaluate is not Workload.evaluate
-        if not own:  # one vmapped forward for everyone, the workload's metrics per member
+        columns: dict[str, list[float]] = {}
+        metrics: dict[int, dict[str, float]] = {slot: {} for slot in slots}
+        default = type(workload).evaluate is Workload.evaluate
+        if default and type(workload).metrics_of is Workload.metrics_of:
 
             def forward(params: Any, buffers: Any) -> Any:
                 return functional_call(self.model, (params, buffers), (data.x_val,))
 
             with self._autocast:
                 outputs = vmap(forward, randomness="different")(stack.params, stack.buffers)
-            for slot in slots:
-                metrics[slot] = workload.metrics_of(outputs[slot], data.y_val)
-        else:  # the workload reads the model itself (its weights): a module per member
+                losses = vmap(workload.loss, in_dims=(0, None))(outputs, data.y_val)
+            columns["val_loss"] = losses.tolist()
+            if workload.task == "classification":
+                hits = outputs.argmax(dim=-1) == data.y_val
+                columns["val_accuracy"] = hits.float().mean(dim=-1).tolist()
+        else:
             for slot in slots:
                 module = stack.member_module(slot, self._copies.get(slot))
                 self._copies[slot] = module
                 module.eval()
                 with self._autocast:
                     metrics[slot] = workload.evaluate(module, data.x_val, data.y_val)
-        for slot in slots:  # what the single-trial loop records, from the same functions
-            weights = stack.regularized_weights(slot)
-            metrics[slot].update(
-                {
-                    "sparsity": sparsity(weights),
-                    "sparsity_1e-3": sparsity(weights, tol=1e-3),
-                    "l1_norm": l1_norm(weights),
-                    "l2_norm": l2_norm(weights),
-                }
-            )
+        columns.update(stack.regularization_metrics())
+        for slot in slots:
+            metrics[slot].update({name: values[slot] for name, values in columns.items()})
         return metrics
 
     def member_model(self, slot: int) -> nn.Module:
