@@ -23,6 +23,7 @@ from worker import recovery
 from worker.functions import FunctionRunner
 from worker.heartbeat import Running, WorkerState
 from worker.population._runner import PopulationRun
+from worker.probe import CostProbes
 from worker.runner import DATABASE_ERRORS, run_trial
 
 _log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ class Execution:
     grace_s: float
     cancelled: Callable[[str], bool]  # whether a sweep was cancelled (or deleted)
     unsettled: list[tuple[optuna.Study, int]] = field(default_factory=list)
+    probes: CostProbes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.probes = CostProbes(device=self.device, data_dir=self.data_dir)
 
     def settle(self) -> None:
         """End the trials an outage cut off, now that the database answers."""
@@ -65,6 +70,7 @@ class Execution:
                 artifact_dir=self.artifact_dir,
                 functions=self.functions,
                 grace_s=self.grace_s,
+                probes=self.probes,
             )
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             if not recovery.finished_elsewhere(self.storage, trial._trial_id):
@@ -119,6 +125,7 @@ class Execution:
             device=self.device,
             data_dir=self.data_dir,
             artifact_dir=self.artifact_dir,
+            costs=self.probes.costs(study, spec),
         )
         try:
             for trial in trials:

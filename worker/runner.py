@@ -30,7 +30,8 @@ from regcore.workloads import (
 )
 from worker.function_process import FunctionCall
 from worker.functions import FunctionRunner, TrialFailed, train_function
-from worker.training import DivergedError, TrainConfig, TrainingInterrupted, train_workload
+from worker.probe import CostProbes
+from worker.training import DivergedError, TrainingInterrupted, train_config, train_workload
 from worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 
 _log = logging.getLogger(__name__)
@@ -41,32 +42,6 @@ DATABASE_ERRORS = (
     sa.exc.InterfaceError,
     optuna.exceptions.StorageInternalError,
 )
-
-
-def train_config(spec: SweepSpec, *, lr: float) -> TrainConfig:
-    """The built-in loop's settings for ``spec`` (its optimizer, training and regularize)."""
-    o, t = spec.optimizer, spec.training
-    first = spec.objectives[0]
-    return TrainConfig(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        optimizer=o.name,
-        lr=lr,
-        momentum=o.momentum,
-        nesterov=o.nesterov,
-        betas=o.betas,
-        lr_mult=o.lr_mult,
-        scheduler=t.scheduler,
-        clip_grad_norm=t.clip_grad_norm,
-        num_workers=t.num_workers,
-        exclude=spec.regularize.exclude,
-        only=spec.regularize.only,
-        seed=t.seed,
-        device=t.device,
-        precision=t.precision,
-        monitor=first.metric,
-        maximize=first.direction == "maximize",
-    )
 
 
 def run_trial(
@@ -80,6 +55,7 @@ def run_trial(
     artifact_dir: Path | None = None,
     functions: FunctionRunner | None = None,
     grace_s: float = 60.0,
+    probes: CostProbes | None = None,
 ) -> TrialState:
     """Train the point ``trial`` suggests and tell ``study`` how it ended.
 
@@ -87,12 +63,14 @@ def run_trial(
     one that ignores a stop request is terminated after ``grace_s``. With ``artifact_dir``,
     a trial better than every one before it keeps its weights there (``optuna.artifacts``),
     so optuna-dashboard offers the best model for download. Every trial records its
-    per-epoch curves (``curves``: train and validation loss) however it ended.
+    per-epoch curves (``curves``: train and validation loss) however it ended. ``probes``
+    times the sweep's methods on this device once, to run the cheapest of a class.
     """
     reporter = Reporter(trial, spec)
     stop = should_stop or (lambda: False)
     try:
-        point = suggest(trial, spec)
+        costs = None if probes is None else probes.costs(study, spec)
+        point = suggest(trial, spec, costs=costs)
         kind = get_workload(spec.workload.name)
         config = train_config(spec, lr=point.lr)
         if device is not None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from regcore.regularizers import OptimizerName, Regularizer, l1_norm, l2_norm, sparsity
-from regcore.spec import SchedulerSpec
+from regcore.spec import SchedulerSpec, SweepSpec
 from regcore.workloads import Workload
 from worker.batches import Batches
 from worker.optim import LrSchedule, make_optimizer, param_groups
@@ -56,6 +56,33 @@ class TrainConfig:
     precision: Precision = "fp32"
     monitor: str = "val_loss"  # what the plateau schedule watches (the first objective)
     maximize: bool = False
+    max_steps: int | None = None  # end after this many steps, unevaluated (the cost probe)
+
+
+def train_config(spec: SweepSpec, *, lr: float) -> TrainConfig:
+    """The built-in loop's settings for ``spec`` (its optimizer, training and regularize)."""
+    o, t = spec.optimizer, spec.training
+    first = spec.objectives[0]
+    return TrainConfig(
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        optimizer=o.name,
+        lr=lr,
+        momentum=o.momentum,
+        nesterov=o.nesterov,
+        betas=o.betas,
+        lr_mult=o.lr_mult,
+        scheduler=t.scheduler,
+        clip_grad_norm=t.clip_grad_norm,
+        num_workers=t.num_workers,
+        exclude=spec.regularize.exclude,
+        only=spec.regularize.only,
+        seed=t.seed,
+        device=t.device,
+        precision=t.precision,
+        monitor=first.metric,
+        maximize=first.direction == "maximize",
+    )
 
 
 @dataclass(kw_only=True)
@@ -177,11 +204,13 @@ def train_workload(
     started = time.perf_counter()
     timer = StepTimer(device)
     result.step_times_s = timer.times_s
+    limit = math.inf if config.max_steps is None else config.max_steps
+    taken = 0  # steps, over all epochs
     for epoch in range(config.epochs):
         model.train()
         loss_sum, steps = torch.zeros((), device=device), 0
         epoch_batches = batches.epoch()
-        while True:
+        while taken < limit:
             if should_stop is not None and should_stop():
                 raise TrainingInterrupted(f"stopped in epoch {epoch + 1}")
             timer.start()  # a step's time includes getting its batch, as it did in the past
@@ -201,7 +230,10 @@ def train_workload(
             timer.stop()
             loss_sum += loss.detach().float()
             steps += 1
+            taken += 1
         timer.collect()
+        if taken >= limit:
+            break  # the steps were all that was asked for, unevaluated
         result.train_loss = float(loss_sum) / max(steps, 1)
         if not math.isfinite(result.train_loss):
             raise DivergedError(

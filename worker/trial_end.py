@@ -1,10 +1,11 @@
 """How a trial ends, whoever trained it (the single-trial runner, a population): what it
 records, the pruner after each epoch, and the ``tell``.
 
-Every trial records the setting it trained with (``method``, ``l1``, ``l2``, ``lr``, the
-seed, torch's version and the code that ran), its learning curves (``curves``, however it
-ended), and on success its metrics. A final failure (the point itself is bad) uses budget;
-an interruption does not (``final_failure``, read by :func:`regcore.store.count_trials`).
+Every trial records the setting it trained with (``method``, ``method_class``, ``l1``,
+``l2``, ``lr``, the seed, torch's version and the code that ran), its learning curves
+(``curves``, however it ended), and on success its metrics. A final failure (the point
+itself is bad) uses budget; an interruption does not (``final_failure``, read by
+:func:`regcore.store.count_trials`).
 """
 
 from __future__ import annotations
@@ -33,15 +34,13 @@ CURVES = ("train_loss", "val_loss")
 def record_setting(
     trial: optuna.Trial, point: TrialPoint, *, seed: int, kind: Registered
 ) -> tuple[float, float]:
-    """Record what ``trial`` trains with; its λ₁ and λ₂ (0 for the baseline trial)."""
-    baseline = bool(trial.user_attrs.get("baseline", False))
-    l1, l2 = (0.0, 0.0) if baseline else (point.l1, point.l2)
-    for key, value in {**point.as_attrs(), "l1": l1, "l2": l2}.items():
+    """Record what ``trial`` trains with; its λ₁ and λ₂."""
+    for key, value in point.as_attrs().items():
         trial.set_user_attr(key, value)
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("torch_version", torch.__version__)
     trial.set_user_attr("code", provenance(kind))
-    return l1, l2
+    return point.l1, point.l2
 
 
 class Reporter:

@@ -95,6 +95,8 @@ def validate(spec: SpecArgument) -> None:
     """Check a sweep spec; print every problem (exit 2) or "ok"."""
     loaded = load_spec_or_exit(spec)
     console.print(f"ok: {loaded.name} ({loaded.workload.name}, {loaded.budget.n_trials} trials)")
+    for note in loaded.notes():
+        console.print(f"note: {note}", highlight=False)
 
 
 @app.command()

@@ -15,6 +15,11 @@ proximal       yes  yes  after the step, soft-thresholding with the optimizer's 
                          the only method that produces exact zeros
 ============== ==== ==== ==============================================================
 
+The methods are implementations of three regularizers (:data:`CLASSES`, see
+:func:`method_class`): ``loss``, ``hook``, ``fused`` and ``weight_decay`` apply the penalty's
+gradient and train the same model; ``decoupled`` and ``proximal`` are each their own
+(``decoupled`` joins the penalty under plain SGD). Within a class only the cost differs.
+
 Example::
 
     from regcore.regularizers import Regularizer, sparsity
@@ -34,6 +39,15 @@ method stays the same regularizer under gradient clipping.
 """
 
 from regcore.regularizers._base import Attachment, BaseMethod
+from regcore.regularizers._classes import (
+    CLASSES,
+    DECOUPLED,
+    PENALTY,
+    PROXIMAL,
+    cheapest,
+    group_by_class,
+    method_class,
+)
 from regcore.regularizers._decoupled import DecoupledMethod
 from regcore.regularizers._fused import FusedMethod
 from regcore.regularizers._hook import HookMethod
@@ -54,10 +68,14 @@ from regcore.regularizers._select import default_exclude, select_parameters
 from regcore.regularizers._weight_decay import WeightDecayMethod
 
 __all__ = [
+    "CLASSES",
+    "DECOUPLED",
     "KNOWN_OPTIMIZERS",
     "L1_METHODS",
     "METHODS",
     "OPTIMIZERS",
+    "PENALTY",
+    "PROXIMAL",
     "Attachment",
     "BaseMethod",
     "DecoupledMethod",
@@ -70,9 +88,12 @@ __all__ = [
     "Regularizer",
     "StepRule",
     "WeightDecayMethod",
+    "cheapest",
     "default_exclude",
+    "group_by_class",
     "l1_norm",
     "l2_norm",
+    "method_class",
     "optimizers_taking",
     "select_parameters",
     "sparsity",

@@ -31,7 +31,7 @@ from regcore.spec._problems import problem, problems_error
 
 Scalar = bool | int | float | str
 # Searched beside the workload's own parameters under these names: refused as parameters.
-RESERVED = ("l1", "l2", "lr", "method")
+RESERVED = ("l1", "l2", "lr", "method", "method_class")
 
 
 class ParamRange(SpecModel):

@@ -167,6 +167,8 @@ class SearchSpace(SpecModel):
     (one name or a list; all six by default), optionally ``lr`` (a range or choices) and
     ``params``, the workload's own hyperparameters (``{dropout: {low: 0.0, high: 0.5}}``).
 
+    Trials sample the methods' classes (``method_class``: penalty, decoupled, proximal), each
+    running the cheapest of its listed methods; list one method of a class to pin it.
     ``weight_decay`` cannot express λ₁: its trials do not sample ``l1`` and record it as 0,
     so the space is conditional. A spec that leaves λ₁ no way to be 0 while only such
     methods can run is refused.

@@ -1,22 +1,33 @@
 """A spec in Optuna's terms: the suggestions of one trial, the sampler and the pruner.
 
-The space is conditional: a method that cannot express λ₁ (``weight_decay``) never samples
-``l1``. The values a trial actually trains with are recorded as user attributes too (``l1``,
-``l2``, ``method``, ``lr``), so fixed and unsampled dimensions show in every report.
+The space samples the regularizer's class (``method_class``: penalty, decoupled, proximal;
+see :func:`regcore.regularizers.method_class`) and runs the cheapest listed method of that
+class: the six methods are three regularizers, and re-measuring one point with another
+implementation of it teaches the sampler nothing. The space is conditional: a class whose
+methods cannot express λ₁ (``weight_decay`` alone) never samples ``l1``.
+
+The λ = 0 baseline trial samples no λ unless the space can say 0: its parameters are what it
+trained with, so a sampler never learns from a point it did not train. The values every trial
+trains with are its user attributes too (``method``, ``method_class``, ``l1``, ``l2``,
+``lr``), so fixed and unsampled dimensions show in every report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 
+from regcore.regularizers import L1_METHODS, cheapest
 from regcore.spec._algorithms import PRUNERS, SAMPLERS
 from regcore.spec._params import ParamChoices, ParamRange, ParamValue
-from regcore.spec._space import Choices, Range, SearchSpace
+from regcore.spec._space import Choices, Range, can_be_zero
 from regcore.spec._sweep import SweepSpec
+
+#: ``method_class`` of the λ = 0 baseline, which applies no regularizer at all.
+NO_REGULARIZER = "none"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,13 +35,20 @@ class TrialPoint:
     """What one trial trains with."""
 
     method: str
+    method_class: str
     l1: float
     l2: float
     lr: float
     params: dict[str, Any] = field(default_factory=dict)  # search_space.params' values
 
     def as_attrs(self) -> dict[str, Any]:
-        return {"method": self.method, "l1": self.l1, "l2": self.l2, "lr": self.lr}
+        return {
+            "method": self.method,
+            "method_class": self.method_class,
+            "l1": self.l1,
+            "l2": self.l2,
+            "lr": self.lr,
+        }
 
 
 def _suggest_value(trial: optuna.Trial, name: str, value: float | Range | Choices) -> float:
@@ -41,16 +59,42 @@ def _suggest_value(trial: optuna.Trial, name: str, value: float | Range | Choice
     return value
 
 
-def suggest(trial: optuna.Trial, spec: SweepSpec) -> TrialPoint:
-    """Sample one point of ``spec``'s space on ``trial``."""
+def is_baseline(trial: optuna.Trial | optuna.trial.FrozenTrial) -> bool:
+    """Whether ``trial`` is a λ₁ = λ₂ = 0 baseline (the search's, or a confirmation's)."""
+    return bool(trial.user_attrs.get("baseline", False))
+
+
+def suggest(
+    trial: optuna.Trial, spec: SweepSpec, *, costs: Mapping[str, float] | None = None
+) -> TrialPoint:
+    """Sample one point of ``spec``'s space on ``trial``; within the sampled class, the method
+    ``costs`` (ms per step, the cost probe's) says is cheapest."""
     space = spec.search_space
-    methods = space.methods
-    method = str(trial.suggest_categorical("method", methods)) if len(methods) > 1 else methods[0]
-    l1 = _suggest_value(trial, "l1", space.l1) if SearchSpace.samples_l1(method) else 0.0
-    l2 = _suggest_value(trial, "l2", space.l2)
+    classes = spec.method_classes
     lr = spec.optimizer.lr if space.lr is None else _suggest_value(trial, "lr", space.lr)
     params = {name: _suggest_param(trial, name, value) for name, value in space.params.items()}
-    return TrialPoint(method=method, l1=l1, l2=l2, lr=lr, params=params)
+    if is_baseline(trial):
+        # λ is sampled only where the space holds 0 (so the sampler may learn from it).
+        l1, l2 = (
+            _suggest_value(trial, n, v) if can_be_zero(v) else 0.0
+            for n, v in (("l1", space.l1), ("l2", space.l2))
+        )
+        if l1 or l2:
+            raise ValueError(f"the baseline trial must train with λ = 0, but got {l1=}, {l2=}")
+        method = cheapest(space.methods, l1=0.0, costs=costs)
+        return TrialPoint(
+            method=method, method_class=NO_REGULARIZER, l1=0.0, l2=0.0, lr=lr, params=params
+        )
+    names = list(classes)
+    method_class = (
+        str(trial.suggest_categorical("method_class", names)) if len(names) > 1 else names[0]
+    )
+    candidates = classes[method_class]
+    applies_l1 = any(m in L1_METHODS for m in candidates)
+    l1 = _suggest_value(trial, "l1", space.l1) if applies_l1 else 0.0
+    l2 = _suggest_value(trial, "l2", space.l2)
+    method = cheapest(candidates, l1=l1, costs=costs)
+    return TrialPoint(method=method, method_class=method_class, l1=l1, l2=l2, lr=lr, params=params)
 
 
 def _suggest_param(trial: optuna.Trial, name: str, value: ParamValue) -> Any:
@@ -64,25 +108,20 @@ def _suggest_param(trial: optuna.Trial, name: str, value: ParamValue) -> Any:
 
 
 def baseline_params(spec: SweepSpec) -> dict[str, Any]:
-    """Parameters of the λ₁ = λ₂ = 0 baseline trial, as close as the space allows.
-
-    A log range cannot hold 0, so there the baseline takes the range's low end and the trial
-    runner trains with 0 (the ``baseline`` user attribute marks it).
-    """
+    """Parameters of the λ₁ = λ₂ = 0 baseline trial: λ only where the space can say 0 (else
+    the trial does not sample it), and the grid's first value of the other listed dimensions
+    (Optuna's grid sampler needs every one of its parameters fixed on an enqueued trial)."""
     space = spec.search_space
     params: dict[str, Any] = {}
-    if len(space.methods) > 1:
-        # A method that applies L1 and L2 both, so the baseline is the same for every method.
-        with_l1 = [m for m in space.methods if SearchSpace.samples_l1(m)]
-        params["method"] = (with_l1 or list(space.methods))[0]
     for name in ("l1", "l2"):
-        value = getattr(space, name)
-        if isinstance(value, Range):
-            params[name] = value.low
-        elif isinstance(value, Choices):
-            params[name] = min(value.choices)
+        if can_be_zero(getattr(space, name)) and not isinstance(getattr(space, name), float):
+            params[name] = 0.0
     if isinstance(space.lr, Choices):
         params["lr"] = space.lr.choices[0]
+    if SAMPLERS[spec.sampler.name].listed_values:
+        for name, param in space.params.items():
+            if isinstance(param, ParamChoices):
+                params[name] = param.choices[0]
     return params
 
 
@@ -104,12 +143,13 @@ class _GridSampler(optuna.samplers.GridSampler):
 
 
 def _grid(spec: SweepSpec) -> dict[str, list[Any]]:
-    """Every listed value per dimension. ``weight_decay`` ignores ``l1``, so its points
-    repeat once per ``l1`` value: give such a sweep a budget of the distinct points."""
+    """Every listed value per dimension, the classes for the methods. A class that cannot
+    express λ₁ (``weight_decay`` alone) ignores ``l1``, so its points repeat once per ``l1``
+    value: give such a sweep a budget of the distinct points."""
     space = spec.search_space
     grid: dict[str, list[Any]] = {}
-    if len(space.methods) > 1:
-        grid["method"] = list(space.methods)
+    if len(spec.method_classes) > 1:
+        grid["method_class"] = list(spec.method_classes)
     for name in ("l1", "l2", "lr"):
         value = getattr(space, name)
         if isinstance(value, Choices):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import InitErrorDetails
 
+from regcore.regularizers import group_by_class
 from regcore.spec._algorithms import two_objective_pruners
 from regcore.spec._base import SpecModel
 from regcore.spec._cross import Facts, cross_checks, facts_of_raw
@@ -89,8 +90,29 @@ class SweepSpec(SpecModel):
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The implementation methods this sweep compares."""
+        """The implementation methods this sweep lists."""
         return self.search_space.methods
+
+    @property
+    def method_classes(self) -> dict[str, tuple[str, ...]]:
+        """The regularizers this sweep compares (the classes its trials sample), each with
+        the listed methods that implement it under this optimizer."""
+        return group_by_class(
+            self.methods, optimizer=self.optimizer.name, momentum=self.optimizer.momentum
+        )
+
+    def notes(self) -> list[str]:
+        """What a user should know about a valid spec (``regsweep validate`` prints them)."""
+        notes = []
+        for name, methods in self.method_classes.items():
+            if len(methods) > 1:
+                notes.append(
+                    f"{', '.join(methods)} are one regularizer ({name}) with "
+                    f"{self.optimizer.name}: they train the same model, so the sweep samples "
+                    f"{name} once and runs the cheapest of them (timed on the worker by a cost "
+                    f"probe); list one of them to pin it"
+                )
+        return notes
 
     @property
     def directions(self) -> list[Literal["minimize", "maximize"]]:

@@ -233,7 +233,7 @@ def test_a_training_function_without_a_params_model_takes_any_parameter() -> Non
     round_trips(spec)
 
 
-@pytest.mark.parametrize("name", ["l1", "l2", "lr", "method"])
+@pytest.mark.parametrize("name", ["l1", "l2", "lr", "method", "method_class"])
 def test_the_names_searched_beside_the_params_are_reserved(name: str) -> None:
     problems = problems_of(spec_of({name: 0.1}))
     assert problems[f"search_space.params.{name}"] == (

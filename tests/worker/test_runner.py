@@ -22,11 +22,12 @@ from regcore.spec import (
     TrainingSpec,
     parse_spec,
 )
-from regcore.spec._suggest import create_pruner, create_sampler
+from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
 from regcore.store import create_storage
 from regcore.workloads import SparseRegressionWorkload, register_workload
-from worker.runner import run_trial, train_config
-from worker.training import TrainConfig
+from worker.probe import CostProbes
+from worker.runner import run_trial
+from worker.training import TrainConfig, train_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -94,11 +95,50 @@ def test_weight_decay_trials_do_not_sample_l1(tmp_path: Path) -> None:
     for _ in range(8):
         run_trial(study, study.ask(), spec)
     for trial in study.trials:
-        if trial.params["method"] == "weight_decay":
+        assert trial.params["method_class"] == trial.user_attrs["method_class"]
+        if trial.params["method_class"] == "penalty":
+            assert trial.user_attrs["method"] == "weight_decay"
             assert "l1" not in trial.params
             assert trial.user_attrs["l1"] == 0.0
         else:
             assert "l1" in trial.params
+
+
+def test_a_class_runs_the_method_its_cost_probe_found_cheapest(tmp_path: Path) -> None:
+    spec = make_spec(search_space={"l1": 1e-3, "l2": 1e-3, "method": ["loss", "hook", "fused"]})
+    study = study_for(spec, tmp_path)
+    probes = CostProbes(device="cpu", data_dir=None)
+    for _ in range(2):
+        assert run_trial(study, study.ask(), spec, probes=probes) == TrialState.COMPLETE
+    costs = study.user_attrs["cost_probe:cpu"]
+    assert set(costs) == {"none", "loss", "hook", "fused"}
+    cheapest = min(["loss", "hook", "fused"], key=costs.__getitem__)
+    for trial in study.trials:
+        assert trial.params == {}  # one class: nothing to sample
+        assert (trial.user_attrs["method_class"], trial.user_attrs["method"]) == (
+            "penalty",
+            cheapest,
+        )
+
+
+def test_a_baseline_records_lambda_zero_and_samples_no_lambda_it_did_not_train(
+    tmp_path: Path,
+) -> None:
+    spec = make_spec(
+        search_space={
+            "l1": {"low": 1e-4, "high": 1e-1, "log": True},
+            "l2": {"low": 1e-4, "high": 1e-1, "log": True},
+            "method": ["loss", "proximal"],
+        }
+    )
+    study = study_for(spec, tmp_path)
+    study.enqueue_trial(baseline_params(spec), user_attrs={"baseline": True})
+    assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
+    baseline = study.trials[0]
+    assert baseline.params == {}
+    attrs = baseline.user_attrs
+    assert (attrs["l1"], attrs["l2"], attrs["method_class"]) == (0.0, 0.0, "none")
+    assert attrs["sparsity"] == 0.0
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_worker_goes_on(tmp_path: Path) -> None:

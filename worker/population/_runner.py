@@ -17,7 +17,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,7 @@ from regcore.spec import SweepSpec
 from regcore.spec._suggest import TrialPoint, suggest
 from regcore.workloads import build_workload, get_workload
 from worker.population._trainer import PopulationTrainer
-from worker.runner import train_config
-from worker.training import TrainConfig
+from worker.training import TrainConfig, train_config
 from worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 
 
@@ -64,6 +63,7 @@ class PopulationRun:
     device: str | None = None
     data_dir: Path | None = None
     artifact_dir: Path | None = None
+    costs: Mapping[str, float] | None = None  # the cost probe's: which method a class runs
     states: dict[int, TrialState] = field(default_factory=dict)  # trial number → how it ended
     _waiting: list[Held] = field(default_factory=list)
     _training: dict[int, Held] = field(default_factory=dict)
@@ -82,7 +82,7 @@ class PopulationRun:
         return self.states
 
     def _hold(self, trial: optuna.Trial) -> Held:
-        point = suggest(trial, self.spec)
+        point = suggest(trial, self.spec, costs=self.costs)
         kind = get_workload(self.spec.workload.name)
         reporter = Reporter(trial, self.spec)
         l1, l2 = record_setting(trial, point, seed=self.spec.training.seed, kind=kind)

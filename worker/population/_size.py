@@ -16,8 +16,7 @@ import torch
 from regcore.spec import SweepSpec
 from regcore.workloads import build_workload
 from worker.population._trainer import PopulationTrainer
-from worker.runner import train_config
-from worker.training import resolve_device
+from worker.training import resolve_device, train_config
 
 _log = logging.getLogger(__name__)
 MOST = 64

@@ -1,0 +1,113 @@
+"""The cost probe: every listed method's training step, timed on the sweep's own model.
+
+Methods of one class train the same model (:func:`regcore.regularizers.method_class`), so a
+sweep runs the cheapest; which one that is depends on the model and the device. Before its
+first trial of a sweep on a device, a worker times each listed method (and no regularizer,
+for reference) for a few dozen steps of the built-in loop, in two interleaved rounds, and
+keeps the median step time in the study's user attribute ``cost_probe:<device>``. Other
+workers on the same kind of device read it; the report shows it as the cost of each
+implementation (times from trials are not comparable: they ran at different moments on a
+machine doing other things). Training functions own their loop: they are not probed, and
+their classes run the method the measured order in NOTES.md says is cheapest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import statistics
+import threading
+from pathlib import Path
+
+import optuna
+import torch
+
+from regcore.regularizers import L1_METHODS
+from regcore.spec import SweepSpec
+from regcore.workloads import TrainingFunction, build_workload, get_workload
+from worker.training import resolve_device, train_config, train_workload
+
+_log = logging.getLogger(__name__)
+
+#: Steps timed per method and round, after the warm-up steps (caches, allocator, autotuning).
+STEPS, WARMUP, ROUNDS = 30, 5, 2
+#: What the probe calls the unregularized step it measures for reference.
+NONE = "none"
+_PREFIX = "cost_probe:"
+
+
+def device_label(device: torch.device) -> str:
+    """Which kind of device a probe is valid for: ``cpu`` or the CUDA card's name."""
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+def recorded_costs(study: optuna.Study) -> dict[str, dict[str, float]]:
+    """Every probe the study keeps: ms per step by method, per device label."""
+    attrs = study.user_attrs
+    return {k.removeprefix(_PREFIX): v for k, v in attrs.items() if k.startswith(_PREFIX)}
+
+
+def measure(spec: SweepSpec, *, device: str | None, data_dir: Path | None) -> dict[str, float]:
+    """Median ms per training step of each of ``spec``'s methods (and of ``none``)."""
+    workload = build_workload(spec.workload.name, spec.workload.params, data_dir=data_dir)
+    config = train_config(spec, lr=spec.optimizer.lr)
+    config = dataclasses.replace(
+        config, max_steps=WARMUP + STEPS, epochs=max(config.epochs, WARMUP + STEPS)
+    )
+    if device is not None:
+        config = dataclasses.replace(config, device=device)
+    times: dict[str, float] = {}
+    for _ in range(ROUNDS):
+        for method in (NONE, *spec.methods):
+            l1 = 1e-4 if method in L1_METHODS else 0.0
+            l2 = 0.0 if method == NONE else 1e-4
+            result = train_workload(
+                workload,
+                l1=l1,
+                l2=l2,
+                method="weight_decay" if method == NONE else method,
+                config=config,
+            )
+            median = 1000 * statistics.median(result.step_times_s[WARMUP:])
+            times[method] = min(times.get(method, math.inf), median)
+    return times
+
+
+class CostProbes:
+    """The probe of each sweep this worker runs, measured once per sweep and device."""
+
+    def __init__(self, *, device: str | None, data_dir: Path | None) -> None:
+        self._device = device
+        self._data_dir = data_dir
+        self._known: dict[str, dict[str, float] | None] = {}
+        self._lock = threading.Lock()
+
+    def costs(self, study: optuna.Study, spec: SweepSpec) -> dict[str, float] | None:
+        """ms per step by method for ``study`` on this worker's device; None for one method
+        or where a probe is impossible (a training function, a failed probe)."""
+        if isinstance(get_workload(spec.workload.name), TrainingFunction):
+            return None
+        if len(spec.methods) < 2:
+            return None  # nothing to choose or compare
+        with self._lock:
+            if study.study_name not in self._known:
+                self._known[study.study_name] = self._probe(study, spec)
+            return self._known[study.study_name]
+
+    def _probe(self, study: optuna.Study, spec: SweepSpec) -> dict[str, float] | None:
+        try:
+            label = device_label(resolve_device(self._device or spec.training.device))
+            recorded = recorded_costs(study).get(label)
+            if recorded is not None and all(m in recorded for m in spec.methods):
+                return recorded
+            costs = measure(spec, device=self._device, data_dir=self._data_dir)
+            study.set_user_attr(_PREFIX + label, costs)
+        except Exception as exc:  # a failed probe costs the choice, never a trial
+            _log.warning("%s: cost probe failed (%s); using the measured order", spec.name, exc)
+            return None
+        shown = ", ".join(f"{m} {ms:.3g} ms" for m, ms in costs.items())
+        _log.info("%s: cost probe on %s: %s", spec.name, label, shown)
+        return costs
