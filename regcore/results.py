@@ -1,7 +1,8 @@
 """What a finished (or running) sweep found, as plain rows for tables and reports.
 
 Reads only the study: the values a trial trained with are its user attributes (``method``,
-``l1``, ``l2``, ``lr``), so fixed and unsampled dimensions show too.
+``method_class``, ``l1``, ``l2``, ``lr``), so fixed and unsampled dimensions show too. The
+search's trials only: a confirmation's are :mod:`regcore.confirm`'s to show.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class TrialRow:
     number: int
     label: str
     method: str
+    method_class: str
     l1: float
     l2: float
     lr: float
@@ -36,6 +38,7 @@ def _row(trial: FrozenTrial, label: str) -> TrialRow:
         number=trial.number,
         label=label,
         method=str(attrs.get("method", trial.params.get("method", "?"))),
+        method_class=str(attrs.get("method_class", trial.params.get("method_class", "?"))),
         l1=float(attrs.get("l1", trial.params.get("l1", 0.0))),
         l2=float(attrs.get("l2", trial.params.get("l2", 0.0))),
         lr=float(attrs.get("lr", trial.params.get("lr", float("nan")))),
@@ -46,22 +49,34 @@ def _row(trial: FrozenTrial, label: str) -> TrialRow:
 
 
 def best_rows(study: optuna.Study) -> list[TrialRow]:
-    """Single objective: the best trial, the best of each method, and the λ = 0 baseline.
-    Two objectives: the Pareto front."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    """Single objective: the best trial, the best of each method class, and the λ = 0
+    baseline. Two objectives: the Pareto front. Confirmation trials are left out."""
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if "confirm" not in t.user_attrs
+    ]
     if not complete:
         return []
     if len(study.directions) > 1:
-        return [_row(t, "pareto") for t in study.best_trials]
+        front = {t.number for t in study.best_trials}
+        return [_row(t, "pareto") for t in complete if t.number in front]
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
 
     def key(t: FrozenTrial) -> float:
         return sign * float(t.value if t.value is not None else float("inf"))
 
     rows = [_row(min(complete, key=key), "best")]
-    methods: dict[str, FrozenTrial] = {}
+    classes: dict[str, FrozenTrial] = {}
     for t in sorted(complete, key=key):
-        methods.setdefault(str(t.user_attrs.get("method", "?")), t)
-    rows += [_row(t, m) for m, t in sorted(methods.items())]
+        if not t.user_attrs.get("baseline"):
+            classes.setdefault(_class_of(t), t)
+    rows += [_row(t, c) for c, t in sorted(classes.items())]
     rows += [_row(t, "baseline (λ=0)") for t in complete if t.user_attrs.get("baseline")]
     return rows
+
+
+def _class_of(trial: FrozenTrial) -> str:
+    """A trial's method class; a trial from before classes existed, its method."""
+    attrs = trial.user_attrs
+    return str(attrs.get("method_class", attrs.get("method", "?")))

@@ -75,6 +75,8 @@ def run_trial(
         config = train_config(spec, lr=point.lr)
         if device is not None:
             config = dataclasses.replace(config, device=device)
+        if "confirm_seed" in trial.user_attrs:  # a confirmation: the setting, another seed
+            config = dataclasses.replace(config, seed=int(trial.user_attrs["confirm_seed"]))
         l1, l2 = record_setting(trial, point, seed=config.seed, kind=kind)
         params = {**spec.workload.params, **point.params}
         if isinstance(kind, TrainingFunction):

@@ -51,6 +51,8 @@ class Reporter:
         self._trial = trial
         self._spec = spec
         self._curves: dict[str, list[float | None]] = {}
+        # Optuna's pruners are single-objective; a confirmation trial must run to its end.
+        self._prunable = not spec.is_multi_objective and "confirm" not in trial.user_attrs
 
     def __call__(self, epoch: int, metrics: dict[str, Any]) -> None:
         self._trial.set_user_attr("epochs_run", epoch + 1)
@@ -58,8 +60,8 @@ class Reporter:
             if name in metrics:
                 value = float(metrics[name])
                 self._curves.setdefault(name, []).append(value if math.isfinite(value) else None)
-        if self._spec.is_multi_objective:
-            return  # Optuna's pruners are single-objective; nothing to report to.
+        if not self._prunable:
+            return
         value = float(metrics[self._spec.objectives[0].metric])
         if math.isfinite(value):
             self._trial.report(value, epoch)

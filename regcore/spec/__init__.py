@@ -25,6 +25,7 @@ from regcore.spec._problems import SpecError, SpecProblem
 from regcore.spec._sections import (
     RUNNER_METRICS,
     BudgetSpec,
+    ConfirmSpec,
     NotifySpec,
     ObjectiveSpec,
     PrunerSpec,
@@ -45,6 +46,7 @@ __all__ = [
     "RUNNER_METRICS",
     "BudgetSpec",
     "Choices",
+    "ConfirmSpec",
     "ExecutionSpec",
     "NotifySpec",
     "ObjectiveSpec",

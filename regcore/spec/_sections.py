@@ -220,6 +220,29 @@ class BudgetSpec(SpecModel):
         return deadline
 
 
+class ConfirmSpec(SpecModel):
+    """After the search, train the ``top`` best settings and the λ = 0 baseline again with
+    ``seeds`` new seeds each, to tell a real gain from noise: ``{seeds: 5, top: 3}``.
+
+    These trials use no budget and are shown apart; the result is each setting's mean ± sd
+    and whether the best beats the baseline by Welch's t-test at 5 %. ``seeds: 0`` (the
+    default) skips the confirmation.
+    """
+
+    seeds: int = Field(default=0, ge=0, le=100)
+    top: int = Field(default=1, ge=1, le=20)
+
+    @property
+    def enabled(self) -> bool:
+        return self.seeds > 0
+
+    def _problems(self) -> list[InitErrorDetails]:
+        if self.seeds == 1:
+            text = "one seed gives no spread to test against; use seeds: 2 or more (5 is usual)"
+            return [problem(("seeds",), text, self.seeds)]
+        return []
+
+
 class NotifySpec(SpecModel):
     """Where to report a finished sweep: ``{webhook_url: https://hooks.example.com/x}``."""
 

@@ -14,9 +14,10 @@ from regcore.spec._algorithms import two_objective_pruners
 from regcore.spec._base import SpecModel
 from regcore.spec._cross import Facts, cross_checks, facts_of_raw
 from regcore.spec._params import check_params, grid_params
-from regcore.spec._problems import suggest
+from regcore.spec._problems import problem, suggest
 from regcore.spec._sections import (
     BudgetSpec,
+    ConfirmSpec,
     NotifySpec,
     ObjectiveSpec,
     PrunerSpec,
@@ -43,6 +44,7 @@ _NESTED: dict[str, type[SpecModel]] = {
     "sampler": SamplerSpec,
     "pruner": PrunerSpec,
     "budget": BudgetSpec,
+    "confirm": ConfirmSpec,
     "notify": NotifySpec,
 }
 _HOMES: dict[str, list[str]] = {}
@@ -85,6 +87,7 @@ class SweepSpec(SpecModel):
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    confirm: ConfirmSpec = Field(default_factory=ConfirmSpec)
     priority: int = Field(default=0, ge=-(2**31), lt=2**31)
     notify: NotifySpec = Field(default_factory=NotifySpec)
 
@@ -188,7 +191,17 @@ class SweepSpec(SpecModel):
                 methods=self.methods,
                 own_loop=isinstance(kind, TrainingFunction),
             ),
+            *self._confirm_problems(),
         ]
+
+    def _confirm_problems(self) -> list[InitErrorDetails]:
+        if self.confirm.enabled and self.is_multi_objective:
+            text = (
+                "confirm tests one objective's best against the baseline, but this sweep has "
+                "two (a Pareto front has no one best); remove confirm or one objective"
+            )
+            return [problem(("confirm",), text, self.confirm.model_dump())]
+        return []
 
     @classmethod
     def _problems_of_invalid(cls, data: dict[str, Any]) -> list[InitErrorDetails]:

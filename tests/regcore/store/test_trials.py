@@ -52,6 +52,39 @@ def test_counts_trials_by_state_and_budget(engine: sa.Engine, url: str) -> None:
     assert counts.used == 5
 
 
+def test_confirmation_trials_use_no_budget_and_are_counted_apart(
+    engine: sa.Engine, url: str
+) -> None:
+    name = _study_with_every_kind_of_trial(url)
+    storage = create_storage(url)
+    study = optuna.load_study(study_name=name, storage=storage)
+    study.ask()  # the WAITING search trial, now running
+    for _ in range(4):
+        study.enqueue_trial({}, user_attrs={"confirm": 0, "confirm_seed": 1})
+    study.ask()  # a confirmation, running
+    study.tell(study.ask(), 0.1)
+    failed = study.ask()
+    failed.set_user_attr("final_failure", True)
+    study.tell(failed, state=TrialState.FAIL)
+    storage.engine.dispose()
+
+    counts = count_trials(engine, name)
+
+    assert dict(counts.confirm_by_state) == {
+        "RUNNING": 1,
+        "COMPLETE": 1,
+        "PRUNED": 0,
+        "FAIL": 1,
+        "WAITING": 1,
+    }
+    assert counts.by_state["RUNNING"] == 3  # every trial shows
+    assert counts.final_failures == 1  # the search's only
+    assert counts.finished == 4
+    assert counts.running == 2
+    assert counts.used == 6
+    assert counts.confirming == 2
+
+
 def test_counts_one_study_or_all(engine: sa.Engine, url: str) -> None:
     first = _study_with_every_kind_of_trial(url)
     second = _study_with_every_kind_of_trial(url)
