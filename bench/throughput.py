@@ -69,8 +69,7 @@ def bare_worker(url: str, name: str, n_trials: int) -> None:
     """One bare-Optuna process (run as ``--bare-worker``)."""
     from regcore.spec._suggest import suggest
     from regcore.workloads import build_workload
-    from worker.runner import train_config
-    from worker.training import train_workload
+    from worker.training import train_config, train_workload
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = make_spec(name, n_trials)
