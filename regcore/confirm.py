@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from regcore.regularizers import CLASSES
+from regcore.results import regularizer_line
 from regcore.spec import SweepSpec
 from regcore.spec._suggest import baseline_params, is_baseline
 
@@ -110,6 +111,10 @@ class Setting:
 
     def shown(self) -> str:
         return f"{self.mean:.4g} ± {self.sd:.2g} (n={self.n})"
+
+    def regularizer_line(self) -> str:
+        """What to paste into a training script to use this setting."""
+        return regularizer_line(l1=self.l1, l2=self.l2, method=self.method)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,7 +29,12 @@ class TrialRow:
 
     def regularizer_line(self) -> str:
         """What to paste into a training script to use this trial's setting."""
-        return f'Regularizer(model, l1={self.l1:g}, l2={self.l2:g}, method="{self.method}")'
+        return regularizer_line(l1=self.l1, l2=self.l2, method=self.method)
+
+
+def regularizer_line(*, l1: float, l2: float, method: str) -> str:
+    """What to paste into a training script to use a setting."""
+    return f'Regularizer(model, l1={l1:g}, l2={l2:g}, method="{method}")'
 
 
 def _row(trial: FrozenTrial, label: str) -> TrialRow:
@@ -80,3 +85,18 @@ def _class_of(trial: FrozenTrial) -> str:
     """A trial's method class; a trial from before classes existed, its method."""
     attrs = trial.user_attrs
     return str(attrs.get("method_class", attrs.get("method", "?")))
+
+
+#: Study user attributes of the cost probe: ``cost_probe:<device>`` → ms per step by method.
+COST_PROBE_PREFIX = "cost_probe:"
+
+
+def method_costs(study: optuna.Study) -> dict[str, dict[str, float]]:
+    """The cost probes a study keeps: median ms per training step of each method (and of
+    ``none``, no regularizer), per device (``cpu``, ``cuda NVIDIA H200``)."""
+    attrs = study.user_attrs
+    return {
+        key.removeprefix(COST_PROBE_PREFIX): dict(value)
+        for key, value in attrs.items()
+        if key.startswith(COST_PROBE_PREFIX)
+    }

@@ -24,6 +24,7 @@ import optuna
 import torch
 
 from regcore.regularizers import L1_METHODS
+from regcore.results import COST_PROBE_PREFIX, method_costs
 from regcore.spec import SweepSpec
 from regcore.workloads import TrainingFunction, build_workload, get_workload
 from worker.training import resolve_device, train_config, train_workload
@@ -34,7 +35,6 @@ _log = logging.getLogger(__name__)
 STEPS, WARMUP, ROUNDS = 30, 5, 2
 #: What the probe calls the unregularized step it measures for reference.
 NONE = "none"
-_PREFIX = "cost_probe:"
 
 
 def device_label(device: torch.device) -> str:
@@ -42,12 +42,6 @@ def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda {torch.cuda.get_device_name(device)}"
     return device.type
-
-
-def recorded_costs(study: optuna.Study) -> dict[str, dict[str, float]]:
-    """Every probe the study keeps: ms per step by method, per device label."""
-    attrs = study.user_attrs
-    return {k.removeprefix(_PREFIX): v for k, v in attrs.items() if k.startswith(_PREFIX)}
 
 
 def measure(spec: SweepSpec, *, device: str | None, data_dir: Path | None) -> dict[str, float]:
@@ -100,11 +94,11 @@ class CostProbes:
     def _probe(self, study: optuna.Study, spec: SweepSpec) -> dict[str, float] | None:
         try:
             label = device_label(resolve_device(self._device or spec.training.device))
-            recorded = recorded_costs(study).get(label)
+            recorded = method_costs(study).get(label)
             if recorded is not None and all(m in recorded for m in spec.methods):
                 return recorded
             costs = measure(spec, device=self._device, data_dir=self._data_dir)
-            study.set_user_attr(_PREFIX + label, costs)
+            study.set_user_attr(COST_PROBE_PREFIX + label, costs)
         except Exception as exc:  # a failed probe costs the choice, never a trial
             _log.warning("%s: cost probe failed (%s); using the measured order", spec.name, exc)
             return None

@@ -1,4 +1,5 @@
-"""What a report says about a sweep before any figure: its names, objectives and trial counts.
+"""What a report says about a sweep before any figure: its names, objectives and trial counts,
+and which of its trials are the search's (a confirmation's trials are shown apart).
 
 A spec may come as a :class:`SweepSpec` or as the plain dict stored with the sweep. The dict
 is read as it is, without validation: a report must open for any sweep in the database,
@@ -7,13 +8,14 @@ including ones whose spec a later version of regsweep would refuse.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from regcore.confirm import is_confirmation
 from regcore.spec import SweepSpec
 
 SpecLike: TypeAlias = Mapping[str, Any] | SweepSpec
@@ -38,7 +40,9 @@ class SweepFacts:
     study_name: str
     metrics: tuple[str, ...]
     directions: tuple[str, ...]
-    counts: dict[str, int]
+    counts: dict[str, int]  # the search's trials by state
+    confirm_counts: dict[str, int] = field(default_factory=dict)  # a confirmation's
+    spec: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def multi(self) -> bool:
@@ -68,6 +72,24 @@ class SweepFacts:
     def counts_text(self) -> str:
         parts = [f"{n} {state}" for state, n in self.counts.items() if n or state == "complete"]
         return f"{self.total} in all: " + ", ".join(parts)
+
+    def confirm_text(self) -> str | None:
+        """The confirmation's trials by state, when it has any."""
+        parts = [f"{n} {state}" for state, n in self.confirm_counts.items() if n]
+        total = sum(self.confirm_counts.values())
+        return f"{total} in all: " + ", ".join(parts) if total else None
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """One section of the stored spec (``optimizer``, ``confirm``), {} when it has none."""
+        value = self.spec.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods the spec lists (a single name as one)."""
+        space = self.section("search_space")
+        listed = space.get("method", space.get("methods", ()))
+        return (listed,) if isinstance(listed, str) else tuple(str(m) for m in listed or ())
 
 
 def spec_dict(spec: SpecLike) -> dict[str, Any]:
@@ -103,9 +125,11 @@ def describe(
     data = spec_dict(spec)
     metrics, directions = _objectives(data, study)
     counts = {state.name.lower(): 0 for state in _STATES}
+    confirm_counts = dict.fromkeys(counts, 0)
     for trial in study.get_trials(deepcopy=False):
         key = trial.state.name.lower()
-        counts[key] = counts.get(key, 0) + 1
+        tally = confirm_counts if is_confirmation(trial) else counts
+        tally[key] = tally.get(key, 0) + 1
     return SweepFacts(
         name=str(data.get("name") or study.study_name),
         workload=_workload(data, study),
@@ -115,8 +139,53 @@ def describe(
         metrics=tuple(metrics),
         directions=tuple(directions),
         counts=counts,
+        confirm_counts=confirm_counts,
+        spec=data,
     )
 
 
+def search_trials(
+    study: optuna.Study, states: tuple[TrialState, ...] | None = None
+) -> list[FrozenTrial]:
+    """The search's trials (a confirmation's left out: they repeat settings it found)."""
+    trials = study.get_trials(deepcopy=False, states=states)
+    return [t for t in trials if not is_confirmation(t)]
+
+
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    """The search's COMPLETE trials, the λ = 0 baseline among them."""
+    return search_trials(study, (TrialState.COMPLETE,))
+
+
+def is_baseline(trial: FrozenTrial) -> bool:
+    return bool(trial.user_attrs.get("baseline", False))
+
+
+def class_of(trial: FrozenTrial) -> str:
+    """A trial's method class; a trial from before classes existed, its method."""
+    attrs, params = trial.user_attrs, trial.params
+    for key in ("method_class", "method"):
+        for source in (attrs, params):
+            if key in source:
+                return str(source[key])
+    return "?"
+
+
+def sub_study(study: optuna.Study, trials: Iterable[FrozenTrial]) -> optuna.Study:
+    """An in-memory study of ``trials`` alone, for Optuna's plots (which read a whole study).
+    Trial numbers restart at 0; confirmations come after the search, so its keep theirs."""
+    sub = optuna.create_study(
+        storage=optuna.storages.InMemoryStorage(),
+        study_name=study.study_name,
+        directions=study.directions,
+    )
+    sub.add_trials(list(trials))
+    return sub
+
+
+def search_study(study: optuna.Study) -> optuna.Study:
+    """``study`` without its confirmation trials (itself when it has none)."""
+    trials = study.get_trials(deepcopy=False)
+    if not any(is_confirmation(t) for t in trials):
+        return study
+    return sub_study(study, (t for t in trials if not is_confirmation(t)))

@@ -30,6 +30,9 @@ p.note { color: #5b6475; background: #fafbfc; border-left: 3px solid #c4ccd8; pa
 .scroll { overflow-x: auto; } td code { white-space: nowrap; }
 .figure { margin: 8px 0; } .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 .card { border: 1px solid #dde2ea; border-radius: 6px; padding: 12px; min-width: 0; }
+p.verdict { font-size: 17px; background: #f1f7f2; border-left: 4px solid #2e8b57;
+            padding: 10px 14px; }
+p.path { background: #f3f5f9; border-left: 3px solid #636efa; padding: 6px 10px; }
 """
 
 

@@ -1,41 +1,52 @@
-"""The report of one sweep: what it found, how the search went, and what to paste."""
+"""The report of one sweep: what to decide, what it found, how the search went, what to paste."""
 
 from __future__ import annotations
 
 import optuna
 
+from regcore.confirm import Confirmation
 from regcore.reports import _optuna_plots as plots
+from regcore.reports._best import best_section
+from regcore.reports._contours import MIN_CONTOUR_TRIALS, class_contours
+from regcore.reports._costs import cost_tables
+from regcore.reports._curves import learning_curves
+from regcore.reports._decision import confirm, decision_parts
 from regcore.reports._facts import SpecLike, SweepFacts, describe
 from regcore.reports._html import (
     Markup,
-    code,
+    Note,
     definitions,
     document,
     figure,
-    note,
     num,
     section,
-    table,
     text,
 )
-from regcore.reports._trial_plots import method_comparison, sparsity_scatter
+from regcore.reports._path import has_path, path_figure
+from regcore.reports._trial_plots import class_comparison, sparsity_scatter
 from regcore.results import TrialRow, best_rows
 
 
-def _titles(facts: SweepFacts) -> dict[str, str]:
-    """Section id → title, in page order; two objectives trade one best for the Pareto front."""
+def _titles(facts: SweepFacts, *, path: bool) -> dict[str, str]:
+    """Section id → title, in page order; two objectives trade one best for the Pareto front
+    (and have no confirmation, which tests one objective)."""
     metric = facts.metrics[0]
     if facts.multi:
         first = {"pareto-trials": "Pareto front trials"}
         trade_off = {"pareto-front": "Pareto front"}
     else:
-        first = {"best": "Best setting"}
+        first = {
+            "decision": "Decision",
+            "best": "Best setting",
+            "curves": "Learning curves",
+        }
         trade_off = {"sparsity": f"Sparsity vs {metric}"}
     return {
         **first,
         "history": "Optimization history",
-        "contour": f"λ₁ × λ₂ contour of {metric}",
-        "methods": "Methods compared",
+        **({"path": "Regularization path"} if path else {}),
+        "contour": f"λ₁ × λ₂ contour of {metric}, per method class",
+        "classes": "Method classes compared",
         **trade_off,
         "importances": "Parameter importances",
     }
@@ -47,10 +58,17 @@ def _best_text(facts: SweepFacts, rows: list[TrialRow]) -> str:
     if facts.multi:
         return f"{len(rows)} trials on the Pareto front"
     best = rows[0]
-    return f"{facts.metrics[0]} = {num(best.values[0])} (trial {best.number}, {best.method})"
+    cls = best.method_class
+    shown = best.method if cls in ("?", best.method) else f"{cls}: {best.method}"
+    return f"{facts.metrics[0]} = {num(best.values[0])} (trial {best.number}, {shown})"
 
 
-def _header(facts: SweepFacts, rows: list[TrialRow]) -> Markup:
+def _header(
+    facts: SweepFacts,
+    rows: list[TrialRow],
+    result: Confirmation | Note | None,
+    titles: dict[str, str],
+) -> Markup:
     items: list[tuple[str, object]] = [("Workload", facts.workload)]
     items.append(("Status", facts.status or "—"))
     if facts.sweep_id is not None:
@@ -60,67 +78,29 @@ def _header(facts: SweepFacts, rows: list[TrialRow]) -> Markup:
     label = "Objectives" if facts.multi else "Objective"
     items.append((label, facts.objectives()))
     items.append(("Trials", facts.counts_text()))
+    if (confirming := facts.confirm_text()) is not None:
+        items.append(("Confirmation trials", confirming))
     items.append(("Best", _best_text(facts, rows)))
-    links = " · ".join(
-        f'<a href="#{sid}">{text(title)}</a>' for sid, title in _titles(facts).items()
-    )
+    if isinstance(result, Confirmation):
+        items.append(("Decision", result.verdict))
+    links = " · ".join(f'<a href="#{sid}">{text(title)}</a>' for sid, title in titles.items())
     return Markup(
         f"<header><h1>{text(facts.name)}</h1>{definitions(items)}<nav>{links}</nav></header>"
     )
 
 
-def _columns(facts: SweepFacts) -> tuple[list[str], bool]:
-    """Headers of a settings table, and whether it has a sparsity column of its own."""
-    extra = "sparsity" not in facts.metrics
-    headers = ["", "trial", "method", "λ₁", "λ₂", "lr", *facts.metrics]
-    return [*headers, *(["sparsity"] if extra else []), "paste"], extra
-
-
-def _settings_rows(rows: list[TrialRow], n_values: int, sparsity: bool) -> list[list[object]]:
-    return [
-        [
-            "" if row.label == row.method else row.label,  # per-method rows: the method says it
-            row.number,
-            row.method,
-            num(row.l1, "g"),
-            num(row.l2, "g"),
-            num(row.lr, "g"),
-            *(num(v) for v in row.values[:n_values]),
-            *([num(row.sparsity, ".3g")] if sparsity else []),
-            code(row.regularizer_line(), block=False),
-        ]
-        for row in rows
-    ]
-
-
-def _best(facts: SweepFacts, rows: list[TrialRow], sid: str, title: str) -> Markup:
-    if not rows:
-        return section(sid, title, note("No trial has completed yet; the best setting shows here."))
-    headers, sparsity = _columns(facts)
-    numeric = range(3, len(headers) - 1)
-    if facts.multi:
-        explain = note(
-            "With two objectives no single trial is best: each of these trials is best for some "
-            "trade-off between them (no other trial beats it on both)."
+def _contours(study: optuna.Study, facts: SweepFacts) -> list[Markup]:
+    parts: list[Markup] = [
+        Markup(
+            f"<p>One surface per method class (classes are different regularizers), from at "
+            f"least {MIN_CONTOUR_TRIALS} complete trials of the class.</p>"
         )
-        return section(
-            sid, title, explain, table(headers, _settings_rows(rows, 2, sparsity), numeric=numeric)
-        )
-    best, others = rows[0], rows[1:]
-    setting = [best.method, num(best.l1, "g"), num(best.l2, "g"), num(best.lr, "g")]
-    parts = [
-        table(
-            ["method", "λ₁", "λ₂", "lr", facts.objective()],
-            [[*setting, num(best.values[0])]],
-            numeric=range(1, 5),
-        ),
-        Markup("<p>Paste into your training script:</p>"),
-        code(best.regularizer_line()),
     ]
-    if others:
-        parts.append(Markup("<h3>Best of each method, and the λ = 0 baseline</h3>"))
-        parts.append(table(headers, _settings_rows(others, 1, sparsity), numeric=numeric))
-    return section(sid, title, *parts)
+    for i, (name, fig) in enumerate(class_contours(study, facts)):
+        if name:
+            parts.append(Markup(f"<h3>{text(name)}</h3>"))
+        parts.append(figure(fig, div_id=f"contour-{i}", height=480))
+    return parts
 
 
 def sweep_report(
@@ -137,36 +117,45 @@ def sweep_report(
     """
     facts = describe(study, spec, sweep_id=sweep_id, status=status)
     rows = best_rows(study)
-    titles = _titles(facts)
+    result = None if facts.multi else confirm(study)
+    titles = _titles(facts, path=has_path(study))
     histories = [
         figure(plots.history(study, facts, index=i), div_id=f"history-{i}")
         for i in range(len(facts.metrics))
     ]
-    methods = [
-        figure(fig, div_id=f"methods-{i}", height=420)
-        for i, fig in enumerate(method_comparison(study, facts))
+    classes = [
+        figure(fig, div_id=f"classes-{i}", height=420)
+        for i, fig in enumerate(class_comparison(study, facts))
     ]
+    classes += cost_tables(study, facts)
     if facts.multi:
         trade_off = figure(plots.pareto_front(study, facts), div_id="pareto-plot", height=520)
     else:
         trade_off = figure(sparsity_scatter(study, facts), div_id="sparsity-scatter")
-    contour = figure(plots.contour(study, facts), div_id="contour-l1-l2", height=520)
     importances = [
         figure(fig, div_id=f"param-importances-{i}", height=380)
         for i, fig in enumerate(plots.importances(study, facts))
     ]
-    parts = {
+    parts: dict[str, list[Markup]] = {
         "history": histories,
-        "contour": [contour],
-        "methods": methods,
+        "contour": _contours(study, facts),
+        "classes": classes,
         "pareto-front": [trade_off],
         "sparsity": [trade_off],
         "importances": importances,
     }
-    body = [_header(facts, rows)]
+    if not facts.multi:
+        parts["decision"] = list(decision_parts(result, facts))
+        parts["curves"] = [
+            figure(fig, div_id=f"curves-{i}", height=400)
+            for i, fig in enumerate(learning_curves(study, facts))
+        ]
+    if "path" in titles:
+        parts["path"] = [figure(path_figure(study, facts), div_id="path-plot", height=460)]
+    body = [_header(facts, rows, result, titles)]
     for sid, title in titles.items():
         if sid in ("best", "pareto-trials"):
-            body.append(_best(facts, rows, sid, title))
+            body.append(best_section(study, facts, rows, sid, title))
         else:
             body.append(section(sid, title, *parts[sid]))
     return document(f"{facts.name} — regsweep report", "".join(body))

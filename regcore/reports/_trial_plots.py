@@ -1,6 +1,7 @@
-"""Figures built from what the trial runner records on each trial (``method``,
-``median_step_ms``, ``sparsity``, ``l1``, ``l2``): methods compared, and sparsity against the
-objective. Drawn with plotly's graph objects, one colour per method across the report.
+"""Figures built from what the trial runner records on each trial (``method_class``,
+``method``, ``sparsity``, ``l1``, ``l2``): the regularizers (method classes) compared, and
+sparsity against the objective. Drawn with plotly's graph objects, one colour per class
+across the report. The search's trials only: a confirmation's are shown in its own section.
 """
 
 from __future__ import annotations
@@ -15,91 +16,92 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 from plotly.colors import qualitative
 
-from regcore.regularizers import METHODS
-from regcore.reports._facts import SweepFacts, complete_trials
+from regcore.regularizers import CLASSES, METHODS
+from regcore.reports._facts import SweepFacts, class_of, complete_trials, is_baseline
 from regcore.reports._html import Note, num
 
+#: Colours and order: the classes, then (for studies from before classes) the methods.
+_KNOWN = (*CLASSES, *METHODS)
+BASELINE_COLOUR = "#7f7f7f"
+BASELINE = "baseline (λ=0)"
 
-def _method(trial: FrozenTrial) -> str:
+
+def method_of(trial: FrozenTrial) -> str:
     return str(trial.user_attrs.get("method", trial.params.get("method", "?")))
 
 
-def _by_method(trials: list[FrozenTrial]) -> dict[str, list[FrozenTrial]]:
-    """Trials per method, in :data:`METHODS` order (unknown names after, sorted)."""
+def by_class(trials: list[FrozenTrial]) -> dict[str, list[FrozenTrial]]:
+    """Trials per method class, in :data:`CLASSES` order (unknown names after, sorted)."""
     groups: dict[str, list[FrozenTrial]] = defaultdict(list)
     for t in trials:
-        groups[_method(t)].append(t)
-    rank = {m: i for i, m in enumerate(METHODS)}
+        groups[class_of(t)].append(t)
+    rank = {m: i for i, m in enumerate(_KNOWN)}
     return {m: groups[m] for m in sorted(groups, key=lambda m: (rank.get(m, len(rank)), m))}
 
 
-def _colour(method: str) -> str:
+def colour(name: str) -> str:
+    """The colour of a class (or, in an old study, a method) everywhere in a report."""
+    if name == BASELINE:
+        return BASELINE_COLOUR
     palette: list[str] = qualitative.Plotly
-    index = (
-        METHODS.index(method) if method in METHODS else len(METHODS) + zlib.crc32(method.encode())
-    )
+    index = _KNOWN.index(name) if name in _KNOWN else len(_KNOWN) + zlib.crc32(name.encode())
     return palette[index % len(palette)]
 
 
-def _hover(t: FrozenTrial) -> str:
+def hover(t: FrozenTrial) -> str:
     l1, l2 = (num(t.user_attrs.get(k, t.params.get(k)), "g") for k in ("l1", "l2"))
-    baseline = " (baseline)" if t.user_attrs.get("baseline") else ""
-    return f"trial {t.number}{baseline}<br>{_method(t)}<br>λ₁={l1}, λ₂={l2}"
+    baseline = " (baseline)" if is_baseline(t) else ""
+    return f"trial {t.number}{baseline}<br>{class_of(t)}: {method_of(t)}<br>λ₁={l1}, λ₂={l2}"
 
 
-def _step_ms(trial: FrozenTrial) -> float | None:
-    value = trial.user_attrs.get("median_step_ms")
-    return float(value) if isinstance(value, int | float) else None
-
-
-def method_comparison(study: optuna.Study, facts: SweepFacts) -> list[Any | Note]:
-    """The objective by method (every trial a point), and median step time by method."""
-    groups = _by_method(complete_trials(study))
-    if not groups:
-        return [Note("No trial has completed yet, so there are no methods to compare.")]
-    if len(groups) == 1:
-        (method, trials), *_ = groups.items()
-        only = [s for t in trials if (s := _step_ms(t)) is not None]
-        step = f"; its median step time was {statistics.median(only):.3g} ms" if only else ""
-        return [Note(f"Only one method ({method}) was run, so there is nothing to compare{step}.")]
+def class_comparison(study: optuna.Study, facts: SweepFacts) -> list[Any | Note]:
+    """The objective by method class (every search trial a point), the baseline apart as a
+    dashed line: classes are the regularizers; methods of a class differ in cost only."""
+    complete = complete_trials(study)
+    baselines = [t for t in complete if is_baseline(t)]
+    groups = by_class([t for t in complete if not is_baseline(t)])
     metric = facts.metrics[0]
-    values = go.Figure()
-    for method, trials in groups.items():
-        values.add_trace(
+    base = statistics.median(t.values[0] for t in baselines) if baselines else None
+    at_base = f"; the baseline (λ = 0) reached {metric} = {num(base)}" if base is not None else ""
+    if not groups:
+        return [Note(f"No regularized trial has completed yet, so no classes to compare{at_base}.")]
+    if len(groups) == 1:
+        (name, trials), *_ = groups.items()
+        methods = ", ".join(sorted({method_of(t) for t in trials}))
+        return [
+            Note(
+                f"Only one regularizer ({name}, run as {methods}) was searched, so there is "
+                f"nothing to compare{at_base}."
+            )
+        ]
+    fig = go.Figure()
+    for name, trials in groups.items():
+        fig.add_trace(
             go.Box(
-                name=method,
+                name=name,
                 y=[t.values[0] for t in trials],
                 boxpoints="all",
                 jitter=0.4,
                 pointpos=0,
-                marker_color=_colour(method),
-                hovertext=[_hover(t) for t in trials],
+                marker_color=colour(name),
+                hovertext=[hover(t) for t in trials],
                 hoverinfo="y+text",
             )
         )
-    values.update_layout(
-        title=f"{metric} by method", yaxis_title=metric, xaxis_title="method", showlegend=False
-    )
-    timed = {m: [s for t in ts if (s := _step_ms(t)) is not None] for m, ts in groups.items()}
-    steps = {m: s for m, s in timed.items() if s}
-    if not steps:
-        return [values, Note("No complete trial recorded median_step_ms, so no step times.")]
-    timing = go.Figure(
-        go.Bar(
-            x=list(steps),
-            y=[statistics.median(s) for s in steps.values()],
-            marker_color=[_colour(m) for m in steps],
-            text=[f"{statistics.median(s):.3g} ms" for s in steps.values()],
-            textposition="outside",
-            hovertext=[f"median of {len(s)} trials" for s in steps.values()],
+    if base is not None:
+        fig.add_hline(
+            y=base,
+            line={"dash": "dash", "color": BASELINE_COLOUR},
+            annotation_text=f"{BASELINE}: {num(base, '.4g')}",
+            annotation_position="top left",
         )
+    fig.update_layout(
+        title=f"{metric} by method class (the baseline dashed)",
+        yaxis_title=metric,
+        xaxis_title="method class",
+        showlegend=False,
     )
-    timing.update_layout(
-        title="Median step time by method (median over its trials)",
-        yaxis_title="median step time (ms)",
-        xaxis_title="method",
-    )
-    return [values, timing]
+    return [fig]
 
 
 def sparsity_scatter(study: optuna.Study, facts: SweepFacts) -> Any | Note:
@@ -111,16 +113,20 @@ def sparsity_scatter(study: optuna.Study, facts: SweepFacts) -> Any | Note:
     if not measured:
         return Note("No complete trial recorded its sparsity, so there is nothing to plot.")
     metric = facts.metrics[0]
+    groups = by_class([t for t in measured if not is_baseline(t)])
+    baselines = [t for t in measured if is_baseline(t)]
+    if baselines:
+        groups[BASELINE] = baselines
     fig = go.Figure()
-    for method, trials in _by_method(measured).items():
+    for name, trials in groups.items():
         fig.add_trace(
             go.Scatter(
-                name=method,
+                name=name,
                 mode="markers",
                 x=[float(t.user_attrs["sparsity"]) for t in trials],
                 y=[t.values[0] for t in trials],
-                marker={"color": _colour(method), "size": 9, "opacity": 0.85},
-                hovertext=[_hover(t) for t in trials],
+                marker={"color": colour(name), "size": 9, "opacity": 0.85},
+                hovertext=[hover(t) for t in trials],
                 hoverinfo="x+y+text",
             )
         )
@@ -128,6 +134,6 @@ def sparsity_scatter(study: optuna.Study, facts: SweepFacts) -> Any | Note:
         title=f"Sparsity vs {metric}",
         xaxis_title="sparsity (fraction of regularized weights = 0)",
         yaxis_title=metric,
-        legend_title="method",
+        legend_title="method class",
     )
     return fig

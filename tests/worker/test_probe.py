@@ -11,10 +11,11 @@ import optuna
 import pytest
 
 import tests.plugins.functions  # noqa: F401  (registers test_linear)
+from regcore.results import method_costs
 from regcore.spec import SweepSpec, parse_spec
 from regcore.store import create_storage
 from worker import probe
-from worker.probe import CostProbes, measure, recorded_costs
+from worker.probe import CostProbes, measure
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -57,7 +58,7 @@ def test_a_probe_is_measured_once_and_kept_on_the_study(
     assert first is not None
     assert CostProbes(device="cpu", data_dir=None).costs(study, spec) == first  # another worker
     assert len(calls) == 1
-    assert recorded_costs(study) == {"cpu": first}
+    assert method_costs(study) == {"cpu": first}
 
 
 def test_one_method_or_a_training_function_is_not_probed(tmp_path: Path) -> None:
@@ -72,7 +73,7 @@ def test_one_method_or_a_training_function_is_not_probed(tmp_path: Path) -> None
         }
     )
     assert probes.costs(study, own) is None
-    assert recorded_costs(study) == {}
+    assert method_costs(study) == {}
 
 
 def test_a_failed_probe_costs_the_choice_not_the_trial(

@@ -17,6 +17,7 @@ import pytest
 
 from regcore.reports import batch_report, sweep_report
 from tests.browser import require_chromium, run_chromium
+from tests.regcore.reports.extras import confirm, probe, walk_path
 from tests.regcore.reports.studies import fill, make_spec, make_study
 
 
@@ -29,9 +30,18 @@ TWO = (("val_loss", "minimize"), ("sparsity", "maximize"))
 
 
 def single() -> str:
+    """A sweep with everything: a cost probe and a confirmation (its error bars drawn)."""
     study = make_study()
     fill(study, n=30)
+    probe(study)
+    confirm(study, top=2, seeds=4)
     return sweep_report(study, spec=make_spec(), sweep_id="abc123", status="completed")
+
+
+def path() -> str:
+    study = make_study("path")
+    walk_path(study, points=8)
+    return sweep_report(study, spec=make_spec("path", sampler={"name": "path"}))
 
 
 def two_objectives() -> str:
@@ -48,9 +58,11 @@ def batch() -> str:
     return batch_report(sweeps, batch_name="nightly")
 
 
+# single: confirmation, learning curves, history, a contour per class (3), classes,
+# sparsity, importances; path: the same without a confirmation, with the path's figure.
 @pytest.mark.parametrize(
     ("build", "n_figures"),
-    [(single, 6), (two_objectives, 7), (batch, 2)],
+    [(single, 9), (path, 9), (two_objectives, 8), (batch, 2)],
     ids=lambda v: getattr(v, "__name__", str(v)),
 )
 def test_browser_draws_every_figure(

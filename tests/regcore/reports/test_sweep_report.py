@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 
 import optuna
@@ -12,24 +11,19 @@ from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 from regcore.reports import sweep_report
 from regcore.spec import parse_spec
+from tests.regcore.reports.pages import cells, n_figures, notes, plotted, section, texts
 from tests.regcore.reports.studies import add_trial, fill, make_spec, make_study
 
-SECTIONS = ("best", "history", "contour", "methods", "sparsity", "importances")
-
-
-def section(report: str, section_id: str) -> str:
-    """The HTML of one ``<section>`` of the report."""
-    match = re.search(rf'<section id="{section_id}">(.*?)</section>', report, re.S)
-    assert match, f"no section {section_id!r} in the report"
-    return match.group(1)
-
-
-def n_figures(fragment: str) -> int:
-    return fragment.count("Plotly.newPlot(")
-
-
-def notes(fragment: str) -> list[str]:
-    return [html.unescape(n) for n in re.findall(r'<p class="note">(.*?)</p>', fragment, re.S)]
+SECTIONS = (
+    "decision",
+    "best",
+    "curves",
+    "history",
+    "contour",
+    "classes",
+    "sparsity",
+    "importances",
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +54,14 @@ def test_header_names_the_sweep_its_state_and_best_value(study: optuna.Study, re
 
 
 def test_every_section_draws_its_figures(report: str) -> None:
+    assert n_figures(section(report, "decision")) == 0  # no confirmation in this sweep
+    assert n_figures(section(report, "curves")) == 1
     assert n_figures(section(report, "history")) == 1
-    assert n_figures(section(report, "contour")) == 1
-    assert n_figures(section(report, "methods")) == 2  # objective and step time by method
+    assert n_figures(section(report, "contour")) == 3  # one per method class
+    assert n_figures(section(report, "classes")) == 1  # the objective by class
     assert n_figures(section(report, "sparsity")) == 1
     assert n_figures(section(report, "importances")) == 1
-    assert n_figures(report) == 6
+    assert n_figures(report) == 8
 
 
 def test_plotly_is_inlined_exactly_once_and_nothing_is_fetched(report: str) -> None:
@@ -86,19 +82,44 @@ def test_best_setting_is_the_true_best_trials_regularizer_line(
     line = f'Regularizer(model, l1={a["l1"]:g}, l2={a["l2"]:g}, method="{a["method"]}")'
     best_section = section(report, "best")
     assert f'<pre class="paste"><code>{line}</code></pre>' in best_section
-    # The paste block comes before the per-method table, which holds the baseline too.
+    # The paste block comes before the per-class table, which holds the baseline too.
     assert best_section.index(line) < best_section.index("baseline (λ=0)")
     assert 'method="weight_decay"' in best_section
     assert "l1=0," in best_section
 
 
-def test_methods_are_compared_from_the_trials_user_attributes(report: str) -> None:
-    methods = section(report, "methods")
-    assert "val_loss by method" in methods
-    assert "Median step time by method" in methods
-    for method in ("weight_decay", "decoupled", "loss", "hook", "fused", "proximal"):
-        assert f'"name":"{method}"' in methods  # one box per method
-    assert "<svg" not in methods  # drawn by plotly in the browser, not by hand
+def test_settings_tables_show_class_and_secondary_metrics(study: optuna.Study, report: str) -> None:
+    head, *rows = cells(section(report, "best").split("<h3>")[1])
+    assert head[:4] == ["", "trial", "class", "method"]
+    assert head[7:10] == ["val_loss", "val_accuracy", "sparsity"]
+    assert [r[2] for r in rows] == ["decoupled", "penalty", "proximal", "none"]
+    assert rows[-1][0] == "baseline (λ=0)"
+    for row in rows:
+        trial = study.trials[int(row[1])]
+        assert row[8] == f"{trial.user_attrs['val_accuracy']:.4g}"
+        assert row[9] == f"{trial.user_attrs['sparsity']:.4g}"
+        assert trial.user_attrs.get("method_class", "none") == row[2]
+
+
+def test_classes_are_compared_with_the_baseline_apart(report: str) -> None:
+    classes = section(report, "classes")
+    assert "val_loss by method class" in classes
+    data, layout = plotted(classes, "classes-0")
+    assert [trace["name"] for trace in data] == ["penalty", "decoupled", "proximal"]
+    assert sum(len(trace["y"]) for trace in data) == 40  # every regularized search trial
+    assert "baseline (λ=0): 0.72" in texts(layout)  # the baseline apart, a dashed line
+    assert "<svg" not in classes  # drawn by plotly in the browser, not by hand
+
+
+def test_a_study_from_before_method_classes_falls_back_to_methods() -> None:
+    study = make_study()
+    fill(study, n=30, old=True)
+    report = sweep_report(study, spec=make_spec())
+    _, *rows = cells(section(report, "best").split("<h3>")[1])
+    assert [r[2] for r in rows][:-1] == [r[3] for r in rows][:-1]  # the class is the method
+    assert rows[-1][2] == "none"
+    assert '"name":"hook"' in section(report, "classes")
+    assert "<h3>weight_decay</h3>" in section(report, "contour")
 
 
 def test_spec_may_be_a_sweep_spec(study: optuna.Study) -> None:
@@ -140,19 +161,21 @@ def test_no_complete_trial_leaves_notes_in_place_of_figures() -> None:
     for s in SECTIONS:
         assert notes(section(report, s)), f"section {s!r} says nothing about why it is empty"
     assert notes(section(report, "importances")) == [
-        "Parameter importances need at least 2 complete trials, but got 0."
+        "Parameter importances need at least 10 complete regularized trials (fewer rank "
+        "noise), but got 0."
     ]
 
 
-def test_only_one_method_is_a_note_with_its_step_time() -> None:
+def test_only_one_class_is_a_note_with_the_baseline() -> None:
     study = make_study()
     fill(study, n=12, methods=["proximal"])
     report = sweep_report(study, spec=make_spec(methods=["proximal"]))
-    methods = section(report, "methods")
-    assert n_figures(methods) == 0
-    (note,) = notes(methods)
-    assert note.startswith("Only one method (proximal) was run, so there is nothing to compare")
-    assert "median step time" in note
+    classes = section(report, "classes")
+    assert n_figures(classes) == 0
+    assert notes(classes)[0] == (
+        "Only one regularizer (proximal, run as proximal) was searched, so there is nothing "
+        "to compare; the baseline (λ = 0) reached val_loss = 0.72."
+    )
     assert n_figures(section(report, "contour")) == 1  # λ₁ and λ₂ still vary
 
 
@@ -163,17 +186,27 @@ def test_fixed_l1_has_no_contour_and_says_why() -> None:
     contour = section(report, "contour")
     assert n_figures(contour) == 0
     (note,) = notes(contour)
-    assert note.startswith("λ₁ was not sampled (the trials trained with λ₁ = 0, 0.0001)")
-    # method and λ₂ still vary, so importances are drawn.
+    assert note.startswith("λ₁ was not sampled (the trials trained with λ₁ = 0.0001)")
+    # the class and λ₂ still vary, so importances are drawn.
     assert n_figures(section(report, "importances")) == 1
 
 
 def test_importances_need_two_parameters_that_vary() -> None:
     study = make_study()
-    fill(study, n=6, methods=["proximal"], fixed_l1=1e-4)
+    fill(study, n=12, methods=["proximal"], fixed_l1=1e-4)
     report = sweep_report(study, spec=make_spec(methods=["proximal"], l1=1e-4))
     assert notes(section(report, "importances")) == [
         "Parameter importances need at least 2 sampled parameters that vary, but got 1 (l2)."
+    ]
+
+
+def test_importances_below_the_minimum_of_trials_are_a_note() -> None:
+    study = make_study()
+    fill(study, n=9)  # the baseline makes 10 complete trials, but it samples nothing
+    report = sweep_report(study, spec=make_spec())
+    assert notes(section(report, "importances")) == [
+        "Parameter importances need at least 10 complete regularized trials (fewer rank "
+        "noise), but got 9."
     ]
 
 
@@ -188,7 +221,7 @@ def test_an_optuna_failure_becomes_a_note(
     assert notes(section(report, "importances")) == [
         "The parameter importances could not be drawn: RuntimeError: cannot rank these"
     ]
-    assert n_figures(report) == 5
+    assert n_figures(report) == 7
 
 
 TWO = (("val_loss", "minimize"), ("sparsity", "maximize"))
@@ -198,8 +231,8 @@ def test_two_objectives_show_the_pareto_front_instead_of_one_best() -> None:
     study = make_study("two-objectives", directions=("minimize", "maximize"))
     fill(study, n=30)
     report = sweep_report(study, spec=make_spec("two-objectives", objectives=TWO))
-    assert '<section id="best">' not in report
-    assert '<section id="sparsity">' not in report
+    for single in ("decision", "best", "curves", "sparsity"):
+        assert f'<section id="{single}">' not in report
     trials = section(report, "pareto-trials")
     assert len(study.best_trials) >= 2
     for t in study.best_trials:
