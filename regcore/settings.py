@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from regcore.webhook_targets import parse_allow
 
 
 class Settings(BaseSettings):
@@ -32,7 +34,21 @@ class Settings(BaseSettings):
     # Comma-separated modules every process that reads specs imports at start (your own
     # workloads and training functions register themselves when imported).
     plugins: str | None = None
+    # Comma-separated host names (hooks.internal, or .internal for every name under it),
+    # addresses and CIDR networks that webhooks may reach although they are loopback,
+    # link-local or private (refused by default: regcore.webhook_targets says why).
+    webhook_allow: str | None = None
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow_list(cls, value: str | None) -> str | None:
+        parse_allow((value or "").split(","))  # a bad entry fails at start, named
+        return value
 
     @property
     def plugin_modules(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in (self.plugins or "").split(",") if m.strip())
+
+    @property
+    def webhook_allow_list(self) -> tuple[str, ...]:
+        return tuple(e.strip() for e in (self.webhook_allow or "").split(",") if e.strip())

@@ -8,15 +8,18 @@ it can be.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from regcore.announce import Courier
 from regcore.batch import BatchSpec
 from regcore.spec import SweepSpec
+from regcore.webhook_targets import WebhookTargets
 from service.auth import TokenRegistry
 from service.deps import Database
 from service.errors import install_error_handlers
@@ -41,20 +44,37 @@ def create_app(
     read_only_open: bool = False,
     max_body_bytes: int = MIB,
     pool_size: int = 4,
+    webhook_allow: Sequence[str] = (),
+    deliver_webhooks: bool = True,
+    webhook_poll_s: float = 5.0,
 ) -> FastAPI:
     """The regsweep service for ``database_url`` (upgraded beforehand: ``upgrade_database``).
 
     ``api_tokens`` maps token names to plain tokens (kept only as SHA-256 digests); None turns
     auth off. ``read_only_open`` lets GET calls through without a token. Bodies over
-    ``max_body_bytes`` get 413.
+    ``max_body_bytes`` get 413. Webhook URLs are refused at submit, and not delivered, when
+    their host is loopback, link-local or private, unless ``webhook_allow`` (host names,
+    addresses, CIDR networks) lists it. With ``deliver_webhooks`` the app's lifespan runs a
+    courier thread that delivers the outbox's due events (every ``webhook_poll_s``, and at
+    once after a cancel), as every worker does.
     """
     database = Database(url=database_url, pool_size=pool_size)
+    targets = WebhookTargets(webhook_allow)
+    courier = Courier(
+        database=lambda: (database.engine, database.storage),
+        targets=targets,
+        every_s=webhook_poll_s,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if deliver_webhooks:
+            courier.start()
         try:
             yield
         finally:
+            # A short drain: events left are delivered by the workers or the next start.
+            await asyncio.to_thread(courier.close, drain_s=2.0)
             database.dispose()
 
     app = FastAPI(
@@ -67,6 +87,8 @@ def create_app(
     app.state.tokens = TokenRegistry(api_tokens, read_only_open=read_only_open)
     app.state.metrics = ServiceMetrics(database=database)
     app.state.best_cache = BestCache()
+    app.state.webhook_targets = targets
+    app.state.courier = courier
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

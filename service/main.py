@@ -56,6 +56,8 @@ def app_from_settings(
         database_url=settings.database_url,
         api_tokens=tokens,
         read_only_open=settings.read_only_open,
+        webhook_allow=settings.webhook_allow_list,
+        webhook_poll_s=settings.heartbeat_s,
     )
 
 

@@ -1,5 +1,6 @@
 """An overnight batch in small: ``regsweep serve``, two ``regsweep worker``s, a batch of 3
-sweeps with a deadline 20 s ahead, a local webhook receiver, and the batch report drawn in
+sweeps with a deadline 20 s ahead, a local webhook receiver (allowed by
+REGSWEEP_WEBHOOK_ALLOW: loopback is refused by default), and the batch report drawn in
 headless Chromium."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def test_a_batch_stops_at_its_deadline_notifies_and_reports(
 ) -> None:
     chromium = require_chromium()
     product = Product(f"sqlite:///{tmp_path / 'regsweep.db'}", tmp_path)
+    product.env["REGSWEEP_WEBHOOK_ALLOW"] = "127.0.0.1"  # the receiver is on loopback
     deadline = datetime.now(UTC) + timedelta(seconds=20)
     slow = {**SPEC, "training": {**SPEC["training"], "epochs": 40}}  # about 1 s a trial
     batch = {
@@ -92,6 +94,7 @@ def test_a_batch_stops_at_its_deadline_notifies_and_reports(
                 )
     storage.engine.dispose()
 
+    assert len({b["idempotency_key"] for b in receiver.bodies}) == 4  # once each
     events = sorted((b["event"], b.get("name")) for b in receiver.bodies)
     assert events == [
         ("batch.finished", "tonight"),

@@ -56,6 +56,7 @@ def _worker_options(config: Settings, device: str) -> WorkerOptions:
         grace_s=config.grace_s,
         max_retries=config.max_retries,
         plugins=config.plugin_modules,
+        webhook_allow=config.webhook_allow_list,
     )
 
 

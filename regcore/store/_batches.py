@@ -1,5 +1,6 @@
 """Batches in the database: many sweeps queued in one transaction, read back together, and
-closed exactly once when their last sweep ends (whoever closes it sends the webhook)."""
+closed exactly once when their last sweep ends (the transaction that ends it writes the
+batch's webhook event: :mod:`regcore.store._outbox`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from regcore.store._engine import read, write
+from regcore.store._outbox import close_batch
 from regcore.store._rows import BatchNotFoundError, BatchRow, SweepNameTakenError, SweepRow
 from regcore.store._sweeps import sweep_values
-from regcore.store._tables import RUNNABLE_STATUSES, batches, sweeps, utcnow
+from regcore.store._tables import batches, sweeps, utcnow
 from regcore.store._trials import studies, trial_user_attributes, trials
 
 
@@ -102,19 +104,15 @@ def batch_sweeps(engine: sa.Engine, name: str) -> list[SweepRow]:
 
 def close_batch_if_done(engine: sa.Engine, name: str) -> bool:
     """Mark the batch finished when none of its sweeps can run any more; True only for the
-    one call that did it (so its webhook is sent once, whichever worker ended the last)."""
-    still_running = (
-        sa.select(sweeps.c.id)
-        .where(sweeps.c.batch_name == name, sweeps.c.status.in_(RUNNABLE_STATUSES))
-        .exists()
-    )
+    one call that did it, which writes the batch's webhook event too.
+
+    The sweeps' ending transactions already do this for the batch's last sweep; call it
+    for a batch whose sweeps ended some other way.
+    """
     with write(engine) as connection:
-        result = connection.execute(
-            sa.update(batches)
-            .where(batches.c.name == name, batches.c.finished_at.is_(None), ~still_running)
-            .values(finished_at=utcnow())
-        )
-        return result.rowcount == 1
+        lock = sa.select(batches.c.name).where(batches.c.name == name)
+        connection.execute(lock.with_for_update(key_share=True)).all()
+        return close_batch(connection, name)
 
 
 def past_trial_seconds(engine: sa.Engine, workload: str, *, limit: int = 200) -> float | None:
@@ -146,5 +144,9 @@ def past_trial_seconds(engine: sa.Engine, workload: str, *, limit: int = 200) ->
 def delete_batch(engine: sa.Engine, name: str) -> None:
     """Remove the batch and its sweeps' rows (their studies are the caller's to delete)."""
     with write(engine) as connection:
+        # The batch's row first, as the sweeps' ending transactions lock it (no deadlock).
+        connection.execute(
+            sa.select(batches.c.name).where(batches.c.name == name).with_for_update()
+        ).all()
         connection.execute(sa.delete(sweeps).where(sweeps.c.batch_name == name))
         connection.execute(sa.delete(batches).where(batches.c.name == name))

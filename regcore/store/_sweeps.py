@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from regcore.store._engine import read, write
+from regcore.store._outbox import close_batch, lock_batches, record_ends
 from regcore.store._rows import SweepNameTakenError, SweepNotFoundError, SweepRow, SweepStateError
 from regcore.store._tables import SWEEP_STATUSES, sweeps, utcnow
 
@@ -168,9 +169,15 @@ def request_cancel(engine: sa.Engine, sweep_id: str) -> SweepRow:
 
     The status becomes ``cancelled`` at once, so no live worker is needed for it to end;
     workers see ``cancel_requested`` and stop (or finish) their running trials. Cancelling a
-    cancelled sweep changes nothing.
+    cancelled sweep changes nothing. The cancel that ends it writes its webhook events in
+    the same transaction.
     """
     with write(engine) as connection:
+        lock_batches(connection, [sweep_id])
+        # Locked (PostgreSQL) so a worker cannot end it between this read and the update:
+        # one ending, one event.
+        lock = sa.select(sweeps.c.id).where(sweeps.c.id == sweep_id)
+        connection.execute(lock.with_for_update(key_share=True)).all()
         sweep = _fetch(connection, sweeps.c.id == sweep_id, f"no sweep has id {sweep_id!r}")
         if sweep.status == "cancelled":
             return sweep
@@ -181,6 +188,7 @@ def request_cancel(engine: sa.Engine, sweep_id: str) -> SweepRow:
             )
         values = {"status": "cancelled", "cancel_requested": True, "finished_at": utcnow()}
         _update(connection, sweep_id, values)
+        record_ends(connection, [sweep_id])  # its webhook events commit with the cancel
         return _fetch(connection, sweeps.c.id == sweep_id, f"no sweep has id {sweep_id!r}")
 
 
@@ -188,14 +196,19 @@ def delete_sweep(engine: sa.Engine, sweep_id: str, *, force: bool = False) -> Sw
     """Remove the sweep's row and return it (its study is the caller's to delete).
 
     A running sweep is refused unless ``force``: its workers would lose their sweep mid-trial.
+    Deleting the last sweep of a batch that could still run closes the batch (and writes its
+    event), as that sweep's end would have.
     """
     with write(engine) as connection:
+        lock_batches(connection, [sweep_id])
         sweep = _fetch(connection, sweeps.c.id == sweep_id, f"no sweep has id {sweep_id!r}")
         if sweep.status == "running" and not force:
             raise SweepStateError(
                 f"sweep {sweep_id!r} is running; cancel it first, or delete with force=True"
             )
         connection.execute(sa.delete(sweeps).where(sweeps.c.id == sweep_id))
+        if sweep.batch_name is not None:
+            close_batch(connection, sweep.batch_name)
         return sweep
 
 

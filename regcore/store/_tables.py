@@ -18,6 +18,7 @@ SWEEP_STATUSES = ("queued", "running", "completed", "cancelled", "failed", "dead
 RUNNABLE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "cancelled", "failed", "deadline_reached")
 WORKER_STATUSES = ("idle", "busy", "stopping")
+OUTBOX_KINDS = ("sweep.finished", "batch.finished")
 
 # Names for every constraint and index, so migrations can refer to them (and SQLite batch
 # migrations can rebuild tables) the same way on every engine.
@@ -97,7 +98,7 @@ class BatchTable(Base):
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     webhook_url: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Set once, by whoever ends its last sweep: that one sends the batch's webhook.
+    # Set once, by the transaction that ends its last sweep: it writes the batch's event.
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -124,9 +125,39 @@ class WorkerTable(Base):
     __table_args__ = (sa.CheckConstraint(sa.column("status").in_(WORKER_STATUSES), name="status"),)
 
 
+class OutboxTable(Base):
+    """A webhook event to deliver, written in the transaction that ended its sweep (or batch).
+
+    ``payload`` holds the facts that transaction knew; ``body`` the exact JSON sent, fixed at
+    the first attempt so every retry of one ``key`` sends the same bytes. ``next_attempt_at``
+    is when a deliverer may take it next (a claim pushes it ahead as a lease); NULL once it
+    was delivered or given up. ``url`` may carry a secret: never log it whole.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    # No foreign keys: the event outlives a sweep or batch deleted before it went out.
+    sweep_id: Mapped[str | None] = mapped_column(sa.String(32))
+    batch_name: Mapped[str | None] = mapped_column(sa.String(100))
+    url: Mapped[str] = mapped_column(sa.Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.CheckConstraint(sa.column("kind").in_(OUTBOX_KINDS), name="kind"),)
+
+
 # The claim reads runnable sweeps by priority (highest first), then oldest first.
 sa.Index("ix_sweeps_claim", SweepTable.status, SweepTable.priority.desc(), SweepTable.created_at)
 
 sweeps = cast(sa.Table, SweepTable.__table__)
 workers = cast(sa.Table, WorkerTable.__table__)
 batches = cast(sa.Table, BatchTable.__table__)
+outbox = cast(sa.Table, OutboxTable.__table__)

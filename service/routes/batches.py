@@ -30,6 +30,7 @@ from service.bodies import read_json, spec_problems
 from service.deps import EngineDep, StorageDep, refuse_taken_name
 from service.errors import ERROR_RESPONSES, ApiError
 from service.study_view import BestCache
+from service.webhooks import refuse_unreachable_webhooks
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=ERROR_RESPONSES)
 _BATCH_BODY = {
@@ -81,6 +82,15 @@ def create_batch(
         specs = batch.expand()
     except SpecError as exc:
         raise spec_problems(exc) from None
+    where = "sweeps.{}" if batch.sweeps is not None else "template"
+    refuse_unreachable_webhooks(
+        request,
+        [("notify.webhook_url", batch.notify.webhook_url)]
+        + [
+            (f"{where.format(i)}.notify.webhook_url", spec.notify.webhook_url)
+            for i, spec in enumerate(specs)
+        ],
+    )
     for spec in specs:
         refuse_taken_name(spec.name, engine, storage)
     row, sweeps = insert_batch(

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 
 from regcore import export, store, studies
-from regcore.announce import announce_end
 from regcore.spec import SpecError, SweepSpec, parse_spec
 from service import reports, study_view
 from service.auth import ReaderDep, WriterDep
@@ -31,6 +30,7 @@ from service.schemas import (
     TrialPage,
     TrialStateName,
 )
+from service.webhooks import refuse_unreachable_webhooks
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], responses=ERROR_RESPONSES)
 
@@ -85,6 +85,7 @@ def create_sweep(
     response: Response,
 ) -> SweepOut:
     """Submit a sweep spec: it is queued for the workers and its Optuna study created."""
+    refuse_unreachable_webhooks(request, [("notify.webhook_url", spec.notify.webhook_url)])
     refuse_taken_name(spec.name, engine, storage)
     row = studies.create_sweep(engine, storage, spec, owner=owner)
     response.headers["Location"] = str(request.app.url_path_for("read_sweep", sweep_id=row.id))
@@ -179,12 +180,13 @@ def _export(study: optuna.Study | None, name: str, kind: str) -> Response:
 
 @router.post("/{sweep_id}/cancel")
 def cancel_sweep(
-    _owner: WriterDep, sweep: SweepDep, engine: EngineDep, storage: StorageDep
+    _owner: WriterDep, sweep: SweepDep, engine: EngineDep, request: Request
 ) -> SweepOut:
     """Cancel a queued or running sweep: no trial of it starts from now on."""
+    # The cancel writes the sweep's webhook events (and its batch's) in its transaction;
+    # the courier delivers them now rather than at its next look.
     cancelled = store.request_cancel(engine, sweep.id)
-    if sweep.status != "cancelled":  # this call ended it: its webhook (and its batch's)
-        announce_end(engine, storage, sweep.id)
+    request.app.state.courier.wake()
     return SweepOut.of(cancelled)
 
 

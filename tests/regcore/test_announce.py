@@ -12,9 +12,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from regcore.announce import sweep_summary
+from regcore.announce import render, summary, sweep_summary
 from regcore.notify import send_webhook
 from regcore.results import best_rows
+from regcore.store import OutboxRow
+from regcore.webhook_targets import WebhookTargets
 from tests.webhooks import receiving
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -46,8 +48,8 @@ def runner_trial(
     )
 
 
-def single_objective_study() -> optuna.Study:
-    study = optuna.create_study(study_name="summary-test")
+def single_objective_study(storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
+    study = optuna.create_study(study_name="summary-test", storage=storage)
     study.set_user_attr("workload", "sparse_regression")
     study.set_user_attr("spec", {"budget": {"n_trials": 6}, "notify": {"webhook_url": "x"}})
     study.add_trial(runner_trial(0.9, method="loss", l1=0.0, baseline=True, sparsity=0.0))
@@ -141,6 +143,89 @@ def test_summary_is_delivered_by_webhook() -> None:
     study = single_objective_study()
     summary = sweep_summary(study, sweep_id="abc", name="nightly", status="completed")
     with receiving() as receiver:
-        assert send_webhook(receiver.url, summary, backoff_s=0.01) is True
+        loopback = WebhookTargets(["127.0.0.1"])  # refused unless allowed
+        assert send_webhook(receiver.url, summary, backoff_s=0.01, targets=loopback) is True
     delivered = receiver.bodies[0]
     assert delivered["best"]["regularizer"] == best_rows(study)[0].regularizer_line()
+
+
+FACTS = {
+    "sweep_id": "abc",
+    "name": "nightly",
+    "study_name": "summary-test",
+    "status": "deadline_reached",
+    "workload": None,
+    "n_trials": None,
+    "finished_at": "2025-03-01T06:30:00Z",
+    "error": None,
+}
+
+
+def event(kind: str, payload: dict[str, Any]) -> OutboxRow:
+    now = datetime.now(UTC)
+    return OutboxRow(
+        id=1,
+        key="0123456789abcdef0123456789abcdef",
+        kind=kind,
+        sweep_id="abc" if kind == "sweep.finished" else None,
+        batch_name="tonight" if kind == "batch.finished" else None,
+        url="https://hooks.example.com/SECRET",
+        payload=payload,
+        body=None,
+        created_at=now,
+        attempts=1,
+        next_attempt_at=now,
+        delivered_at=None,
+        last_error=None,
+    )
+
+
+def test_the_outboxs_facts_become_the_summary_of_the_study() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    study = single_objective_study(storage)
+    assert summary(storage, FACTS) == sweep_summary(
+        study,
+        sweep_id="abc",
+        name="nightly",
+        status="deadline_reached",
+        finished_at=datetime(2025, 3, 1, 6, 30, tzinfo=UTC),
+    )
+
+
+def test_the_summary_of_a_sweep_whose_study_is_gone_is_its_facts() -> None:
+    bare = summary(optuna.storages.InMemoryStorage(), FACTS)
+    assert bare == {
+        "event": "sweep.finished",
+        **{k: v for k, v in FACTS.items() if k != "study_name"},
+    }
+
+
+def test_the_body_carries_the_idempotency_key() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    single_objective_study(storage)
+    body = json.loads(render(storage, event("sweep.finished", FACTS)))
+    assert body["idempotency_key"] == "0123456789abcdef0123456789abcdef"
+    assert body["best"]["number"] == 2
+    assert "SECRET" not in json.dumps(body)
+
+
+def test_the_batch_body_summarizes_each_sweep() -> None:
+    storage = optuna.storages.InMemoryStorage()
+    single_objective_study(storage)
+    gone = {**FACTS, "sweep_id": "def", "name": "gone", "study_name": "gone"}
+    payload = {
+        "name": "tonight",
+        "deadline": "2025-03-01T07:00:00Z",
+        "finished_at": "2025-03-01T06:30:00Z",
+        "sweeps": [FACTS, gone],
+    }
+    body = json.loads(render(storage, event("batch.finished", payload)))
+    assert (body["event"], body["name"], body["deadline"]) == (
+        "batch.finished",
+        "tonight",
+        "2025-03-01T07:00:00Z",
+    )
+    assert [s["name"] for s in body["sweeps"]] == ["nightly", "gone"]
+    assert body["sweeps"][0]["trials"]["COMPLETE"] == 3
+    assert "trials" not in body["sweeps"][1]
+    assert body["idempotency_key"] == "0123456789abcdef0123456789abcdef"

@@ -1,4 +1,5 @@
-"""Webhooks against a real HTTP server on localhost."""
+"""Webhooks against a real HTTP server on localhost (allowed by the allow-list: loopback is
+refused by default)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Any, TypedDict
 import optuna
 import pytest
 
-from regcore.notify import USER_AGENT, notify_in_background, send_webhook
+from regcore.notify import USER_AGENT, post_webhook, send_webhook
+from regcore.webhook_targets import WebhookTargets
 from tests.waiting import free_port, wait_until
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -24,9 +26,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 class Fast(TypedDict):
     backoff_s: float
     timeout_s: float
+    targets: WebhookTargets
 
 
-FAST = Fast(backoff_s=0.01, timeout_s=5.0)
+LOOPBACK = WebhookTargets(["127.0.0.1"])
+FAST = Fast(backoff_s=0.01, timeout_s=5.0, targets=LOOPBACK)
 
 
 @dataclass
@@ -181,7 +185,7 @@ def test_stop_event_cuts_the_backoff_short(hook: Hook) -> None:
     stop = threading.Event()
     # Without the stop event this would wait 60 s before its second attempt.
     thread, result = in_thread(
-        lambda: send_webhook(hook.url, {}, attempts=5, backoff_s=60, stop=stop)
+        lambda: send_webhook(hook.url, {}, attempts=5, backoff_s=60, stop=stop, targets=LOOPBACK)
     )
     wait_until(lambda: len(hook.received) == 1, 10, "the first attempt")
     stop.set()
@@ -229,7 +233,7 @@ def test_log_names_the_host_but_never_the_secret(
         assert send_webhook(secret_url, {}, attempts=2, **FAST) is False
         assert send_webhook(closed, {}, attempts=2, **FAST) is False
         assert send_webhook("ftp://h/PATHSECRET?token=QUERYSECRET", {}, **FAST) is False
-        notify_in_background("QUERYSECRET", {}, **FAST).join(timeout=10)
+        assert send_webhook("QUERYSECRET", {}, **FAST) is False
     assert len(caplog.records) >= 5
     assert "PATHSECRET" not in caplog.text
     assert "QUERYSECRET" not in caplog.text
@@ -286,23 +290,57 @@ def test_nonsensical_arguments_are_refused(kwargs: dict[str, Any], message: str)
         send_webhook("http://127.0.0.1/", {}, **kwargs)
 
 
-def test_background_notification_returns_at_once_and_delivers(hook: Hook) -> None:
-    hook.answers = [500]
-    payload: dict[str, Any] = {"n": 1}
-    thread = notify_in_background(hook.url, payload, **FAST)
-    assert thread.daemon
-    payload["n"] = 2  # serialized before the call returned
-    thread.join(timeout=10)
-    assert not thread.is_alive()
-    assert [r.json() for r in hook.received] == [{"n": 1}, {"n": 1}]
+def test_the_idempotency_key_goes_in_a_header(hook: Hook) -> None:
+    assert send_webhook(hook.url, {"idempotency_key": "k1"}, key="k1", **FAST) is True
+    hook.answers = [503]
+    assert send_webhook(hook.url, {"n": 2}, key="k2", **FAST) is True
+    assert [r.headers["Idempotency-Key"] for r in hook.received] == ["k1", "k2", "k2"]
+    assert send_webhook(hook.url, {}, **FAST) is True
+    assert "Idempotency-Key" not in hook.received[-1].headers
 
 
-def test_failing_background_notification_does_not_hold_its_caller(hook: Hook) -> None:
-    hook.answers = [500] * 10
-    stop = threading.Event()
-    thread = notify_in_background(hook.url, {}, backoff_s=60, stop=stop)
-    assert thread.is_alive()  # the caller got it back while the webhook still fails
-    wait_until(lambda: len(hook.received) == 1, 10, "the first attempt")
-    stop.set()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+def test_loopback_is_refused_by_default_naming_the_setting(
+    hook: Hook, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{hook.url}/PATHSECRET"
+    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+        assert send_webhook(url, {"n": 1}, backoff_s=0.01) is False
+    assert hook.received == []  # never contacted
+    assert "loopback" in caplog.text
+    assert "REGSWEEP_WEBHOOK_ALLOW" in caplog.text
+    assert "(not retried)" in caplog.text
+    assert "PATHSECRET" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("status", "retry"), [(200, False), (204, False), (503, True), (429, True), (404, False)]
+)
+def test_one_attempt_says_whether_another_may_succeed(hook: Hook, status: int, retry: bool) -> None:
+    hook.answers = [status]
+    hook.headers = {"Retry-After": "7"}
+    result = post_webhook(hook.url, b'{"n": 1}', targets=LOOPBACK, key="k")
+    assert result.delivered is (200 <= status < 300)
+    assert result.retry is retry
+    assert result.outcome == f"HTTP {status}"
+    assert result.wait_s == (7.0 if retry else 0.0)
+    assert hook.received[0].json() == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("url", "retry", "outcome"),
+    [
+        ("http://no-such-host.invalid/hook", True, "DNS lookup failed"),  # may resolve later
+        (f"http://127.0.0.1:{free_port()}/hook", True, "ConnectionRefusedError"),  # may be up later
+        ("ftp://127.0.0.1/hook", False, "invalid URL"),
+        ("http://127.0.0.1:port/hook", False, "invalid URL"),
+        ("http://169.254.169.254/latest/meta-data", False, "refused: webhook host"),
+    ],
+)
+def test_one_attempt_without_an_answer_says_whether_another_may_succeed(
+    url: str, retry: bool, outcome: str
+) -> None:
+    result = post_webhook(url, b"{}", targets=LOOPBACK, key="k", timeout_s=5.0)
+    assert (result.delivered, result.retry) == (False, retry)
+    assert result.outcome.startswith(outcome), result.outcome
+    assert "meta-data" not in result.outcome  # the host at most, never the path
+    assert "/hook" not in result.outcome

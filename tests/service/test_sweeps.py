@@ -9,15 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-import time
 
 import httpx
 import optuna
 import pytest
 import sqlalchemy as sa
 
-from regcore.store import create_engine_for, create_storage
-from tests.service.conftest import make_spec
+from regcore.store import create_engine_for, create_storage, list_outbox_events
+from tests.service.conftest import MakeApp, client_for, make_spec
 from tests.waiting import wait_until
 from tests.webhooks import receiving
 
@@ -320,13 +319,22 @@ async def test_trials_export_as_csv_and_json(client: httpx.AsyncClient, database
     assert "params_l2" in records[0]
 
 
-async def test_cancel_sends_the_sweeps_webhook_once(client: httpx.AsyncClient) -> None:
+async def test_cancel_sends_the_sweeps_webhook_once(make_app: MakeApp) -> None:
+    # Loopback is refused unless allowed; a poll far away: the cancel itself wakes delivery.
+    app = make_app(webhook_allow=["127.0.0.1"], webhook_poll_s=300)
     with receiving() as receiver:
-        sweep_id = await submit(client, "hooked", notify={"webhook_url": receiver.url})
-        await client.post(f"/v1/sweeps/{sweep_id}/cancel")
-        await client.post(f"/v1/sweeps/{sweep_id}/cancel")  # already cancelled: no second
-        wait_until(lambda: len(receiver.bodies) >= 1, 30, "the webhook")
-        time.sleep(0.5)
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            sweep_id = await submit(client, "hooked", notify={"webhook_url": receiver.url})
+            await client.post(f"/v1/sweeps/{sweep_id}/cancel")
+            await client.post(f"/v1/sweeps/{sweep_id}/cancel")  # already cancelled: no second
+            engine = app.state.database.engine
+
+            def delivered() -> bool:
+                return all(e.delivered_at is not None for e in list_outbox_events(engine))
+
+            # Once recorded as delivered, no deliverer takes the event again.
+            wait_until(delivered, 30, "the webhook, recorded as delivered")
+            assert len(list_outbox_events(engine, sweep_id=sweep_id)) == 1
 
     assert len(receiver.bodies) == 1
     body = receiver.bodies[0]
@@ -336,3 +344,59 @@ async def test_cancel_sends_the_sweeps_webhook_once(client: httpx.AsyncClient) -
         "cancelled",
     )
     assert body["trials"]["WAITING"] == 1  # the baseline never ran
+    assert len(body["idempotency_key"]) == 32
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/?token=SECRET",
+        "http://127.0.0.1:8080/hook",
+        "http://[::1]/hook",
+        "http://10.0.0.7/hook",
+        "http://localhost/hook",
+    ],
+)
+async def test_a_webhook_target_the_cluster_must_not_reach_is_refused_at_submit(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    response = await client.post("/v1/sweeps", json=make_spec(notify={"webhook_url": url}))
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["field"] == "notify.webhook_url"
+    assert "REGSWEEP_WEBHOOK_ALLOW" in body["detail"]
+    assert "SECRET" not in response.text
+    assert (await client.get("/v1/sweeps")).json()["count"] == 0
+
+
+async def test_the_allow_list_admits_its_networks_at_submit(make_app: MakeApp) -> None:
+    async with client_for(make_app(webhook_allow=["169.254.0.0/16"])) as client:
+        hook = {"webhook_url": "http://169.254.169.254/hook"}
+        allowed = await client.post("/v1/sweeps", json=make_spec("allowed", notify=hook))
+        private = {"webhook_url": "http://10.0.0.7/hook"}
+        refused = await client.post("/v1/sweeps", json=make_spec("refused", notify=private))
+
+    assert allowed.status_code == 201, allowed.text
+    assert refused.status_code == 422
+
+
+async def test_a_batch_with_a_refused_webhook_is_refused_whole(client: httpx.AsyncClient) -> None:
+    metadata = {"webhook_url": "http://169.254.169.254/hook"}
+    batch = {
+        "name": "hooked",
+        "notify": metadata,
+        "sweeps": [make_spec("ok"), make_spec("bad", notify={"webhook_url": "http://[::1]/x"})],
+    }
+
+    response = await client.post("/v1/batches", json=batch)
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["field"] == "notify.webhook_url"
+    assert [p["field"] for p in body["problems"]] == [
+        "notify.webhook_url",
+        "sweeps.1.notify.webhook_url",
+    ]
+    assert all("REGSWEEP_WEBHOOK_ALLOW" in p["message"] for p in body["problems"])
+    assert (await client.get("/v1/sweeps")).json()["count"] == 0

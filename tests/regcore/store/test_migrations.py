@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+from datetime import UTC, datetime
 
 import optuna
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -19,10 +21,10 @@ from regcore.store import (
     head_revision,
     upgrade_database,
 )
-from regcore.store._migrate import include_name
+from regcore.store._migrate import alembic_config, include_name
 from regcore.store._tables import Base
 
-OURS = {"sweeps", "workers", VERSION_TABLE}
+OURS = {"sweeps", "workers", "batches", "outbox", VERSION_TABLE}
 OPTUNAS = {"studies", "trials", "trial_values", "trial_params", "alembic_version"}
 
 
@@ -97,6 +99,44 @@ def test_concurrent_upgrades_from_processes_all_succeed(empty_url: str) -> None:
         process.join(timeout=120)
     assert [p.exitcode for p in processes] == [0, 0, 0]
     assert table_names(empty_url) >= OURS | OPTUNAS
+
+
+def _migrate(url: str, revision: str, *, down: bool = False) -> None:
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection, connection.begin():
+            step = command.downgrade if down else command.upgrade
+            step(alembic_config(connection=connection), revision)
+    finally:
+        engine.dispose()
+
+
+def test_the_outbox_comes_with_0004_onto_a_database_with_sweeps(empty_url: str) -> None:
+    _migrate(empty_url, "0003")
+    engine = create_engine_for(empty_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO sweeps (id, name, status, spec, study_name, priority, owner,"
+                " cancel_requested, created_at)"
+                " VALUES ('s1', 'old', 'completed', '{}', 'old', 0, NULL, false, :now)"
+            ),
+            {"now": datetime.now(UTC).replace(tzinfo=None)},
+        )
+    assert "outbox" not in table_names(empty_url)
+
+    upgrade_database(empty_url)  # 0003 to head, as a worker's start does
+    assert current_revision(engine) == head_revision()
+    assert schema_diff(empty_url, Base.metadata) == []
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT name FROM sweeps")).scalars().all() == ["old"]
+        assert connection.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one() == 0
+
+    _migrate(empty_url, "0003", down=True)
+    assert "outbox" not in table_names(empty_url)
+    upgrade_database(empty_url)
+    assert "outbox" in table_names(empty_url)
+    engine.dispose()
 
 
 def test_memory_sqlite_is_refused_with_the_fix() -> None:
