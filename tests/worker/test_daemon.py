@@ -79,7 +79,13 @@ class Cluster:
         }
         command = [sys.executable, "-m", "regcore.cli", "worker", "--device", "cpu"]
         for _ in range(n):
-            self.workers.append(subprocess.Popen(command, env=env, cwd=self.folder))
+            # Each in a process group of its own, as on a machine of its own (kill_machine).
+            worker = subprocess.Popen(command, env=env, cwd=self.folder, start_new_session=True)
+            self.workers.append(worker)
+
+    def kill_machine(self, pid: int) -> None:
+        """kill -9 a worker with every process it started, as when its machine disappears."""
+        os.killpg(pid, signal.SIGKILL)
 
     def study(self, name: str) -> optuna.Study:
         return optuna.load_study(study_name=name, storage=self.storage)

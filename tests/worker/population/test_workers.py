@@ -3,8 +3,6 @@ with two workers, a cancel, and a worker killed mid-population."""
 
 from __future__ import annotations
 
-import os
-import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +78,7 @@ def test_cancel_interrupts_every_member_of_the_population(cluster: Cluster) -> N
     assert all(t.user_attrs["fail_reason"].startswith("interrupted: stopped") for t in trials)
 
 
-def test_a_killed_workers_members_are_retried_within_the_budget(cluster: Cluster) -> None:
+def test_a_vanished_workers_members_are_retried_within_the_budget(cluster: Cluster) -> None:
     sweep = cluster.submit("population-kill", 6, base=population(SLOW, 3))
     cluster.start_workers(2)
 
@@ -89,7 +87,7 @@ def test_a_killed_workers_members_are_retried_within_the_budget(cluster: Cluster
 
     wait_until(lambda: bool(busy()), 120, "a worker training a population")
     victim = busy()[0]
-    os.kill(victim.pid, signal.SIGKILL)
+    cluster.kill_machine(victim.pid)
     wait_until(lambda: cluster.status(sweep) == "completed", 240, "the sweep")
     trials = cluster.study("population-kill").trials
     assert count_trials(cluster.engine, "population-kill").finished == 6
