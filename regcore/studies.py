@@ -14,6 +14,7 @@ import optuna
 import sqlalchemy as sa
 
 from regcore.spec import SpecError, SweepSpec, parse_spec
+from regcore.spec._algorithms import SAMPLERS
 from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
 from regcore.store import (
     SweepNotFoundError,
@@ -65,8 +66,10 @@ def open_study(
         study.set_user_attr("workload", spec.workload.name)
         for key, value in (user_attrs or {}).items():
             study.set_user_attr(key, value)
-        # λ₁ = λ₂ = 0 first, so every sweep shows what regularization bought.
-        study.enqueue_trial(baseline_params(spec), user_attrs={"baseline": True})
+        # λ₁ = λ₂ = 0 first, so every sweep shows what regularization bought (a path trains
+        # it as its dense start, worker.path).
+        if not SAMPLERS[spec.sampler.name].path:
+            study.enqueue_trial(baseline_params(spec), user_attrs={"baseline": True})
         return study
     stored = stored_spec(study)
     new = spec.to_json_dict()

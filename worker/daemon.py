@@ -12,7 +12,8 @@ running one may finish within ``stop_wait_s``, else it is stopped and its parame
 again; the worker deregisters and returns. A lost database connection is retried with
 backoff; the trial an outage cut off is failed (using no budget) and queued again once the
 database answers (:mod:`worker.recovery`), and a worker removed as stale meanwhile
-registers again.
+registers again. A sweep's end writes its webhook events in the same transaction; every
+worker delivers the outbox's due events on a thread of its own (:class:`Courier`).
 """
 
 from __future__ import annotations
@@ -29,35 +30,35 @@ from pathlib import Path
 import optuna
 import sqlalchemy as sa
 
-from regcore.announce import Announcer
+from regcore.announce import Announcer, Courier
+from regcore.confirm import is_confirmation
 from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.store import (
-    StudyLock,
     SweepNotFoundError,
     SweepRow,
     WorkerNotFoundError,
     claim_next_sweep,
-    claim_trials,
-    count_trials,
     create_engine_for,
     create_storage,
     deregister_worker,
     expire_sweeps,
     get_sweep,
+    is_live_worker,
     orphaned_trials,
     register_worker,
     upgrade_database,
 )
-from regcore.studies import SpecMismatchError, open_study
+from regcore.studies import SpecMismatchError
+from regcore.webhook_targets import WebhookTargets
 from worker import recovery
+from worker.claims import HeldSweeps, SweepClaims
 from worker.execute import Execution
 from worker.functions import FunctionRunner
 from worker.heartbeat import Heartbeat, Running, WorkerState
-from worker.population._size import choose_size
 from worker.runner import DATABASE_ERRORS
 
 _log = logging.getLogger(__name__)
-_WEBHOOK_WAIT_S = 15.0  # at exit, for webhooks still being sent
+_WEBHOOK_WAIT_S = 15.0  # at exit, for due webhooks (those left wait for other deliverers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +77,9 @@ class WorkerOptions:
     threads: int | None = None  # torch's intra-op threads (None: torch's default)
     log_level: int = logging.INFO
     plugins: tuple[str, ...] = ()  # modules imported first: their workloads (REGSWEEP_PLUGINS)
+    # Hosts and networks webhooks may reach though loopback, link-local or private
+    # (REGSWEEP_WEBHOOK_ALLOW).
+    webhook_allow: tuple[str, ...] = ()
 
 
 class Worker:
@@ -84,13 +88,10 @@ class Worker:
     def __init__(self, *, options: WorkerOptions) -> None:
         self.options = options
         self.state = WorkerState()
-        self._studies: dict[str, optuna.Study] = {}
-        self._locks: dict[str, StudyLock] = {}
         self._full: dict[str, float] = {}  # sweep id → until when its trials are all claimed
         self._registering = threading.Lock()
         # Training functions run in a child process, reused from trial to trial.
         self._functions = FunctionRunner(threads=options.threads)
-        self._sizes: dict[str, int] = {}  # sweep id → its population size, once resolved
 
     @property
     def worker_id(self) -> str | None:
@@ -113,7 +114,20 @@ class Worker:
             grace_s=o.grace_s,
             max_retries=o.max_retries,
         )
-        self._announcer = Announcer(engine=self._engine, storage=self._storage)
+        # Delivers the outbox's webhooks (any sweep's, not only this worker's) on its own
+        # thread, so a slow receiver delays neither claims nor heartbeats.
+        self._courier = Courier(
+            database=lambda: (self._engine, self._storage),
+            targets=WebhookTargets(o.webhook_allow),
+            every_s=o.heartbeat_s,
+        )
+        self._announcer = Announcer(engine=self._engine, courier=self._courier)
+        self._held = HeldSweeps(
+            engine=self._engine,
+            storage=self._storage,
+            database_url=o.database_url,
+            device=o.device,
+        )
         self._execution = Execution(
             state=self.state,
             storage=self._storage,
@@ -142,6 +156,7 @@ class Worker:
             register_again=self._register,
         )
         beat.start()
+        self._courier.start()
         try:
             self._loop()
         finally:
@@ -174,9 +189,8 @@ class Worker:
                 "could not deregister worker %s: the database is unreachable", self.worker_id
             )
         self._functions.close()
-        for lock in self._locks.values():
-            lock.dispose()
-        self._announcer.wait(_WEBHOOK_WAIT_S)  # let the last sweep-ended messages go out
+        self._held.close()
+        self._courier.close(drain_s=_WEBHOOK_WAIT_S)  # let the last sweep-ended events go out
         self._engine.dispose()
         self._storage.remove_session()
 
@@ -208,7 +222,7 @@ class Worker:
             return False
         try:
             spec = parse_spec(sweep.spec)
-            study = self._study(sweep, spec)
+            study = self._held.study(sweep, spec)
         except (SpecError, SpecMismatchError) as exc:
             # The sweep itself is broken (a workload since removed, a clashing study): end it
             # with the reason rather than fail on it round after round.
@@ -222,17 +236,13 @@ class Worker:
             self._engine, sweep.study_name, older_than_s=self.options.grace_s
         ):
             recovery.settle(self._storage, study, lost, why="its worker lost it before it began")
-        if sweep.id not in self._locks:  # one lock (on PostgreSQL: one connection) per sweep
-            self._locks[sweep.id] = StudyLock(self.options.database_url, sweep.study_name)
-        lock = self._locks[sweep.id]
-        size = self._size(sweep, spec)
-
-        def claim(k: int) -> list[optuna.Trial]:
-            return claim_trials(self._engine, study, n_trials=spec.budget.n_trials, lock=lock, k=k)
-
-        trials = claim(size)
+        size = self._held.size(sweep, spec)
+        claims = self._held.claims(sweep, spec)
+        if claims.path_due():
+            return self._path(claims, sweep)
+        trials = claims.next(size)
         if not trials:
-            if count_trials(self._engine, sweep.study_name).running == 0:
+            if claims.over():
                 self._announcer.end(sweep.id, "completed")
             else:  # others run its last trials: work on the next sweep meanwhile
                 self._full[sweep.id] = now + self.options.idle_poll_s
@@ -240,35 +250,32 @@ class Worker:
         self.state.claims += 1
         self.state.claim_seconds += time.perf_counter() - claim_started
         _log.info("%s: trials %s started", sweep.name, [t.number for t in trials])
-        if size == 1:
+        if size == 1 or is_confirmation(trials[0]):  # a confirmation trains with its own seed
             self._execution.single(study, trials[0], spec, sweep)
         else:
-            self._execution.population(study, trials, spec, sweep, size=size, claim=claim)
+            self._execution.population(study, trials, spec, sweep, size=size, claim=claims.refill)
         return True
 
-    def _size(self, sweep: SweepRow, spec: SweepSpec) -> int:
-        """How many trials of the sweep this worker trains at once (execution.population)."""
-        if sweep.id not in self._sizes:
-            wanted = spec.execution.population
-            size = choose_size(spec, device=self.options.device) if wanted == "auto" else wanted
-            if wanted == "auto":
-                _log.info("%s: population auto: %d trials at once", sweep.name, size)
-            self._sizes[sweep.id] = size
-        return self._sizes[sweep.id]
+    def _path(self, claims: SweepClaims, sweep: SweepRow) -> bool:
+        """Walk the sweep's path if no other live worker does (:mod:`worker.path`)."""
+        assert self.worker_id is not None
+
+        def alive(worker_id: str) -> bool:
+            return is_live_worker(self._engine, worker_id, grace_s=self.options.grace_s)
+
+        if not claims.take_path(self.worker_id, alive=alive):
+            # Another worker walks it: work on the next sweep meanwhile.
+            self._full[sweep.id] = time.monotonic() + self.options.idle_poll_s
+            return True
+        self.state.claims += 1
+        self._execution.path(claims.study, claims.spec, sweep, claim=claims.point)
+        return True
 
     def _ended(self, sweep_id: str) -> bool:
         try:
             return get_sweep(self._engine, sweep_id).is_final
         except SweepNotFoundError:
             return True
-
-    def _study(self, sweep: SweepRow, spec: SweepSpec) -> optuna.Study:
-        if sweep.id not in self._studies:
-            # Opens (or, if the worker is first, creates) the study with its baseline trial.
-            self._studies[sweep.id] = open_study(
-                spec, self._storage, user_attrs={"sweep_id": sweep.id}
-            )
-        return self._studies[sweep.id]
 
     @staticmethod
     def _timed_out(sweep: SweepRow, spec: SweepSpec) -> bool:

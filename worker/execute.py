@@ -18,13 +18,14 @@ import optuna
 from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec
-from regcore.store import SweepRow
+from regcore.store import FixedPoint, SweepRow
 from worker import recovery
 from worker.functions import FunctionRunner
 from worker.heartbeat import Running, WorkerState
+from worker.path import PathRun
 from worker.population._runner import PopulationRun
 from worker.probe import CostProbes
-from worker.runner import DATABASE_ERRORS, run_trial
+from worker.runner import DATABASE_ERRORS, WarmStart, run_trial
 
 _log = logging.getLogger(__name__)
 
@@ -55,8 +56,15 @@ class Execution:
             self.unsettled.pop(0)
 
     def single(
-        self, study: optuna.Study, trial: optuna.Trial, spec: SweepSpec, sweep: SweepRow
-    ) -> None:
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        spec: SweepSpec,
+        sweep: SweepRow,
+        *,
+        warm: WarmStart | None = None,
+    ) -> TrialState | None:
+        """Train ``trial``; how it ended (None: it was ended elsewhere meanwhile)."""
         self._begin(sweep, [trial._trial_id], trial.number)
         try:
             self.storage.record_heartbeat(trial._trial_id)
@@ -71,6 +79,7 @@ class Execution:
                 functions=self.functions,
                 grace_s=self.grace_s,
                 probes=self.probes,
+                warm=warm,
             )
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             if not recovery.finished_elsewhere(self.storage, trial._trial_id):
@@ -83,7 +92,7 @@ class Execution:
                 trial.number,
                 study.study_name,
             )
-            return
+            return None
         except DATABASE_ERRORS:
             self.unsettled.append((study, trial._trial_id))  # still RUNNING, or told
             raise
@@ -91,6 +100,22 @@ class Execution:
             self.state.running = Running(sweep.id)  # stop beating for it, whatever happened
         _log.info("%s: trial %d %s", sweep.name, trial.number, outcome.name)
         self._requeue_interrupted(study, sweep, {trial.number: outcome})
+        return outcome
+
+    def path(
+        self,
+        study: optuna.Study,
+        spec: SweepSpec,
+        sweep: SweepRow,
+        *,
+        claim: Callable[[FixedPoint], optuna.Trial | None],
+    ) -> None:
+        """Run the sweep's regularization path (:mod:`worker.path`), a trial at a time."""
+
+        def train(trial: optuna.Trial, warm: WarmStart | None) -> TrialState | None:
+            return self.single(study, trial, spec, sweep, warm=warm)
+
+        PathRun(study=study, spec=spec, claim=claim, train=train).run()
 
     def population(
         self,

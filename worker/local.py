@@ -22,6 +22,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
+from regcore.confirm import is_confirmation
 from regcore.spec import SweepSpec
 from regcore.store import (
     SweepRow,
@@ -60,6 +61,8 @@ class Progress:
     pruned: int
     failed: int
     best: float | None
+    confirming: int = 0  # confirmation trials waiting or running (regcore.confirm)
+    confirmed: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +79,7 @@ def progress_of(engine: sa.Engine, study: optuna.Study, n_trials: int) -> Progre
     best: float | None = None
     if len(study.directions) == 1:
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        values = [t.value for t in complete if t.value is not None]
+        values = [t.value for t in complete if t.value is not None and not is_confirmation(t)]
         if values:
             maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
             best = max(values) if maximize else min(values)
@@ -87,6 +90,8 @@ def progress_of(engine: sa.Engine, study: optuna.Study, n_trials: int) -> Progre
         pruned=counts.by_state["PRUNED"],
         failed=counts.by_state["FAIL"],
         best=best,
+        confirming=counts.confirming,
+        confirmed=counts.confirm_by_state["COMPLETE"],
     )
 
 

@@ -20,11 +20,18 @@ from optuna.trial import FrozenTrial, TrialState
 _log = logging.getLogger(__name__)
 
 
+#: What a trial is, beyond its parameters: a retry keeps it (the baseline still trains with
+#: λ = 0, a confirmation with its seed).
+_KEPT = ("baseline", "confirm", "confirm_seed")
+
+
 def requeue(study: optuna.Study, frozen: FrozenTrial) -> None:
-    """Queue ``frozen``'s parameters again, marked as its retry."""
+    """Queue ``frozen``'s parameters again, marked as its retry. A path's trials are not
+    queued: the path resumes instead (:mod:`worker.path`)."""
+    if any(k in frozen.user_attrs for k in ("path_step", "path_retrain")):
+        return
     attrs: dict[str, object] = {"retry_of": frozen.number}
-    if frozen.user_attrs.get("baseline"):
-        attrs["baseline"] = True  # the retried baseline still trains with λ = 0
+    attrs |= {k: frozen.user_attrs[k] for k in _KEPT if k in frozen.user_attrs}
     # A trial cut off before its suggestions has only the parameters it was queued with.
     params = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
     study.enqueue_trial(params, user_attrs=attrs)

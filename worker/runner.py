@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy as sa
@@ -44,6 +46,20 @@ DATABASE_ERRORS = (
 )
 
 
+@dataclass(kw_only=True)
+class WarmStart:
+    """A trial that starts from trained ``weights`` (a path point, :mod:`regcore.path`):
+    at most ``epochs`` epochs, ending after ``patience`` without improvement. The weights it
+    trained to are left in ``trained`` when it completes."""
+
+    weights: Mapping[str, torch.Tensor] | None
+    moments: Mapping[Any, Any] | None = None  # the optimizer's state where ``weights`` were
+    epochs: int | None = None
+    patience: int | None = None
+    trained: dict[str, torch.Tensor] | None = None
+    trained_moments: Mapping[Any, Any] | None = None
+
+
 def run_trial(
     study: optuna.Study,
     trial: optuna.Trial,
@@ -56,6 +72,7 @@ def run_trial(
     functions: FunctionRunner | None = None,
     grace_s: float = 60.0,
     probes: CostProbes | None = None,
+    warm: WarmStart | None = None,
 ) -> TrialState:
     """Train the point ``trial`` suggests and tell ``study`` how it ended.
 
@@ -64,7 +81,8 @@ def run_trial(
     a trial better than every one before it keeps its weights there (``optuna.artifacts``),
     so optuna-dashboard offers the best model for download. Every trial records its
     per-epoch curves (``curves``: train and validation loss) however it ended. ``probes``
-    times the sweep's methods on this device once, to run the cheapest of a class.
+    times the sweep's methods on this device once, to run the cheapest of a class. ``warm``
+    starts the built-in loop from trained weights (a path point).
     """
     reporter = Reporter(trial, spec)
     stop = should_stop or (lambda: False)
@@ -77,9 +95,14 @@ def run_trial(
             config = dataclasses.replace(config, device=device)
         if "confirm_seed" in trial.user_attrs:  # a confirmation: the setting, another seed
             config = dataclasses.replace(config, seed=int(trial.user_attrs["confirm_seed"]))
+        if warm is not None:
+            epochs = config.epochs if warm.epochs is None else warm.epochs
+            config = dataclasses.replace(config, epochs=epochs, patience=warm.patience)
         l1, l2 = record_setting(trial, point, seed=config.seed, kind=kind)
         params = {**spec.workload.params, **point.params}
         if isinstance(kind, TrainingFunction):
+            if warm is not None:
+                raise ValueError("a training function owns its loop: it cannot be warm-started")
             call = FunctionCall(
                 workload=kind.name,
                 plugins=plugin_modules(),
@@ -109,6 +132,8 @@ def run_trial(
                 config=config,
                 on_epoch=reporter,
                 should_stop=stop,
+                initial_state=None if warm is None else warm.weights,
+                initial_moments=None if warm is None else warm.moments,
             )
     except optuna.TrialPruned:
         return pruned(study, trial, reporter)
@@ -141,6 +166,9 @@ def run_trial(
         "median_step_ms": result.median_step_ms,
     }
     model = result.model
+    if warm is not None and model is not None:
+        warm.trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        warm.trained_moments = result.moments
     return complete(
         study,
         trial,

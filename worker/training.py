@@ -57,6 +57,7 @@ class TrainConfig:
     monitor: str = "val_loss"  # what the plateau schedule watches (the first objective)
     maximize: bool = False
     max_steps: int | None = None  # end after this many steps, unevaluated (the cost probe)
+    patience: int | None = None  # end after this many epochs without a better monitor value
 
 
 def train_config(spec: SweepSpec, *, lr: float) -> TrainConfig:
@@ -95,6 +96,7 @@ class TrainResult:
     wall_s: float = 0.0
     device: str = "cpu"
     model: nn.Module | None = None
+    moments: dict[Any, Any] | None = None  # the optimizer's per-parameter state at the end
 
     @property
     def median_step_ms(self) -> float:
@@ -168,6 +170,8 @@ def train_workload(
     config: TrainConfig,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    initial_state: Mapping[str, torch.Tensor] | None = None,
+    initial_moments: Mapping[Any, Any] | None = None,
 ) -> TrainResult:
     """Train ``workload`` with ``R(w)`` applied by ``method``; evaluate after every epoch.
 
@@ -175,11 +179,19 @@ def train_workload(
     ``should_stop()`` is asked before every step; True raises :class:`TrainingInterrupted`.
     A NaN or infinite training loss raises :class:`DivergedError`. Each epoch's metrics are
     in the result's ``history`` (learning curves), also when a pruner or a stop ends it.
+    ``initial_state`` (a ``state_dict``) warm-starts the model, and ``initial_moments`` (a
+    previous run's ``result.moments``) the optimizer's per-parameter state, so that a warm
+    start goes on where that run ended rather than taking a fresh Adam's first large steps.
+    ``config.patience`` ends the run after that many epochs in a row without a better
+    ``config.monitor``, and the run's result is then its best epoch: that epoch's metrics,
+    weights and moments (early stopping).
     """
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     data = workload.load_data(seed=config.seed)
     model = workload.build_model(seed=config.seed).to(device)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
     batches = Batches(
         data,
         device=device,
@@ -192,6 +204,8 @@ def train_workload(
     options = {"momentum": config.momentum, "nesterov": config.nesterov, "betas": config.betas}
     optimizer = make_optimizer(groups, name=config.optimizer, lr=config.lr, options=options)
     reg.attach(optimizer)
+    if initial_moments is not None:
+        _load_moments(optimizer, initial_moments)
     schedule = LrSchedule(
         optimizer,
         config.scheduler,
@@ -206,6 +220,9 @@ def train_workload(
     result.step_times_s = timer.times_s
     limit = math.inf if config.max_steps is None else config.max_steps
     taken = 0  # steps, over all epochs
+    sign = -1.0 if config.maximize else 1.0
+    best, stale = math.inf, 0  # the monitor's best (sign-adjusted), epochs since it improved
+    kept: tuple[dict[str, float], dict[str, torch.Tensor], dict[Any, Any]] | None = None
     for epoch in range(config.epochs):
         model.train()
         loss_sum, steps = torch.zeros((), device=device), 0
@@ -252,6 +269,40 @@ def train_workload(
         schedule.after_epoch(metrics.get(config.monitor, math.nan))
         if on_epoch is not None:
             on_epoch(epoch, metrics)
+        value = sign * metrics.get(config.monitor, math.nan)
+        best, stale = (value, 0) if value < best else (best, stale + 1)
+        if config.patience is None:
+            continue
+        if stale == 0:  # early stopping keeps the best epoch
+            kept = (metrics, _copy(model.state_dict()), _copy(optimizer.state_dict()["state"]))
+        if stale >= config.patience:
+            break
     result.wall_s = time.perf_counter() - started
     reg.detach()
+    result.moments = optimizer.state_dict()["state"]
+    if kept is not None:
+        result.metrics, weights, result.moments = kept
+        model.load_state_dict(weights)
     return result
+
+
+def _copy(state: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A deep copy of a ``state_dict`` (or an optimizer's state) with detached tensors."""
+    return {
+        k: _copy(v) if isinstance(v, Mapping) else v.detach().clone() if torch.is_tensor(v) else v
+        for k, v in state.items()
+    }
+
+
+def _load_moments(optimizer: torch.optim.Optimizer, moments: Mapping[Any, Any]) -> None:
+    """Give ``optimizer`` the per-parameter state ``moments`` (its own hyperparameters stay),
+    where every tensor fits the parameter it belongs to; else leave it fresh."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, state in moments.items():
+        if not isinstance(index, int) or index >= len(params):
+            return
+        shapes = [v.shape for v in state.values() if torch.is_tensor(v) and v.dim() > 0]
+        if any(shape != params[index].shape for shape in shapes):
+            return
+    current = optimizer.state_dict()
+    optimizer.load_state_dict({**current, "state": moments})

@@ -23,36 +23,40 @@ from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec
 from regcore.spec._suggest import TrialPoint
+from regcore.store import set_user_attrs
 from regcore.workloads import Registered, provenance
 
 _log = logging.getLogger(__name__)
 
 #: The per-epoch metrics every trial keeps as its learning curves (user attribute ``curves``).
 CURVES = ("train_loss", "val_loss")
+#: User attributes of trials no pruner stops: the λ = 0 baseline (the reference every other
+#: trial is judged against), a confirmation, a path point or its re-train.
+UNPRUNED = ("baseline", "confirm", "path_step", "path_retrain")
 
 
 def record_setting(
     trial: optuna.Trial, point: TrialPoint, *, seed: int, kind: Registered
 ) -> tuple[float, float]:
     """Record what ``trial`` trains with; its λ₁ and λ₂."""
-    for key, value in point.as_attrs().items():
-        trial.set_user_attr(key, value)
-    trial.set_user_attr("seed", seed)
-    trial.set_user_attr("torch_version", torch.__version__)
-    trial.set_user_attr("code", provenance(kind))
+    setting = {"seed": seed, "torch_version": torch.__version__, "code": provenance(kind)}
+    set_user_attrs(trial, {**point.as_attrs(), **setting})
     return point.l1, point.l2
 
 
 class Reporter:
-    """After each epoch: the objective to the pruner (which may stop the trial), and the
-    learning curves, written to the trial once it ends (``record_curves``)."""
+    """After each epoch: ``epochs_run`` (a running trial's progress, live in the dashboard)
+    and the objective to the pruner (which may stop the trial); the learning curves are
+    written once the trial ends (:meth:`ended`, in the one transaction of its last
+    attributes)."""
 
     def __init__(self, trial: optuna.Trial, spec: SweepSpec) -> None:
         self._trial = trial
         self._spec = spec
         self._curves: dict[str, list[float | None]] = {}
-        # Optuna's pruners are single-objective; a confirmation trial must run to its end.
-        self._prunable = not spec.is_multi_objective and "confirm" not in trial.user_attrs
+        # Optuna's pruners are single-objective; regsweep's own trials run to their end.
+        attrs = trial.user_attrs
+        self._prunable = not spec.is_multi_objective and not any(k in attrs for k in UNPRUNED)
 
     def __call__(self, epoch: int, metrics: dict[str, Any]) -> None:
         self._trial.set_user_attr("epochs_run", epoch + 1)
@@ -72,18 +76,16 @@ class Reporter:
         """The epoch whose training loss went non-finite ends the curves (as None)."""
         self._curves.setdefault("train_loss", []).append(None)
 
-    def record_curves(self) -> None:
-        if self._curves:
-            self._trial.set_user_attr("curves", self._curves)
+    def ended(self) -> dict[str, Any]:
+        """What the trial records of its epochs once it ends: its learning ``curves``."""
+        return {"curves": self._curves} if self._curves else {}
 
 
 def fail(
     study: optuna.Study, trial: optuna.Trial, reporter: Reporter, reason: str, *, final: bool
 ) -> TrialState:
-    reporter.record_curves()
-    trial.set_user_attr("fail_reason", reason)
     # A final failure (the point itself is bad) uses up budget; an interruption does not.
-    trial.set_user_attr("final_failure", final)
+    set_user_attrs(trial, {**reporter.ended(), "fail_reason": reason, "final_failure": final})
     study.tell(trial, state=TrialState.FAIL)
     return TrialState.FAIL
 
@@ -92,12 +94,14 @@ def interrupted(
     study: optuna.Study, trial: optuna.Trial, reporter: Reporter, why: str
 ) -> TrialState:
     """Stopped by a cancel, a deadline or its worker's stop: no verdict on its point."""
-    trial.set_user_attr("interrupted", True)
-    return fail(study, trial, reporter, f"interrupted: {why}", final=False)
+    attrs = {**reporter.ended(), "interrupted": True, "final_failure": False}
+    set_user_attrs(trial, {**attrs, "fail_reason": f"interrupted: {why}"})
+    study.tell(trial, state=TrialState.FAIL)
+    return TrialState.FAIL
 
 
 def pruned(study: optuna.Study, trial: optuna.Trial, reporter: Reporter) -> TrialState:
-    reporter.record_curves()
+    set_user_attrs(trial, reporter.ended())
     study.tell(trial, state=TrialState.PRUNED)
     return TrialState.PRUNED
 
@@ -116,9 +120,7 @@ def complete(
     """Record ``metrics`` and ``attrs`` and tell the objectives; FAIL when one is missing or
     not finite. With ``artifact_dir``, a trial better than every one before keeps its
     ``weights()`` there (``optuna.artifacts``: optuna-dashboard offers them)."""
-    reporter.record_curves()
-    for key, value in {**metrics, **attrs}.items():
-        trial.set_user_attr(key, value)
+    set_user_attrs(trial, {**reporter.ended(), **metrics, **attrs})
     missing = [o.metric for o in spec.objectives if o.metric not in metrics]
     if missing:
         reason = f"invalid: no {', '.join(missing)} was measured (did it call ctx.regularizer?)"

@@ -22,6 +22,7 @@ from regcore.cli._extras import require_driver
 if TYPE_CHECKING:
     import optuna
 
+    from regcore.confirm import Confirmation
     from regcore.spec import SweepSpec
     from worker.local import Progress as SweepProgress
 
@@ -142,6 +143,8 @@ def run(
         def show(p: SweepProgress) -> None:
             best = "–" if p.best is None else f"{p.best:.4g}"
             detail = f"{p.running} running, {p.pruned} pruned, {p.failed} failed"
+            if p.confirming or p.confirmed:
+                detail += f"; confirming: {p.confirmed} done, {p.confirming} to go"
             bar.update(task, completed=p.finished, best=best, detail=detail)
 
         try:
@@ -170,6 +173,7 @@ def run(
 
 
 def _print_results(study: optuna.Study) -> None:
+    from regcore.confirm import confirmation
     from regcore.results import best_rows
     from regcore.studies import stored_spec
 
@@ -188,7 +192,7 @@ def _print_results(study: optuna.Study) -> None:
         table.add_column(column, justify="right", no_wrap=True)
     for r in rows:
         table.add_row(
-            f"{r.label}: {r.method}" if r.label in ("best", "pareto") else r.label,
+            f"{r.label}: {r.method}" if not r.baseline else r.label,
             str(r.number),
             f"{r.l1:.2g}",
             f"{r.l2:.2g}",
@@ -197,4 +201,30 @@ def _print_results(study: optuna.Study) -> None:
             "–" if r.sparsity is None else f"{r.sparsity:.0%}",
         )
     console.print(table)
-    console.print(f"In your training script: [bold]{rows[0].regularizer_line()}[/bold]")
+    found = confirmation(study)
+    if found is None:
+        console.print(f"In your training script: [bold]{rows[0].regularizer_line()}[/bold]")
+        return
+    _print_confirmation(study.study_name, found)
+
+
+def _print_confirmation(name: str, found: Confirmation) -> None:
+    table = Table(title=f"{name}: confirmation (new seeds, not part of the search)")
+    for column in ("", "class", "λ₁", "λ₂", "mean ± sd", "n", "p vs baseline"):
+        table.add_column(column, justify="left" if column in ("", "class") else "right")
+    for s in found.settings:
+        p = "–" if s.p_vs_baseline is None else f"{s.p_vs_baseline:.2g}"
+        table.add_row(
+            s.label,
+            s.method_class,
+            f"{s.l1:.2g}",
+            f"{s.l2:.2g}",
+            f"{s.mean:.4g} ± {s.sd:.2g}",
+            str(s.n),
+            p,
+        )
+    console.print(table)
+    console.print(found.verdict, highlight=False)
+    chosen = found.recommended
+    if chosen is not None and not chosen.is_baseline:
+        console.print(f"In your training script: [bold]{chosen.regularizer_line()}[/bold]")

@@ -9,6 +9,7 @@ not import Optuna (``getattr(optuna.samplers, row.optuna_class)`` where it is ne
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,19 +20,27 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, kw_only=True)
 class SamplerKind:
-    """A sampler: ``name`` in a spec, ``optuna_class`` in ``optuna.samplers``.
+    """A sampler: ``name`` in a spec, ``optuna_class`` in ``module`` (``optuna.samplers``,
+    or regsweep's own).
 
     ``takes_options``: whether ``sampler.options`` may pass keywords besides the seed (they are
     checked against the class's signature). ``two_objectives``: whether it samples a
     two-objective study. ``listed_values``: it walks listed values only (grid), so every
-    dimension must be a number or choices, and it is built from them.
+    dimension must be a number or choices, and it is built from them. ``path``: a worker
+    follows λ along a path with warm starts (:mod:`regcore.path`) instead of sampling.
     """
 
     name: str
     optuna_class: str
+    module: str = "optuna.samplers"
     takes_options: bool = True
     two_objectives: bool = True
     listed_values: bool = False
+    path: bool = False
+
+    def load(self) -> type[Any]:
+        """The sampler's class (imports Optuna: call it only where a sampler is built)."""
+        return getattr(importlib.import_module(self.module), self.optuna_class)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +95,13 @@ SAMPLERS: dict[str, SamplerKind] = {
         SamplerKind(name="cmaes", optuna_class="CmaEsSampler", two_objectives=False),
         SamplerKind(name="nsga2", optuna_class="NSGAIISampler"),
         SamplerKind(name="qmc", optuna_class="QMCSampler"),
+        SamplerKind(
+            name="path",
+            optuna_class="PathSampler",
+            module="regcore.path",
+            two_objectives=False,
+            path=True,
+        ),
     )
 }
 
@@ -147,7 +163,7 @@ else:
 
 def range_samplers() -> list[str]:
     """The samplers that search ranges (not only listed values), in the table's order."""
-    return [s.name for s in SAMPLERS.values() if not s.listed_values]
+    return [s.name for s in SAMPLERS.values() if not s.listed_values and not s.path]
 
 
 def two_objective_samplers() -> list[str]:

@@ -102,7 +102,7 @@ class SamplerSpec(SpecModel):
                 text = f"the {self.name} sampler takes no options besides seed; remove it"
                 details.append(problem(loc, text, value))
             elif key not in (known := _sampler_keywords(self.name)):
-                text = f"Optuna's {row.optuna_class} takes no option {key!r}" + suggest(key, known)
+                text = f"{row.optuna_class} takes no option {key!r}" + suggest(key, known)
                 details.append(problem(loc, text, value))
             elif (kind := _kind_of(known[key])) == "function":
                 text = f"takes a Python function, which a spec cannot name; remove {key!r}"
@@ -116,25 +116,21 @@ class SamplerSpec(SpecModel):
 
     def _refused_by_optuna(self) -> list[InitErrorDetails]:
         """Build the sampler once: Optuna checks the options' values (types, ranges)."""
-        import optuna  # here, so reading a spec imports no Optuna until options need it
-
-        sampler = getattr(optuna.samplers, SAMPLERS[self.name].optuna_class)
+        sampler = SAMPLERS[self.name].load()  # here: reading a spec imports no Optuna before
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ExperimentalWarning for some options
                 sampler(seed=self.seed, **self.options)
         except (TypeError, ValueError) as exc:
-            text = f"Optuna's {sampler.__name__} refused these options ({exc}); fix them"
+            text = f"{sampler.__name__} refused these options ({exc}); fix them"
             return [problem(("options",), text, self.options)]
         return []
 
 
 def _sampler_keywords(name: str) -> dict[str, str]:
-    """The keyword options of Optuna's sampler ``name`` and their annotations, as text (seed
-    and search_space are the spec's own)."""
-    import optuna
-
-    sampler = getattr(optuna.samplers, SAMPLERS[name].optuna_class)
+    """The keyword options of the sampler ``name`` and their annotations, as text (seed and
+    search_space are the spec's own)."""
+    sampler = SAMPLERS[name].load()
     parameters = inspect.signature(sampler).parameters
     return {key: str(p.annotation) for key, p in parameters.items() if key not in _OWN_KEYWORDS}
 

@@ -161,15 +161,44 @@ def _grid(spec: SweepSpec) -> dict[str, list[Any]]:
 
 
 def create_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
-    """The spec's sampler (its options passed through as keyword arguments)."""
+    """The spec's sampler (its options passed through as keyword arguments), its randomness
+    seeded per trial (:func:`_seed_per_trial`)."""
     s = spec.sampler
     kind = SAMPLERS[s.name]
     if kind.listed_values:  # the grid, without Study.stop() and built from the listed values
-        return _GridSampler(_grid(spec), seed=s.seed)
-    sampler: Callable[..., optuna.samplers.BaseSampler] = getattr(
-        optuna.samplers, kind.optuna_class
-    )
-    return sampler(seed=s.seed, **s.options)
+        sampler: optuna.samplers.BaseSampler = _GridSampler(_grid(spec), seed=s.seed)
+    else:
+        build: Callable[..., optuna.samplers.BaseSampler] = kind.load()
+        sampler = build(seed=s.seed, **s.options)
+    if s.seed is not None:
+        _seed_per_trial(sampler, s.seed)
+    return sampler
+
+
+def _seed_per_trial(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
+    """Seed ``sampler``'s random draws from ``seed`` and the number of the trial being asked.
+
+    Every worker builds its own sampler from the spec: seeded once, the workers of a sweep
+    would draw the same random points (two workers: trials 1 and 2 alike, and so on through
+    TPE's random start-up). Seeded from the trial's number, each trial draws its own, and a
+    sweep stays reproducible however many workers ask. (Optuna's own remedy for parallel
+    studies, ``reseed_rng()``, seeds from the clock.)
+    """
+    before_trial = sampler.before_trial
+
+    def seeded_before_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        parts = (sampler, *(getattr(sampler, a, None) for a in _INNER_SAMPLERS))
+        for i, part in enumerate(parts):
+            rng = getattr(part, "_rng", None)
+            if rng is not None and hasattr(rng, "rng"):  # Optuna's LazyRandomState
+                rng.rng.seed((seed * 1_000_003 + trial.number * 7 + i) % 2**32)
+        before_trial(study, trial)
+
+    sampler.before_trial = seeded_before_trial  # type: ignore[method-assign]
+
+
+#: Where Optuna's samplers keep the sampler of their random (start-up) draws.
+_INNER_SAMPLERS = ("_random_sampler", "_independent_sampler")
 
 
 def create_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:

@@ -10,10 +10,10 @@ from pydantic import Field, field_validator
 from pydantic_core import InitErrorDetails
 
 from regcore.regularizers import group_by_class
-from regcore.spec._algorithms import two_objective_pruners
+from regcore.spec._algorithms import SAMPLERS, two_objective_pruners
 from regcore.spec._base import SpecModel
 from regcore.spec._cross import Facts, cross_checks, facts_of_raw
-from regcore.spec._params import check_params, grid_params
+from regcore.spec._params import ParamChoices, ParamRange, check_params, grid_params
 from regcore.spec._problems import problem, suggest
 from regcore.spec._sections import (
     BudgetSpec,
@@ -24,7 +24,7 @@ from regcore.spec._sections import (
     SamplerSpec,
     WorkloadSpec,
 )
-from regcore.spec._space import SearchSpace
+from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._training import (
     ExecutionSpec,
     OptimizerSpec,
@@ -192,7 +192,38 @@ class SweepSpec(SpecModel):
                 own_loop=isinstance(kind, TrainingFunction),
             ),
             *self._confirm_problems(),
+            *self._path_problems(own_loop=isinstance(kind, TrainingFunction)),
         ]
+
+    def _path_problems(self, *, own_loop: bool) -> list[InitErrorDetails]:
+        """What path mode (:mod:`regcore.path`) needs: λ to walk, nothing else searched."""
+        if not SAMPLERS[self.sampler.name].path:
+            return []
+        space = self.search_space
+        details = []
+        walked = [n for n in ("l1", "l2") if isinstance(getattr(space, n), Range)]
+        for name in ("l1", "l2"):
+            value = getattr(space, name)
+            if isinstance(value, Choices) or (isinstance(value, Range) and not value.log):
+                text = (
+                    "a path walks λ geometrically: give a log range {low: 1.0e-6, high: "
+                    "1.0e-2, log: true} or a fixed number"
+                )
+                details.append(problem(("search_space", name), text))
+        if not walked:
+            text = "a path needs l1 or l2 as a log range to walk, but both are fixed numbers"
+            details.append(problem(("search_space",), text))
+        searched = [v for v in space.params.values() if isinstance(v, ParamRange | ParamChoices)]
+        if space.lr is not None or searched:
+            text = "a path walks λ alone; fix lr and the workload's params, or use sampler tpe"
+            details.append(problem(("search_space",), text))
+        if own_loop:
+            text = "a path warm-starts the built-in loop's model; a training function owns its loop"
+            details.append(problem(("sampler", "name"), text + ", so use sampler tpe"))
+        if self.execution.population != 1:
+            text = "a path trains one point after another; set execution.population: 1"
+            details.append(problem(("execution", "population"), text))
+        return details
 
     def _confirm_problems(self) -> list[InitErrorDetails]:
         if self.confirm.enabled and self.is_multi_objective:

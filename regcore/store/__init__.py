@@ -16,8 +16,21 @@ from regcore.store._batches import (
 from regcore.store._engine import create_engine_for
 from regcore.store._locks import StudyLock
 from regcore.store._migrate import VERSION_TABLE, current_revision, head_revision, upgrade_database
-from regcore.store._optuna import create_storage, sqlite_path
-from regcore.store._queue import claim_next_sweep, claim_trials, expire_sweeps, finish_sweep
+from regcore.store._optuna import create_storage, set_user_attrs, sqlite_path
+from regcore.store._outbox import (
+    OutboxRow,
+    claim_outbox_event,
+    freeze_outbox_body,
+    list_outbox_events,
+    record_outbox_attempt,
+)
+from regcore.store._queue import (
+    FixedPoint,
+    claim_next_sweep,
+    claim_trials,
+    expire_sweeps,
+    finish_sweep,
+)
 from regcore.store._rows import (
     BatchNotFoundError,
     BatchRow,
@@ -37,11 +50,18 @@ from regcore.store._sweeps import (
     reopen_sweep,
     request_cancel,
 )
-from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, SWEEP_STATUSES, WORKER_STATUSES
+from regcore.store._tables import (
+    FINAL_STATUSES,
+    OUTBOX_KINDS,
+    RUNNABLE_STATUSES,
+    SWEEP_STATUSES,
+    WORKER_STATUSES,
+)
 from regcore.store._trials import TrialCounts, count_trials, count_trials_by_study, orphaned_trials
 from regcore.store._workers import (
     deregister_worker,
     heartbeat_worker,
+    is_live_worker,
     list_workers,
     register_worker,
     stale_workers,
@@ -49,12 +69,15 @@ from regcore.store._workers import (
 
 __all__ = [
     "FINAL_STATUSES",
+    "OUTBOX_KINDS",
     "RUNNABLE_STATUSES",
     "SWEEP_STATUSES",
     "VERSION_TABLE",
     "WORKER_STATUSES",
     "BatchNotFoundError",
     "BatchRow",
+    "FixedPoint",
+    "OutboxRow",
     "StudyLock",
     "SweepNameTakenError",
     "SweepNotFoundError",
@@ -65,6 +88,7 @@ __all__ = [
     "WorkerRow",
     "batch_sweeps",
     "claim_next_sweep",
+    "claim_outbox_event",
     "claim_trials",
     "close_batch_if_done",
     "count_trials",
@@ -77,6 +101,7 @@ __all__ = [
     "deregister_worker",
     "expire_sweeps",
     "finish_sweep",
+    "freeze_outbox_body",
     "get_batch",
     "get_sweep",
     "get_sweep_by_name",
@@ -84,13 +109,17 @@ __all__ = [
     "heartbeat_worker",
     "insert_batch",
     "insert_sweep",
+    "is_live_worker",
+    "list_outbox_events",
     "list_sweeps",
     "list_workers",
     "orphaned_trials",
     "past_trial_seconds",
+    "record_outbox_attempt",
     "register_worker",
     "reopen_sweep",
     "request_cancel",
+    "set_user_attrs",
     "sqlite_path",
     "stale_workers",
     "upgrade_database",

@@ -17,14 +17,20 @@ trials start is :func:`claim_trials`' job, under the study's lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import optuna
 import sqlalchemy as sa
+from optuna.distributions import BaseDistribution
+from optuna.trial import TrialState
 
 from regcore.store._engine import write
 from regcore.store._locks import StudyLock
+from regcore.store._optuna import set_user_attrs
+from regcore.store._outbox import lock_batches, record_ends
 from regcore.store._rows import SweepNotFoundError, SweepRow, WorkerNotFoundError
 from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, sweeps, utcnow, workers
 from regcore.store._trials import count_trials
@@ -90,21 +96,70 @@ def claim_next_sweep(
         return sweep
 
 
+@dataclass(frozen=True, kw_only=True)
+class FixedPoint:
+    """One trial to claim with exactly these parameters (and their distributions) and user
+    attributes, outside the sampler and the queue: a path's next point."""
+
+    params: dict[str, Any]
+    distributions: dict[str, BaseDistribution]
+    user_attrs: dict[str, Any]
+
+
 def claim_trials(
-    engine: sa.Engine, study: optuna.Study, *, n_trials: int, lock: StudyLock, k: int = 1
+    engine: sa.Engine,
+    study: optuna.Study,
+    *,
+    n_trials: int,
+    lock: StudyLock,
+    k: int = 1,
+    fixed: FixedPoint | None = None,
+    after_search: Callable[[optuna.Study], object] | None = None,
 ) -> list[optuna.Trial]:
     """Up to ``k`` next trials of a claimed sweep's ``study``: as many as its budget has room
-    for (none when it is taken).
+    for (none when it is taken); with ``fixed``, that one point.
 
     The budget is counted (:func:`count_trials`: running and finished trials use it) and the
     trials asked for under the study's ``lock``, so however many workers claim at once, no
-    more than ``n_trials`` ever use budget.
+    more than ``n_trials`` ever use budget. Once the search is over (budget taken, none of
+    its trials running), ``after_search(study)`` may queue trials that use no budget (a
+    confirmation, :mod:`regcore.confirm`); those are claimed one at a time, and search
+    trials still waiting (a retry queued while others took the budget) are failed as
+    superseded rather than left waiting for ever.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, but got {k=}")
     with lock.hold():
-        room = n_trials - count_trials(engine, study.study_name).used
-        return [study.ask() for _ in range(max(0, min(k, room)))]
+        counts = count_trials(engine, study.study_name)
+        room = n_trials - counts.used
+        if room > 0 and fixed is not None:
+            return [_create_running(study, fixed)]
+        if room > 0:
+            return [study.ask() for _ in range(min(k, room))]
+        if fixed is not None or counts.running:
+            return []
+        if after_search is not None and not counts.confirming:
+            after_search(study)  # queues nothing when it has already, or has nothing to queue
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            asked = study.ask()  # the oldest waiting trial: this one
+            if "confirm" in trial.user_attrs:
+                return [asked]
+            # A search trial queued again while others took its budget: it cannot run now.
+            why = "superseded: the search's budget was taken"
+            set_user_attrs(asked, {"fail_reason": why, "final_failure": False})
+            study.tell(asked, state=TrialState.FAIL)
+        return []
+
+
+def _create_running(study: optuna.Study, point: FixedPoint) -> optuna.Trial:
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params=point.params,
+        distributions=point.distributions,
+        user_attrs=point.user_attrs,
+    )
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+    return optuna.Trial(study, trial_id)
 
 
 def finish_sweep(
@@ -113,19 +168,23 @@ def finish_sweep(
     """End a queued or running sweep with a final ``status``; True if this call ended it.
 
     A sweep already final (cancelled by a user, finished by another worker) is left as it
-    is, so every worker of a sweep may call this when it runs out of trials.
+    is, so every worker of a sweep may call this when it runs out of trials. The call that
+    ends it writes its webhook events (and its batch's, if it was the batch's last) in the
+    same transaction (:mod:`regcore.store._outbox`).
     """
     if status not in FINAL_STATUSES:
         raise ValueError(
             f"status must be a final one ({', '.join(FINAL_STATUSES)}), but got {status=}"
         )
     with write(engine) as connection:
+        lock_batches(connection, [sweep_id])
         result = connection.execute(
             sa.update(sweeps)
             .where(sweeps.c.id == sweep_id, sweeps.c.status.in_(RUNNABLE_STATUSES))
             .values(status=status, finished_at=utcnow(), error=error)
         )
         if result.rowcount == 1:
+            record_ends(connection, [sweep_id])  # its webhook events commit with the status
             return True
         exists = connection.execute(sa.select(sweeps.c.id).where(sweeps.c.id == sweep_id))
         if exists.first() is None:
@@ -137,7 +196,8 @@ def expire_sweeps(engine: sa.Engine) -> list[str]:
     """Mark queued or running sweeps whose deadline has passed ``deadline_reached``.
 
     The claim already skips them; this gives them their final status (call it from a
-    worker's or the service's periodic loop). Returns the ids it ended.
+    worker's or the service's periodic loop). Returns the ids it ended; their webhook events
+    are written in the same transaction.
     """
     now = utcnow()
     due = sa.and_(
@@ -146,9 +206,16 @@ def expire_sweeps(engine: sa.Engine) -> list[str]:
         sweeps.c.deadline <= now,
     )
     with write(engine) as connection:
+        candidates = list(connection.execute(sa.select(sweeps.c.id).where(due)).scalars())
+        if not candidates:
+            return []
+        # Batches before sweeps, as every ending transaction locks them (no deadlock).
+        lock_batches(connection, candidates)
         ids = list(
             connection.execute(
-                sa.select(sweeps.c.id).where(due).with_for_update(skip_locked=True)
+                sa.select(sweeps.c.id)
+                .where(due, sweeps.c.id.in_(candidates))
+                .with_for_update(skip_locked=True)
             ).scalars()
         )
         if ids:
@@ -157,4 +224,5 @@ def expire_sweeps(engine: sa.Engine) -> list[str]:
                 .where(sweeps.c.id.in_(ids), sweeps.c.status.in_(RUNNABLE_STATUSES))
                 .values(status="deadline_reached", finished_at=now)
             )
+            record_ends(connection, ids)
         return ids

@@ -104,3 +104,15 @@ def stale_workers(engine: sa.Engine, *, grace_s: float) -> list[WorkerRow]:
             .order_by(workers.c.last_heartbeat)
         )
         return [WorkerRow.from_mapping(r) for r in rows.mappings()]
+
+
+def is_live_worker(engine: sa.Engine, worker_id: str, *, grace_s: float) -> bool:
+    """Whether worker ``worker_id`` is registered and beat within the last ``grace_s`` s."""
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    with read(engine) as connection:
+        row = connection.execute(
+            sa.select(workers.c.id).where(
+                workers.c.id == worker_id, workers.c.last_heartbeat >= cutoff
+            )
+        ).first()
+    return row is not None

@@ -12,7 +12,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from scipy import stats
 
 from regcore.confirm import QUEUED, confirmation, queue_confirmation, welch_p
-from regcore.spec import SweepSpec, parse_spec
+from regcore.spec import SpecError, SweepSpec, parse_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -178,3 +178,24 @@ def test_welch_without_spread_is_certain_and_one_sided() -> None:
     assert welch_p([1.0, 1.0], [2.0, 2.0], maximize=False) == 0.0
     assert welch_p([1.0, 1.0], [2.0, 2.0], maximize=True) == 1.0
     assert math.isnan(welch_p([1.0], [2.0, 3.0], maximize=False))  # one value: no test
+
+
+def test_a_spec_refuses_one_seed_and_two_objectives() -> None:
+    with pytest.raises(SpecError) as info:
+        make_spec(seeds=1)
+    assert "use seeds: 2 or more" in str(info.value)
+    data = {
+        "name": "confirm-test",
+        "workload": {"name": "sparse_regression"},
+        "search_space": {"l1": {"low": 1e-5, "high": 1e-1, "log": True}, "l2": 0.0},
+        "objectives": [
+            {"metric": "val_loss", "direction": "minimize"},
+            {"metric": "sparsity", "direction": "maximize"},
+        ],
+        "confirm": {"seeds": 3},
+    }
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    (problem,) = info.value.problems
+    assert problem.field == "confirm"
+    assert "remove confirm or one objective" in problem.message

@@ -477,7 +477,7 @@ def test_misplaced_top_level_key_says_where_it_belongs() -> None:
 def test_choice_errors_list_the_choices_and_a_suggestion() -> None:
     message = problems_of(spec_with(sampler={"name": "tpee"}))["sampler.name"]
     assert message == (
-        "choose one of tpe, random, grid, gp, cmaes, nsga2, qmc, but got 'tpee'; "
+        "choose one of tpe, random, grid, gp, cmaes, nsga2, qmc, path, but got 'tpee'; "
         "did you mean 'tpe'?"
     )
     method = problems_of(spec_with(search_space={"method": "proxmal"}))["search_space.method"]

@@ -49,8 +49,8 @@ def test_spec_name_fields_and_their_schema_list_the_tables() -> None:
 
 
 @pytest.mark.parametrize("row", SAMPLERS.values(), ids=lambda r: r.name)
-def test_sampler_row_names_an_optuna_sampler_and_its_options(row: SamplerKind) -> None:
-    cls = getattr(optuna.samplers, row.optuna_class)
+def test_sampler_row_names_a_sampler_and_its_options(row: SamplerKind) -> None:
+    cls = row.load()
     assert issubclass(cls, optuna.samplers.BaseSampler)
     keywords = set(inspect.signature(cls).parameters) - {"seed", "search_space"}
     assert bool(keywords) == row.takes_options
@@ -59,8 +59,11 @@ def test_sampler_row_names_an_optuna_sampler_and_its_options(row: SamplerKind) -
 
 @pytest.mark.parametrize("row", SAMPLERS.values(), ids=lambda r: r.name)
 def test_create_sampler_builds_the_rows_class(row: SamplerKind) -> None:
-    sampler = create_sampler(parse_spec(spec_data(sampler={"name": row.name, "seed": 1})))
-    assert isinstance(sampler, getattr(optuna.samplers, row.optuna_class))
+    data = spec_data(sampler={"name": row.name, "seed": 1})
+    if row.path:  # a path walks λ along a log range
+        data["search_space"] = {"l1": {"low": 1e-5, "high": 1e-1, "log": True}, "l2": 0.0}
+    sampler = create_sampler(parse_spec(data))
+    assert isinstance(sampler, row.load())
 
 
 @pytest.mark.parametrize("name", two_objective_samplers())
@@ -76,7 +79,7 @@ def test_samplers_for_two_objectives_sample_a_two_objective_study(name: str) -> 
 
 def test_single_objective_sampler_names_every_one_for_two_objectives() -> None:
     single = [s.name for s in SAMPLERS.values() if not s.two_objectives]
-    assert single == ["cmaes"]
+    assert single == ["cmaes", "path"]
     message = problems_of(spec_data(sampler={"name": "cmaes"}, objectives=TWO_OBJECTIVES))
     assert message["sampler.name"].startswith("cmaes is single-objective; use ")
     for name in two_objective_samplers():
@@ -152,7 +155,7 @@ def test_json_schema_is_unchanged_by_the_tables() -> None:
     defs = SweepSpec.model_json_schema()["$defs"]
     assert defs["SamplerSpec"]["properties"]["name"] == {
         "default": "tpe",
-        "enum": ["tpe", "random", "grid", "gp", "cmaes", "nsga2", "qmc"],
+        "enum": ["tpe", "random", "grid", "gp", "cmaes", "nsga2", "qmc", "path"],
         "title": "Name",
         "type": "string",
     }
@@ -162,3 +165,29 @@ def test_json_schema_is_unchanged_by_the_tables() -> None:
         "title": "Name",
         "type": "string",
     }
+
+
+def path_data(**space: Any) -> dict[str, Any]:
+    log_range = {"low": 1e-5, "high": 1e-1, "log": True}
+    return spec_data(
+        sampler={"name": "path"},
+        search_space={"l1": log_range, "l2": 0.0, "method": ["loss", "proximal"], **space},
+    )
+
+
+def test_a_path_walks_lambda_alone_along_a_log_range() -> None:
+    parse_spec(path_data())  # λ₁ walked, λ₂ fixed
+    assert problems_of(path_data(l1={"low": 1e-5, "high": 1e-1})) == {
+        "search_space.l1": "a path walks λ geometrically: give a log range "
+        "{low: 1.0e-6, high: 1.0e-2, log: true} or a fixed number"
+    }
+    assert "both are fixed numbers" in problems_of(path_data(l1=0.0))["search_space"]
+    lr = problems_of(path_data(lr={"low": 1e-4, "high": 1e-1, "log": True}))
+    assert lr["search_space"].startswith("a path walks λ alone; fix lr")
+
+
+def test_a_path_is_refused_with_a_population_or_two_objectives() -> None:
+    message = problems_of({**path_data(), "execution": {"population": 4}})
+    assert message["execution.population"].endswith("set execution.population: 1")
+    message = problems_of({**path_data(), "objectives": TWO_OBJECTIVES})
+    assert message["sampler.name"].startswith("path is single-objective; use ")

@@ -178,3 +178,28 @@ def test_two_objectives_with_nsga2() -> None:
 )
 def test_every_pruner_is_created(pruner: dict[str, Any], cls: type) -> None:
     assert isinstance(create_pruner(make_spec(pruner=pruner)), cls)
+
+
+@pytest.mark.parametrize("name", ["random", "tpe"])
+def test_workers_with_the_same_seed_draw_different_points_reproducibly(name: str) -> None:
+    # Two workers build their own sampler from one spec and ask in turn in one study.
+    spec = make_spec(sampler={"name": name, "seed": 3})
+
+    def two_workers() -> list[dict[str, Any]]:
+        storage = optuna.storages.InMemoryStorage()
+        a, b = (
+            optuna.create_study(
+                storage=storage, study_name="s", sampler=create_sampler(spec), load_if_exists=True
+            )
+            for _ in range(2)
+        )
+        for i in range(6):
+            study = (a, b)[i % 2]
+            trial = study.ask()
+            point = suggest(trial, spec)
+            study.tell(trial, point.l1 + point.l2 + point.lr)
+        return [t.params for t in a.trials]
+
+    points = two_workers()
+    assert len({tuple(sorted(p.items())) for p in points}) == 6  # no point drawn twice
+    assert two_workers() == points  # the same seed, the same sweep

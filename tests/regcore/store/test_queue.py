@@ -126,6 +126,30 @@ def test_claim_trials_asks_until_the_budget_is_used(engine: sa.Engine, url: str)
         storage.engine.dispose()
 
 
+def test_a_retry_left_waiting_after_the_budget_is_superseded(engine: sa.Engine, url: str) -> None:
+    storage = create_storage(url)
+    study = optuna.create_study(study_name=f"retry-{uuid.uuid4().hex[:8]}", storage=storage)
+    lock = StudyLock(url, study.study_name)
+    try:
+        (running,) = claim_trials(engine, study, n_trials=2, lock=lock)
+        study.enqueue_trial({}, user_attrs={"retry_of": 0})  # queued while 2 use the budget
+        (last,) = claim_trials(engine, study, n_trials=2, lock=lock)
+        assert last.user_attrs == {"retry_of": 0}  # a waiting trial goes first...
+        study.enqueue_trial({}, user_attrs={"retry_of": 1})
+        assert claim_trials(engine, study, n_trials=2, lock=lock) == []  # ...while others run
+        assert study.trials[-1].state == optuna.trial.TrialState.WAITING
+        study.tell(running, 0.1)
+        study.tell(last, 0.2)
+        assert claim_trials(engine, study, n_trials=2, lock=lock) == []
+        superseded = study.trials[-1]
+        assert superseded.state == optuna.trial.TrialState.FAIL  # ...and never runs
+        assert superseded.user_attrs["fail_reason"].startswith("superseded")
+        assert count_trials(engine, study.study_name).used == 2  # it used no budget
+    finally:
+        lock.dispose()
+        storage.engine.dispose()
+
+
 def test_claim_returns_none_when_nothing_is_runnable(engine: sa.Engine, worker_id: str) -> None:
     assert claim_next_sweep(engine, worker_id=worker_id) is None
     finish_sweep(engine, add(engine, "done"), "completed")

@@ -1,0 +1,144 @@
+"""What a worker claims of a sweep it holds: the search's next trials under the exact
+budget, then the confirmation's (:mod:`regcore.confirm`), or the points of a path
+(:mod:`worker.path`). The claims themselves are the store's (:func:`claim_trials`);
+:class:`HeldSweeps` keeps what a worker opens once per sweep (its study, lock, population).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+import sqlalchemy as sa
+
+from regcore.confirm import queue_confirmation
+from regcore.spec import SweepSpec
+from regcore.spec._algorithms import SAMPLERS
+from regcore.store import (
+    FixedPoint,
+    StudyLock,
+    SweepRow,
+    TrialCounts,
+    claim_trials,
+    count_trials,
+)
+from regcore.studies import open_study
+from worker.path import FINISHED, take_path
+from worker.population._size import choose_size
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepClaims:
+    """The claims of one sweep's ``study`` (under its ``lock``) as ``spec`` asks for them."""
+
+    engine: sa.Engine
+    study: optuna.Study
+    spec: SweepSpec
+    lock: StudyLock
+
+    @property
+    def is_path(self) -> bool:
+        return SAMPLERS[self.spec.sampler.name].path
+
+    @property
+    def _search_trials(self) -> int:
+        # A path claims its points as fixed ones (:meth:`point`): none is asked of a sampler.
+        return 0 if self.is_path else self.spec.budget.n_trials
+
+    def path_due(self) -> bool:
+        """Whether the sweep's path has points left to walk, and budget to walk them."""
+        if not self.is_path or self.study.user_attrs.get(FINISHED):
+            return False
+        return self._counts().used < self.spec.budget.n_trials
+
+    def take_path(self, worker_id: str, *, alive: Callable[[str], bool]) -> bool:
+        """Whether ``worker_id`` walks the path now (no other live worker does)."""
+        with self.lock.hold():
+            return take_path(self.study, worker_id, alive=alive)
+
+    def next(self, k: int) -> list[optuna.Trial]:
+        """Up to ``k`` search trials; once the search is over, a confirmation trial."""
+        after_search = self._confirm if self.spec.confirm.enabled else None
+        return claim_trials(
+            self.engine,
+            self.study,
+            n_trials=self._search_trials,
+            lock=self.lock,
+            k=k,
+            after_search=after_search,
+        )
+
+    def refill(self, k: int) -> list[optuna.Trial]:
+        """Up to ``k`` search trials for a population's free slots (never a confirmation)."""
+        return claim_trials(
+            self.engine, self.study, n_trials=self._search_trials, lock=self.lock, k=k
+        )
+
+    def point(self, point: FixedPoint) -> optuna.Trial | None:
+        """A path's ``point`` as a trial, if the budget has room for it."""
+        trials = claim_trials(
+            self.engine, self.study, n_trials=self.spec.budget.n_trials, lock=self.lock, fixed=point
+        )
+        return trials[0] if trials else None
+
+    def over(self) -> bool:
+        """Whether nothing of the sweep runs nor waits to run: it has ended."""
+        counts = self._counts()
+        return counts.running == 0 and counts.confirming == 0
+
+    def _confirm(self, study: optuna.Study) -> int:
+        return queue_confirmation(study, self.spec)
+
+    def _counts(self) -> TrialCounts:
+        return count_trials(self.engine, self.study.study_name)
+
+
+class HeldSweeps:
+    """What a worker opens once per sweep it claims: the study (created with its baseline
+    trial by the first worker), the study's lock (on PostgreSQL: one connection per sweep)
+    and the population size (``execution.population``, ``auto`` resolved once)."""
+
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        storage: optuna.storages.BaseStorage,
+        database_url: str,
+        device: str,
+    ) -> None:
+        self._engine, self._storage = engine, storage
+        self._database_url, self._device = database_url, device
+        self._studies: dict[str, optuna.Study] = {}
+        self._locks: dict[str, StudyLock] = {}
+        self._sizes: dict[str, int] = {}
+
+    def study(self, sweep: SweepRow, spec: SweepSpec) -> optuna.Study:
+        if sweep.id not in self._studies:
+            self._studies[sweep.id] = open_study(
+                spec, self._storage, user_attrs={"sweep_id": sweep.id}
+            )
+        return self._studies[sweep.id]
+
+    def claims(self, sweep: SweepRow, spec: SweepSpec) -> SweepClaims:
+        if sweep.id not in self._locks:
+            self._locks[sweep.id] = StudyLock(self._database_url, sweep.study_name)
+        lock = self._locks[sweep.id]
+        return SweepClaims(engine=self._engine, study=self.study(sweep, spec), spec=spec, lock=lock)
+
+    def size(self, sweep: SweepRow, spec: SweepSpec) -> int:
+        """How many trials of the sweep the worker trains at once."""
+        if sweep.id not in self._sizes:
+            wanted = spec.execution.population
+            size = choose_size(spec, device=self._device) if wanted == "auto" else wanted
+            if wanted == "auto":
+                _log.info("%s: population auto: %d trials at once", sweep.name, size)
+            self._sizes[sweep.id] = size
+        return self._sizes[sweep.id]
+
+    def close(self) -> None:
+        for lock in self._locks.values():
+            lock.dispose()
