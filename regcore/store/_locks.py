@@ -53,7 +53,9 @@ class StudyLock:
         self._path = sqlite_path(url)
         self._engine: sa.Engine | None = None
         if self._path is None and not url.startswith("sqlite"):
-            self._engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+            # A connection per hold, closed after it: a worker keeps no idle connection for
+            # each sweep it ever claimed (a batch of 20 sweeps would otherwise hold 20).
+            self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 
     @contextmanager
     def hold(self) -> Iterator[None]:
