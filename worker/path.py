@@ -14,7 +14,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 import torch
@@ -36,11 +35,10 @@ Weights = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class Start:
-    """Where a point starts: the trial it continues, its weights and optimizer state."""
+    """Where a point starts: the trial it continues and its weights."""
 
     number: int
     weights: Weights
-    moments: Any
 
 
 def take_path(study: optuna.Study, worker_id: str, *, alive: Callable[[str], bool]) -> bool:
@@ -93,7 +91,7 @@ class PathRun:
         if self.train(trial, warm) != TrialState.COMPLETE or warm.trained is None:
             _log.warning("%s: the dense start did not complete; the path stops", self.spec.name)
             return None
-        return Start(trial.number, warm.trained, warm.trained_moments)
+        return Start(trial.number, warm.trained)
 
     def _walk(
         self,
@@ -116,7 +114,6 @@ class PathRun:
                 return False
             warm = WarmStart(
                 weights=start.weights,
-                moments=start.moments,
                 epochs=sampler.point_epochs(self.spec.training.epochs),
                 patience=sampler.patience,
             )
@@ -126,7 +123,7 @@ class PathRun:
                 return False
             if state != TrialState.COMPLETE or warm.trained is None or frozen.value is None:
                 break  # diverged: a larger λ will not do better
-            start = Start(trial.number, warm.trained, warm.trained_moments)
+            start = Start(trial.number, warm.trained)
             value = sign * frozen.value
             best, worse = (value, 0) if value < best else (best, worse + 1)
             if worse >= sampler.stop_after_worse:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 import sqlalchemy as sa
@@ -53,11 +52,9 @@ class WarmStart:
     trained to are left in ``trained`` when it completes."""
 
     weights: Mapping[str, torch.Tensor] | None
-    moments: Mapping[Any, Any] | None = None  # the optimizer's state where ``weights`` were
     epochs: int | None = None
     patience: int | None = None
     trained: dict[str, torch.Tensor] | None = None
-    trained_moments: Mapping[Any, Any] | None = None
 
 
 def run_trial(
@@ -133,7 +130,6 @@ def run_trial(
                 on_epoch=reporter,
                 should_stop=stop,
                 initial_state=None if warm is None else warm.weights,
-                initial_moments=None if warm is None else warm.moments,
             )
     except optuna.TrialPruned:
         return pruned(study, trial, reporter)
@@ -168,7 +164,6 @@ def run_trial(
     model = result.model
     if warm is not None and model is not None:
         warm.trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        warm.trained_moments = result.moments
     return complete(
         study,
         trial,

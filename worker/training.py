@@ -96,7 +96,6 @@ class TrainResult:
     wall_s: float = 0.0
     device: str = "cpu"
     model: nn.Module | None = None
-    moments: dict[Any, Any] | None = None  # the optimizer's per-parameter state at the end
 
     @property
     def median_step_ms(self) -> float:
@@ -171,7 +170,6 @@ def train_workload(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     initial_state: Mapping[str, torch.Tensor] | None = None,
-    initial_moments: Mapping[Any, Any] | None = None,
 ) -> TrainResult:
     """Train ``workload`` with ``R(w)`` applied by ``method``; evaluate after every epoch.
 
@@ -179,12 +177,10 @@ def train_workload(
     ``should_stop()`` is asked before every step; True raises :class:`TrainingInterrupted`.
     A NaN or infinite training loss raises :class:`DivergedError`. Each epoch's metrics are
     in the result's ``history`` (learning curves), also when a pruner or a stop ends it.
-    ``initial_state`` (a ``state_dict``) warm-starts the model, and ``initial_moments`` (a
-    previous run's ``result.moments``) the optimizer's per-parameter state, so that a warm
-    start goes on where that run ended rather than taking a fresh Adam's first large steps.
-    ``config.patience`` ends the run after that many epochs in a row without a better
-    ``config.monitor``, and the run's result is then its best epoch: that epoch's metrics,
-    weights and moments (early stopping).
+    ``initial_state`` (a ``state_dict``) warm-starts the model; ``config.patience`` ends the
+    run after that many epochs in a row without a better ``config.monitor``. The result is
+    the last epoch's: a path hands those weights on (keeping the best epoch's instead made
+    its walk stick near its start: bench/time_to_lambda.py, sparse_regression 0.338 → 0.429).
     """
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
@@ -204,8 +200,6 @@ def train_workload(
     options = {"momentum": config.momentum, "nesterov": config.nesterov, "betas": config.betas}
     optimizer = make_optimizer(groups, name=config.optimizer, lr=config.lr, options=options)
     reg.attach(optimizer)
-    if initial_moments is not None:
-        _load_moments(optimizer, initial_moments)
     schedule = LrSchedule(
         optimizer,
         config.scheduler,
@@ -222,7 +216,6 @@ def train_workload(
     taken = 0  # steps, over all epochs
     sign = -1.0 if config.maximize else 1.0
     best, stale = math.inf, 0  # the monitor's best (sign-adjusted), epochs since it improved
-    kept: tuple[dict[str, float], dict[str, torch.Tensor], dict[Any, Any]] | None = None
     for epoch in range(config.epochs):
         model.train()
         loss_sum, steps = torch.zeros((), device=device), 0
@@ -271,38 +264,8 @@ def train_workload(
             on_epoch(epoch, metrics)
         value = sign * metrics.get(config.monitor, math.nan)
         best, stale = (value, 0) if value < best else (best, stale + 1)
-        if config.patience is None:
-            continue
-        if stale == 0:  # early stopping keeps the best epoch
-            kept = (metrics, _copy(model.state_dict()), _copy(optimizer.state_dict()["state"]))
-        if stale >= config.patience:
+        if config.patience is not None and stale >= config.patience:
             break
     result.wall_s = time.perf_counter() - started
     reg.detach()
-    result.moments = optimizer.state_dict()["state"]
-    if kept is not None:
-        result.metrics, weights, result.moments = kept
-        model.load_state_dict(weights)
     return result
-
-
-def _copy(state: Mapping[Any, Any]) -> dict[Any, Any]:
-    """A deep copy of a ``state_dict`` (or an optimizer's state) with detached tensors."""
-    return {
-        k: _copy(v) if isinstance(v, Mapping) else v.detach().clone() if torch.is_tensor(v) else v
-        for k, v in state.items()
-    }
-
-
-def _load_moments(optimizer: torch.optim.Optimizer, moments: Mapping[Any, Any]) -> None:
-    """Give ``optimizer`` the per-parameter state ``moments`` (its own hyperparameters stay),
-    where every tensor fits the parameter it belongs to; else leave it fresh."""
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for index, state in moments.items():
-        if not isinstance(index, int) or index >= len(params):
-            return
-        shapes = [v.shape for v in state.values() if torch.is_tensor(v) and v.dim() > 0]
-        if any(shape != params[index].shape for shape in shapes):
-            return
-    current = optimizer.state_dict()
-    optimizer.load_state_dict({**current, "state": moments})

@@ -388,7 +388,7 @@ def test_without_only_or_exclude_every_weight_matrix_is_regularized() -> None:
     assert zeros(p["0.bias"]) == zeros(p["2.bias"]) == 0.0
 
 
-def test_patience_stops_early_and_keeps_the_best_epoch() -> None:
+def test_patience_stops_after_that_many_epochs_without_a_better_monitor() -> None:
     # 150 digits overfit: the validation loss has its minimum long before 200 epochs.
     workload = build_workload("digits_mlp", {"hidden": [128, 128], "train_size": 150})
     config = TrainConfig(epochs=200, batch_size=32, lr=3e-3, patience=3, device="cpu")
@@ -396,35 +396,4 @@ def test_patience_stops_early_and_keeps_the_best_epoch() -> None:
     losses = [h["val_loss"] for h in result.history]
     best = min(range(len(losses)), key=losses.__getitem__)
     assert result.epochs_run == len(losses) == best + 1 + 3 < 200  # three worse, then stop
-    assert result.metrics == result.history[best]  # the best epoch's, not the last one's
-    assert result.model is not None
-    again = build_workload("digits_mlp", {"hidden": [128, 128], "train_size": 150})
-    rerun = TrainConfig(epochs=best + 1, batch_size=32, lr=3e-3, device="cpu")
-    at_best = train_workload(again, l1=0.0, l2=0.0, method="loss", config=rerun)
-    assert same_weights(result.model, at_best.model)  # and that epoch's weights
-
-
-def test_a_warm_start_goes_on_with_the_optimizers_moments() -> None:
-    workload = build_workload("sparse_regression", SPARSE)
-    config = TrainConfig(epochs=3, batch_size=50, device="cpu")
-    first = train_workload(workload, l1=0.0, l2=0.0, method="loss", config=config)
-    assert first.model is not None
-    assert first.moments is not None
-    steps = float(first.moments[0]["step"])
-    weights = {k: v.clone() for k, v in first.model.state_dict().items()}
-    warm = train_workload(
-        workload,
-        l1=1e-3,
-        l2=0.0,
-        method="proximal",  # another method, the same Adam state
-        config=config,
-        initial_state=weights,
-        initial_moments=first.moments,
-    )
-    assert warm.moments is not None
-    assert float(warm.moments[0]["step"]) == 2 * steps  # it went on counting
-    fresh = train_workload(
-        workload, l1=1e-3, l2=0.0, method="proximal", config=config, initial_state=weights
-    )
-    assert fresh.moments is not None
-    assert float(fresh.moments[0]["step"]) == steps
+    assert result.metrics == result.history[-1]  # the last epoch's, which a path hands on
