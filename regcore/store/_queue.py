@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
-from regcore.store._engine import write
+from regcore.store._engine import read, write
 from regcore.store._locks import StudyLock
 from regcore.store._optuna import set_user_attrs
 from regcore.store._outbox import lock_batches, record_ends
@@ -205,6 +205,9 @@ def expire_sweeps(engine: sa.Engine) -> list[str]:
         sweeps.c.deadline.is_not(None),
         sweeps.c.deadline <= now,
     )
+    with read(engine) as connection:  # nearly every round: nothing due, no write lock taken
+        if connection.execute(sa.select(sweeps.c.id).where(due).limit(1)).first() is None:
+            return []
     with write(engine) as connection:
         candidates = list(connection.execute(sa.select(sweeps.c.id).where(due)).scalars())
         if not candidates:
