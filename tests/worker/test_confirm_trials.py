@@ -10,30 +10,14 @@ import pytest
 from optuna.trial import TrialState
 
 from regcore.confirm import BASELINE, confirmation, is_confirmation, search_trials
-from regcore.spec import parse_spec
+from regcore.spec import SweepSpec
 from regcore.store import count_trials, create_engine_for
+from tests.worker.test_local import make_spec
 from worker.local import LocalOptions, run_local_sweep
 
-SPARSE = {"n_samples": 300, "n_features": 30, "n_informative": 4, "noise": 0.3}
 
-
-def spec_data(**overrides: Any) -> dict[str, Any]:
-    return {
-        "name": "confirm-test",
-        "workload": {"name": "sparse_regression", "params": SPARSE},
-        "search_space": {
-            "l1": {"low": 1e-3, "high": 1.0, "log": True},
-            "l2": 0.0,
-            "method": ["proximal", "loss"],
-        },
-        "optimizer": {"name": "adam", "lr": 0.03},
-        "training": {"epochs": 4, "batch_size": 300, "device": "cpu"},
-        "sampler": {"name": "random", "seed": 0},
-        "pruner": {"name": "none"},
-        "budget": {"n_trials": 6},
-        "confirm": {"seeds": 3, "top": 2},
-        **overrides,
-    }
+def make_confirming_spec() -> SweepSpec:
+    return make_spec(name="confirm-test", budget={"n_trials": 6}, confirm={"seeds": 3, "top": 2})
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -41,7 +25,7 @@ def test_confirmation_runs_after_the_exact_budget_with_new_seeds(
     workers: int, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    run = run_local_sweep(parse_spec(spec_data()), LocalOptions(storage_url=url, workers=workers))
+    run = run_local_sweep(make_confirming_spec(), LocalOptions(storage_url=url, workers=workers))
     assert run.outcome == "completed"
     trials = run.study.trials
     search = [t for t in trials if not is_confirmation(t)]
