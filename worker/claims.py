@@ -60,9 +60,10 @@ class SweepClaims:
         with self.lock.hold():
             return take_path(self.study, worker_id, alive=alive)
 
-    def next(self, k: int) -> list[optuna.Trial]:
-        """Up to ``k`` search trials; once the search is over, a confirmation trial."""
-        after_search = self._confirm if self.spec.confirm.enabled else None
+    def next(self, k: int, *, confirm: bool = True) -> list[optuna.Trial]:
+        """Up to ``k`` search trials; once the search is over, a confirmation trial (unless
+        ``confirm`` is False)."""
+        after_search = self._confirm if confirm and self.spec.confirm.enabled else None
         return claim_trials(
             self.engine,
             self.study,
@@ -74,9 +75,7 @@ class SweepClaims:
 
     def refill(self, k: int) -> list[optuna.Trial]:
         """Up to ``k`` search trials for a population's free slots (never a confirmation)."""
-        return claim_trials(
-            self.engine, self.study, n_trials=self._search_trials, lock=self.lock, k=k
-        )
+        return self.next(k, confirm=False)
 
     def point(self, point: FixedPoint) -> optuna.Trial | None:
         """A path's ``point`` as a trial, if the budget has room for it."""

@@ -82,10 +82,18 @@ class Reporter:
 
 
 def fail(
-    study: optuna.Study, trial: optuna.Trial, reporter: Reporter, reason: str, *, final: bool
+    study: optuna.Study,
+    trial: optuna.Trial,
+    reporter: Reporter,
+    reason: str,
+    *,
+    final: bool,
+    marks: dict[str, Any] | None = None,
 ) -> TrialState:
+    """End ``trial`` as FAIL with ``reason`` (and ``marks``), its attributes in one write."""
     # A final failure (the point itself is bad) uses up budget; an interruption does not.
-    set_user_attrs(trial, {**reporter.ended(), "fail_reason": reason, "final_failure": final})
+    attrs = {**reporter.ended(), **(marks or {}), "fail_reason": reason, "final_failure": final}
+    set_user_attrs(trial, attrs)
     study.tell(trial, state=TrialState.FAIL)
     return TrialState.FAIL
 
@@ -94,10 +102,8 @@ def interrupted(
     study: optuna.Study, trial: optuna.Trial, reporter: Reporter, why: str
 ) -> TrialState:
     """Stopped by a cancel, a deadline or its worker's stop: no verdict on its point."""
-    attrs = {**reporter.ended(), "interrupted": True, "final_failure": False}
-    set_user_attrs(trial, {**attrs, "fail_reason": f"interrupted: {why}"})
-    study.tell(trial, state=TrialState.FAIL)
-    return TrialState.FAIL
+    reason = f"interrupted: {why}"
+    return fail(study, trial, reporter, reason, final=False, marks={"interrupted": True})
 
 
 def pruned(study: optuna.Study, trial: optuna.Trial, reporter: Reporter) -> TrialState:
