@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 import sqlalchemy as sa
 
-from regcore.spec import SpecError, SweepSpec, parse_spec
+from regcore.spec import SpecError, SweepSpec, parse_spec, redact_secrets
 from regcore.spec._algorithms import SAMPLERS
 from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
 from regcore.store import (
@@ -62,7 +62,7 @@ def open_study(
         except optuna.exceptions.DuplicatedStudyError:
             # Another process (the service, a worker) created it a moment ago.
             return open_study(spec, storage, user_attrs=user_attrs)
-        study.set_user_attr("spec", spec.to_compact_dict())
+        study.set_user_attr("spec", redact_secrets(spec.to_compact_dict()))
         study.set_user_attr("workload", spec.workload.name)
         for key, value in (user_attrs or {}).items():
             study.set_user_attr(key, value)
@@ -137,7 +137,7 @@ def resume_sweep(
     done = count_trials(engine, row.study_name).finished >= spec.budget.n_trials
     if row.status == "completed" and done:
         return row
-    study.set_user_attr("spec", spec.to_compact_dict())
+    study.set_user_attr("spec", redact_secrets(spec.to_compact_dict()))
     _bind(study, row)
     return reopen_sweep(
         engine, row.id, spec_json=spec.to_json_dict(), deadline=spec.budget.deadline

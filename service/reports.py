@@ -9,6 +9,7 @@ import optuna
 from fastapi.responses import HTMLResponse
 
 from regcore.reports import batch_report, sweep_report
+from regcore.spec import redact_secrets
 from regcore.store import BatchRow, SweepRow
 from service import study_view
 from service.errors import ApiError
@@ -24,7 +25,9 @@ def sweep_response(storage: optuna.storages.BaseStorage, sweep: SweepRow) -> HTM
     study = study_view.load(storage, sweep.study_name)
     if study is None:
         raise ApiError(404, f"sweep {sweep.id!r} has no study any more", field="sweep_id")
-    html = sweep_report(study, spec=sweep.spec, sweep_id=sweep.id, status=sweep.status)
+    html = sweep_report(
+        study, spec=redact_secrets(sweep.spec), sweep_id=sweep.id, status=sweep.status
+    )
     return _html(html, f"{sweep.name}.html")
 
 
@@ -32,7 +35,7 @@ def batch_response(
     storage: optuna.storages.BaseStorage, batch: BatchRow, sweeps: list[SweepRow]
 ) -> HTMLResponse:
     entries = [
-        (study, sweep.spec, sweep.status)
+        (study, redact_secrets(sweep.spec), sweep.status)
         for sweep in sweeps
         if (study := study_view.load(storage, sweep.study_name)) is not None
     ]

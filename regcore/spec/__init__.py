@@ -31,6 +31,7 @@ from regcore.spec._sections import (
     PrunerSpec,
     SamplerSpec,
     WorkloadSpec,
+    redact_secrets,
 )
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._sweep import SweepSpec
@@ -64,4 +65,5 @@ __all__ = [
     "WorkloadSpec",
     "load_spec",
     "parse_spec",
+    "redact_secrets",
 ]

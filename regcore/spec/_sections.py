@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -240,7 +241,12 @@ class ConfirmSpec(SpecModel):
 
 
 class NotifySpec(SpecModel):
-    """Where to report a finished sweep: ``{webhook_url: https://hooks.example.com/x}``."""
+    """Where to report a finished sweep: ``{webhook_url: https://hooks.example.com/x}``.
+
+    The URL's path and query are often its secret (Slack's are), so readers are shown it
+    redacted (:func:`redact_secrets`); only the sweep's row, which workers read to deliver,
+    keeps it whole.
+    """
 
     webhook_url: str | None = None
 
@@ -257,3 +263,37 @@ class NotifySpec(SpecModel):
         if not ok:
             raise ValueError(f"use an http:// or https:// URL with a host, but got {url!r}")
         return url
+
+
+REDACTED = "…"
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]/…``: what a reader may see of a webhook URL (its user, path,
+    query and fragment dropped). Still a valid ``webhook_url``, so a redacted spec parses."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        return REDACTED
+    if not parts.hostname:
+        return REDACTED
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    where = host if port is None else f"{host}:{port}"
+    return f"{parts.scheme}://{where}/{REDACTED}"
+
+
+def redact_secrets(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a spec's (or a batch's) JSON data as readers may see it: the webhook URL
+    redacted, in ``notify`` and in a batch's ``template`` and ``sweeps``."""
+    shown = dict(spec)
+    notify = shown.get("notify")
+    if isinstance(notify, Mapping) and isinstance(notify.get("webhook_url"), str):
+        shown["notify"] = {**notify, "webhook_url": redact_url(notify["webhook_url"])}
+    if isinstance(shown.get("template"), Mapping):
+        shown["template"] = redact_secrets(shown["template"])
+    if isinstance(shown.get("sweeps"), list):
+        shown["sweeps"] = [
+            redact_secrets(s) if isinstance(s, Mapping) else s for s in shown["sweeps"]
+        ]
+    return shown

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 
 from regcore import export, store, studies
-from regcore.spec import SpecError, SweepSpec, parse_spec
+from regcore.spec import SpecError, SweepSpec, parse_spec, redact_secrets
 from service import reports, study_view
 from service.auth import ReaderDep, WriterDep
 from service.bodies import read_json, spec_problems
@@ -131,7 +131,7 @@ def read_sweep(
     n_trials = int(sweep.spec.get("budget", {}).get("n_trials", 1))
     return SweepDetail(
         **SweepOut.of(sweep).model_dump(),
-        spec=sweep.spec,
+        spec=redact_secrets(sweep.spec),
         trials=dict(counts.by_state),
         progress=study_view.progress(counts, n_trials=n_trials),
         best=best,
