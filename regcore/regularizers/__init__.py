@@ -15,10 +15,12 @@ proximal       yes  yes  after the step, soft-thresholding with the optimizer's 
                          the only method that produces exact zeros
 ============== ==== ==== ==============================================================
 
-The methods are implementations of three regularizers (:data:`CLASSES`, see
-:func:`method_class`): ``loss``, ``hook``, ``fused`` and ``weight_decay`` apply the penalty's
-gradient and train the same model; ``decoupled`` and ``proximal`` are each their own
-(``decoupled`` joins the penalty under plain SGD). Within a class only the cost differs.
+:data:`METHOD_TABLE` has a row per method (:class:`MethodSpec`: λ₁ support, class, cost
+rank, population kernel); :data:`METHODS`, :data:`L1_METHODS` and the functions below derive
+from it. The methods implement three regularizers (:data:`CLASSES`, see :func:`method_class`):
+``loss``, ``hook``, ``fused`` and ``weight_decay`` apply the penalty's gradient and train the
+same model; ``decoupled`` and ``proximal`` are each their own (``decoupled`` joins the penalty
+under plain SGD). Within a class only the cost differs.
 
 Example::
 
@@ -39,19 +41,25 @@ method stays the same regularizer under gradient clipping.
 """
 
 from regcore.regularizers._base import Attachment, BaseMethod
-from regcore.regularizers._classes import (
-    CLASSES,
-    DECOUPLED,
-    PENALTY,
-    PROXIMAL,
-    cheapest,
-    group_by_class,
-    method_class,
-)
 from regcore.regularizers._decoupled import DecoupledMethod
 from regcore.regularizers._fused import FusedMethod
 from regcore.regularizers._hook import HookMethod
 from regcore.regularizers._loss import LossMethod
+from regcore.regularizers._methods import (
+    CLASSES,
+    DECOUPLED,
+    L1_METHODS,
+    METHOD_TABLE,
+    METHODS,
+    PENALTY,
+    PROXIMAL,
+    MethodSpec,
+    PopulationKernel,
+    cheapest,
+    group_by_class,
+    method_class,
+    method_spec,
+)
 from regcore.regularizers._metrics import l1_norm, l2_norm, sparsity
 from regcore.regularizers._optimizers import (
     KNOWN_OPTIMIZERS,
@@ -63,7 +71,7 @@ from regcore.regularizers._optimizers import (
     step_rule,
 )
 from regcore.regularizers._proximal import ProximalMethod
-from regcore.regularizers._regularizer import L1_METHODS, METHODS, Regularizer
+from regcore.regularizers._regularizer import Regularizer
 from regcore.regularizers._select import default_exclude, select_parameters
 from regcore.regularizers._weight_decay import WeightDecayMethod
 
@@ -73,6 +81,7 @@ __all__ = [
     "KNOWN_OPTIMIZERS",
     "L1_METHODS",
     "METHODS",
+    "METHOD_TABLE",
     "OPTIMIZERS",
     "PENALTY",
     "PROXIMAL",
@@ -82,8 +91,10 @@ __all__ = [
     "FusedMethod",
     "HookMethod",
     "LossMethod",
+    "MethodSpec",
     "OptimizerKind",
     "OptimizerName",
+    "PopulationKernel",
     "ProximalMethod",
     "Regularizer",
     "StepRule",
@@ -94,6 +105,7 @@ __all__ = [
     "l1_norm",
     "l2_norm",
     "method_class",
+    "method_spec",
     "optimizers_taking",
     "select_parameters",
     "sparsity",

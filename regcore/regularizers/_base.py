@@ -28,14 +28,13 @@ class Attachment:
 class BaseMethod(abc.ABC):
     """One way of applying ``R(w) = λ₁·Σ|w| + λ₂·Σw²``.
 
-    Subclasses set ``name``; ``supports_l1`` is False where the mechanism can only shrink
-    proportionally (the optimizer's coupled weight decay); ``per_backward`` is True where the
+    Subclasses set ``name`` (their row of ``METHOD_TABLE`` says the rest: λ₁ support, class,
+    cost); ``per_backward`` is True where the
     method acts once per ``backward()`` rather than once per optimizer step; ``adds_to_loss`` is
     True for the one method that works through ``Regularizer.penalize``.
     """
 
     name: ClassVar[str]
-    supports_l1: ClassVar[bool] = True
     per_backward: ClassVar[bool] = False
     adds_to_loss: ClassVar[bool] = False
 

@@ -8,30 +8,11 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from regcore.regularizers._base import Attachment, BaseMethod
-from regcore.regularizers._decoupled import DecoupledMethod
-from regcore.regularizers._fused import FusedMethod
-from regcore.regularizers._hook import HookMethod
-from regcore.regularizers._loss import LossMethod
+from regcore.regularizers._base import Attachment
+from regcore.regularizers._methods import L1_METHODS, method_spec
 from regcore.regularizers._metrics import l1_norm, l2_norm, sparsity
-from regcore.regularizers._proximal import ProximalMethod
 from regcore.regularizers._scratch import ScratchBuffers
 from regcore.regularizers._select import Exclude, Only, select_parameters
-from regcore.regularizers._weight_decay import WeightDecayMethod
-
-_METHOD_CLASSES: dict[str, type[BaseMethod]] = {
-    cls.name: cls
-    for cls in (
-        WeightDecayMethod,
-        DecoupledMethod,
-        LossMethod,
-        HookMethod,
-        FusedMethod,
-        ProximalMethod,
-    )
-}
-METHODS: tuple[str, ...] = tuple(_METHOD_CLASSES)
-L1_METHODS: tuple[str, ...] = tuple(n for n, c in _METHOD_CLASSES.items() if c.supports_l1)
 
 
 def _check_coefficient(name: str, value: float) -> float:
@@ -100,10 +81,8 @@ class Regularizer:
             raise TypeError(f"model must be a torch.nn.Module, but got {type(model).__name__}")
         l1 = _check_coefficient("l1", l1)
         l2 = _check_coefficient("l2", l2)
-        if method not in _METHOD_CLASSES:
-            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-        method_cls = _METHOD_CLASSES[method]
-        if l1 > 0 and not method_cls.supports_l1:
+        row = method_spec(method)
+        if l1 > 0 and not row.supports_l1:
             raise ValueError(
                 f"method={method!r} cannot express an L1 penalty (it only shrinks "
                 f"proportionally), but got l1={l1}; use one of {', '.join(L1_METHODS)}, "
@@ -132,7 +111,7 @@ class Regularizer:
         chosen = {id(p) for _, p in (*regularized, *excluded)}
         self._trainable: list[torch.Tensor] = [p for p in model.parameters() if id(p) in chosen]
         self._clip_scratch = ScratchBuffers()
-        self._method = method_cls(l1=l1, l2=l2, params=self.parameters)
+        self._method = row.implementation(l1=l1, l2=l2, params=self.parameters)
         self._optimizer: torch.optim.Optimizer | None = None
         self._handles: list[RemovableHandle] = []
         self._decay_groups: list[dict[str, Any]] = []

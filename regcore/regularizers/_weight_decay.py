@@ -15,7 +15,6 @@ class WeightDecayMethod(BaseMethod):
     """
 
     name = "weight_decay"
-    supports_l1 = False
 
     def optimizer_weight_decay(self) -> float:
         return 2.0 * self.l2

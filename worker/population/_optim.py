@@ -3,9 +3,10 @@ stacked parameters, each member with its own lr, λ₁ and λ₂.
 
 It is the optimizer's own update with the regularization method inside it, and per member it
 computes what ``torch.optim`` plus a :class:`~regcore.regularizers.Regularizer` computes for
-a single trial (the tests hold them equal to 1e-10 in float64):
+a single trial (the tests hold them equal to 1e-10 in float64). Each method runs the kernel its
+row of ``METHOD_TABLE`` names (a method without one is refused, never trained unpenalized):
 
-- the penalty methods (``loss``, ``hook``, ``fused``; ``weight_decay`` with λ₁ = 0) add
+- ``gradient`` (``loss``, ``hook``, ``fused``; ``weight_decay`` with λ₁ = 0) adds
   ``λ₁·sign w + 2λ₂·w`` to the gradient of the regularized parameters;
 - ``decoupled`` shrinks them before the update, ``w ← w·(1 − lr·2λ₂) − lr·λ₁·sign w``;
 - ``proximal`` soft-thresholds them after it, with the step the optimizer took: ``lr``
@@ -21,14 +22,13 @@ the arithmetic).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from regcore.regularizers import OPTIMIZERS
+from regcore.regularizers import OPTIMIZERS, MethodSpec, method_spec
 from worker.population._stack import Stack
-
-PENALTY_METHODS = frozenset({"loss", "hook", "fused", "weight_decay"})
 
 
 class PopulationOptimizer:
@@ -46,7 +46,7 @@ class PopulationOptimizer:
     ) -> None:
         self._stack = stack
         self._rule = OPTIMIZERS[optimizer].step_rule
-        self._method = method
+        self._before_update, self._proximal = _kernel(method_spec(method))
         self._momentum = momentum or 0.0
         self._nesterov = bool(nesterov)
         self._betas = betas or (0.9, 0.999)
@@ -63,7 +63,7 @@ class PopulationOptimizer:
         self._first = [torch.zeros_like(p, requires_grad=False) for p in self._params] * moments
         self._second = [torch.zeros_like(p, requires_grad=False) for p in self._params] * seconds
         self._scratch = [torch.empty_like(p, requires_grad=False) for p in self._params]
-        wide = method == "proximal" and self._rule != "sgd"
+        wide = self._proximal and self._rule != "sgd"
         self._scratch2 = [torch.empty_like(p, requires_grad=False) for p in self._params] * wide
         self._now = _Columns(self, self.lr)
 
@@ -92,15 +92,8 @@ class PopulationOptimizer:
             cols = self._now.of(w)
             rate = self._now.rate(w, stack.lr_scale[i])
             regularized = stack.regularized[i]
-            scratch = self._scratch[i]
-            if regularized and self._method in PENALTY_METHODS:
-                torch.sign(w, out=scratch)
-                grad.addcmul_(scratch, cols.l1)
-                grad.addcmul_(w, cols.l2x2)
-            elif regularized and self._method == "decoupled":
-                torch.sign(w, out=scratch)  # of w before the shrink, as the formula says
-                w.mul_(1 - rate * cols.l2x2)
-                w.addcmul_(scratch, rate * cols.l1, value=-1)
+            if regularized and self._before_update is not None:
+                self._before_update(w, grad, self._scratch[i], cols, rate)
             if self._rule == "sgd":
                 self._sgd(i, w, grad, rate, regularized)
             elif self._rule == "adam":
@@ -119,7 +112,7 @@ class PopulationOptimizer:
             if self._nesterov:
                 direction = torch.add(grad, buf, alpha=self._momentum, out=self._scratch[i])
         w.addcmul_(direction, rate, value=-1)
-        if reg and self._method == "proximal":
+        if reg and self._proximal:
             cols = self._now.of(w)
             t = rate / (1 - self._momentum)
             scratch = self._scratch[i]
@@ -140,7 +133,7 @@ class PopulationOptimizer:
         d.div_(correction2_sqrt).add_(self._eps)
         torch.div(m, d, out=d)
         w.addcmul_(d, rate / correction1, value=-1)
-        if reg and self._method == "proximal":
+        if reg and self._proximal:
             # t = lr·c/D with D = √v + ε·c, c = √(1 − β₂ᵗ): the step Adam just took.
             torch.sqrt(v, out=d)
             d.add_(self._eps * correction2_sqrt)
@@ -159,7 +152,7 @@ class PopulationOptimizer:
         else:
             torch.div(grad, average, out=average)
             w.addcmul_(average, rate, value=-1)
-        if reg and self._method == "proximal":
+        if reg and self._proximal:
             torch.sqrt(v, out=average).add_(self._eps)
             self._prox_scaled(i, w, average, rate / (1 - self._momentum))
 
@@ -228,3 +221,46 @@ def _soft_threshold(x: torch.Tensor, tau: torch.Tensor, *, out: torch.Tensor) ->
     numbers as ``softshrink`` (``x ∓ τ`` beyond ±τ, exactly 0 inside), with a per-member τ
     and no temporary (``out`` is a buffer other than ``x``)."""
     torch.clamp(x, min=-tau, max=tau, out=out)
+
+
+_BeforeUpdate = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, _Ranked, torch.Tensor], None]
+
+
+def _add_penalty_gradient(
+    w: torch.Tensor, grad: torch.Tensor, scratch: torch.Tensor, cols: _Ranked, rate: torch.Tensor
+) -> None:
+    """Kernel "gradient": ``grad += λ₁·sign w + 2λ₂·w``, per member."""
+    torch.sign(w, out=scratch)
+    grad.addcmul_(scratch, cols.l1)
+    grad.addcmul_(w, cols.l2x2)
+
+
+def _shrink(
+    w: torch.Tensor, grad: torch.Tensor, scratch: torch.Tensor, cols: _Ranked, rate: torch.Tensor
+) -> None:
+    """Kernel "decoupled": ``w ← w·(1 − lr·2λ₂) − lr·λ₁·sign w``, per member."""
+    torch.sign(w, out=scratch)  # of w before the shrink, as the formula says
+    w.mul_(1 - rate * cols.l2x2)
+    w.addcmul_(scratch, rate * cols.l1, value=-1)
+
+
+# Each population kernel of METHOD_TABLE: what it does before the optimizer's update (None:
+# nothing) and whether it thresholds after it (inside each optimizer rule's own update).
+_KERNELS: dict[str, tuple[_BeforeUpdate | None, bool]] = {
+    "gradient": (_add_penalty_gradient, False),
+    "decoupled": (_shrink, False),
+    "proximal": (None, True),
+}
+
+
+def _kernel(row: MethodSpec) -> tuple[_BeforeUpdate | None, bool]:
+    """The kernel ``row`` names; a method without one is refused, never trained unpenalized."""
+    kernel = _KERNELS.get(row.population) if row.population is not None else None
+    if kernel is None:
+        raise ValueError(
+            f"method {row.name!r} has no population kernel (METHOD_TABLE says "
+            f"population={row.population!r}; worker/population knows "
+            f"{', '.join(_KERNELS)}), so population trials cannot apply its penalty; run it "
+            f"with execution.population: 1, or give it a kernel"
+        )
+    return kernel
