@@ -18,7 +18,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REGSWEEP_", extra="ignore")
 
     database_url: str = "sqlite:///regsweep.db"
-    # Comma-separated name:token pairs (alice:s3cret,nightly:t0k3n); unset = auth off.
+    # Comma-separated name:token or name:token:role entries (ops:t0k3n:admin,alice:s3cret,
+    # grafana:r3ad:read); unset = auth off. Roles: read (every GET), submit (the default:
+    # read, submit, and cancel or delete its own sweeps), admin (everything, on every sweep).
+    # A last :part is a role only if it is one of these names, so colons in a token are fine.
     api_tokens: str | None = Field(default=None, repr=False)
     # With tokens set: let GET calls through without one (submitting still needs a token).
     read_only_open: bool = False

@@ -20,7 +20,7 @@ from regcore.announce import Courier
 from regcore.batch import BatchSpec
 from regcore.spec import SweepSpec
 from regcore.webhook_targets import WebhookTargets
-from service.auth import TokenRegistry
+from service.auth import ApiToken, TokenRegistry
 from service.deps import Database
 from service.errors import install_error_handlers
 from service.limits import MIB, BodyLimitMiddleware
@@ -40,7 +40,7 @@ Every error has the body `{"detail": "...", "field": "... or null", "problems": 
 def create_app(
     *,
     database_url: str,
-    api_tokens: Mapping[str, str] | None = None,
+    api_tokens: Mapping[str, str | ApiToken] | None = None,
     read_only_open: bool = False,
     max_body_bytes: int = MIB,
     pool_size: int = 4,
@@ -50,9 +50,10 @@ def create_app(
 ) -> FastAPI:
     """The regsweep service for ``database_url`` (upgraded beforehand: ``upgrade_database``).
 
-    ``api_tokens`` maps token names to plain tokens (kept only as SHA-256 digests); None turns
-    auth off. ``read_only_open`` lets GET calls through without a token. Bodies over
-    ``max_body_bytes`` get 413. Webhook URLs are refused at submit, and not delivered, when
+    ``api_tokens`` maps token names to plain tokens (role submit) or to ``ApiToken``
+    objects with a role (kept only as SHA-256 digests); None turns auth off.
+    ``read_only_open`` lets GET calls through without a token. Bodies over ``max_body_bytes``
+    get 413. Webhook URLs are refused at submit, and not delivered, when
     their host is loopback, link-local or private, unless ``webhook_allow`` (host names,
     addresses, CIDR networks) lists it. With ``deliver_webhooks`` the app's lifespan runs a
     courier thread that delivers the outbox's due events (every ``webhook_poll_s``, and at

@@ -195,6 +195,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for code, words in {
         400: "malformed request headers (Content-Length not a whole number of bytes)",
         401: "missing or wrong bearer token",
+        403: "the token's role or ownership does not allow it",
         404: "no such sweep",
         409: "conflicts with the sweep's state",
         413: "body over the size limit",

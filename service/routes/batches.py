@@ -25,7 +25,7 @@ from regcore.store import (
 )
 from regcore.studies import open_study
 from service import batch_view, reports
-from service.auth import ReaderDep, WriterDep
+from service.auth import ReaderDep, SubmitterDep
 from service.bodies import read_json, spec_problems
 from service.deps import EngineDep, StorageDep, refuse_taken_name
 from service.errors import ERROR_RESPONSES, ApiError
@@ -70,7 +70,7 @@ BatchDep = Annotated[BatchSpec, Depends(read_batch_body)]
 
 @router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_BATCH_BODY)
 def create_batch(
-    owner: WriterDep,
+    caller: SubmitterDep,
     batch: BatchDep,
     engine: EngineDep,
     storage: StorageDep,
@@ -98,7 +98,7 @@ def create_batch(
         name=batch.name,
         spec_json=batch.model_dump(mode="json"),
         sweeps_json=[s.to_json_dict() for s in specs],
-        owner=owner,
+        owner=caller.name,
         deadline=batch.deadline,
         webhook_url=batch.notify.webhook_url,
     )

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from regcore import export, store, studies
 from regcore.spec import SpecError, SweepSpec, parse_spec, redact_secrets
 from service import reports, study_view
-from service.auth import ReaderDep, WriterDep
+from service.auth import ReaderDep, SubmitterDep, require_manager
 from service.bodies import read_json, spec_problems
 from service.deps import EngineDep, StorageDep, SweepDep, refuse_taken_name
 from service.errors import ERROR_RESPONSES
@@ -77,7 +77,7 @@ SpecDep = Annotated[SweepSpec, Depends(read_spec)]
     responses={415: ERROR_RESPONSES[422] | {"description": "body is not JSON"}},
 )
 def create_sweep(
-    owner: WriterDep,
+    caller: SubmitterDep,
     spec: SpecDep,
     engine: EngineDep,
     storage: StorageDep,
@@ -87,7 +87,7 @@ def create_sweep(
     """Submit a sweep spec: it is queued for the workers and its Optuna study created."""
     refuse_unreachable_webhooks(request, [("notify.webhook_url", spec.notify.webhook_url)])
     refuse_taken_name(spec.name, engine, storage)
-    row = studies.create_sweep(engine, storage, spec, owner=owner)
+    row = studies.create_sweep(engine, storage, spec, owner=caller.name)
     response.headers["Location"] = str(request.app.url_path_for("read_sweep", sweep_id=row.id))
     return SweepOut.of(row)
 
@@ -180,9 +180,10 @@ def _export(study: optuna.Study | None, name: str, kind: str) -> Response:
 
 @router.post("/{sweep_id}/cancel")
 def cancel_sweep(
-    _owner: WriterDep, sweep: SweepDep, engine: EngineDep, request: Request
+    caller: SubmitterDep, sweep: SweepDep, engine: EngineDep, request: Request
 ) -> SweepOut:
-    """Cancel a queued or running sweep: no trial of it starts from now on."""
+    """Cancel a queued or running sweep: no trial of it starts from now on (owner or admin)."""
+    require_manager(caller, owner=sweep.owner, action=f"cancel sweep {sweep.id!r}")
     # The cancel writes the sweep's webhook events (and its batch's) in its transaction;
     # the courier delivers them now rather than at its next look.
     cancelled = store.request_cancel(engine, sweep.id)
@@ -192,13 +193,14 @@ def cancel_sweep(
 
 @router.delete("/{sweep_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_sweep(
-    _owner: WriterDep,
+    caller: SubmitterDep,
     sweep: SweepDep,
     engine: EngineDep,
     storage: StorageDep,
     force: Annotated[bool, Query(description="delete even while running")] = False,
 ) -> Response:
-    """Delete a sweep and its Optuna study (409 while running unless force=true)."""
+    """Delete a sweep and its study (owner or admin; 409 while running unless force=true)."""
+    require_manager(caller, owner=sweep.owner, action=f"delete sweep {sweep.id!r}")
     store.delete_sweep(engine, sweep.id, force=force)
     with contextlib.suppress(KeyError):  # the study is already gone
         optuna.delete_study(study_name=sweep.study_name, storage=storage)

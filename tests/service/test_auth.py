@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from service.auth import TokenRegistry, parse_tokens
+from service.auth import ApiToken, TokenRegistry, parse_tokens
 from tests.service.conftest import MakeApp, client_for, make_spec
 
 pytestmark = pytest.mark.anyio
@@ -93,8 +93,8 @@ def test_tokens_are_kept_only_as_digests() -> None:
 
 def test_parse_tokens_reads_name_token_pairs() -> None:
     assert parse_tokens(" alice:s3cret , nightly:t0:k3n ") == {
-        "alice": "s3cret",
-        "nightly": "t0:k3n",
+        "alice": ApiToken(secret="s3cret", role="submit"),
+        "nightly": ApiToken(secret="t0:k3n", role="submit"),
     }
     assert parse_tokens(None) is None
     assert parse_tokens("  ") is None
