@@ -5,9 +5,10 @@
 >>> data = workload.load_data(seed=0); model = workload.build_model(seed=0)
 
 Built-ins: ``digits_mlp``, ``digits_cnn``, ``breast_cancer_logreg``, ``diabetes_linear``,
-``sparse_regression`` and ``tabular_file``. Your own join as :class:`Workload` classes
-(regsweep owns the loop) or as training functions (:func:`training_function`: you own the
-loop), through the entry-point group ``regsweep.workloads`` or ``REGSWEEP_PLUGINS``.
+``sparse_regression``, ``noisy_tabular`` and ``tabular_file``. Your own join as
+:class:`Workload` classes (regsweep owns the loop) or as training functions
+(:func:`training_function`: you own the loop), through the entry-point group
+``regsweep.workloads`` or ``REGSWEEP_PLUGINS``.
 """
 
 # Importing the built-in modules registers their workloads (@register_workload).
@@ -20,6 +21,7 @@ from regcore.workloads._function import (
     TrialStopped,
     training_function,
 )
+from regcore.workloads._noisy_tabular import NoisyTabularWorkload
 from regcore.workloads._registry import (
     ENTRY_POINT_GROUP,
     Registered,
@@ -46,6 +48,7 @@ __all__ = [
     "DiabetesLinearWorkload",
     "DigitsCNNWorkload",
     "DigitsMLPWorkload",
+    "NoisyTabularWorkload",
     "Registered",
     "SparseRegressionWorkload",
     "TabularFileWorkload",
