@@ -7,6 +7,7 @@ import torch
 from torch.utils.hooks import RemovableHandle
 
 from regcore.regularizers._base import Attachment, BaseMethod
+from regcore.regularizers._ops import div_
 from regcore.regularizers._optimizers import KNOWN_OPTIMIZERS, StepRule, step_rule
 from regcore.regularizers._scratch import ScratchBuffers
 
@@ -100,7 +101,7 @@ class ProximalMethod(BaseMethod):
             for p in params:
                 _soft_threshold_(p, t * self.l1)
         if self.l2:
-            torch._foreach_div_(params, 1.0 + 2.0 * t * self.l2)
+            div_(params, 1.0 + 2.0 * t * self.l2)
 
     def _prox_per_coordinate(
         self,

@@ -11,6 +11,7 @@ from torch.utils.hooks import RemovableHandle
 from regcore.regularizers._base import Attachment
 from regcore.regularizers._methods import L1_METHODS, method_spec
 from regcore.regularizers._metrics import l1_norm, l2_norm, sparsity
+from regcore.regularizers._ops import add_, add_penalty_grad_
 from regcore.regularizers._scratch import ScratchBuffers
 from regcore.regularizers._select import Exclude, Only, select_parameters
 
@@ -298,20 +299,15 @@ class Regularizer:
             return torch.nn.utils.clip_grad_norm_(self._trainable, max_norm, norm_type)
         grads = [p.grad for p in live if p.grad is not None]
         l1, l2x2 = self.l1, 2.0 * self.l2
+        signs = self._clip_scratch.like(live) if l1 else []
         with torch.no_grad():
-            if l1:
-                signs = self._clip_scratch.like(live)
-                torch._foreach_copy_(signs, live)
-                torch._foreach_sign_(signs)  # 0 at 0: the subgradient every method uses
-                torch._foreach_add_(grads, signs, alpha=-l1)
-            if l2x2:
-                torch._foreach_add_(grads, live, alpha=-l2x2)
+            add_penalty_grad_(grads, live, signs, l1=-l1, l2x2=-l2x2)
             total = torch.nn.utils.clip_grad_norm_(self._trainable, max_norm, norm_type)
             # In fused's order, so the clipped update matches it to rounding.
             if l1:
-                torch._foreach_add_(grads, signs, alpha=l1)
+                add_(grads, signs, l1)
             if l2x2:
-                torch._foreach_add_(grads, live, alpha=l2x2)
+                add_(grads, live, l2x2)
         return total
 
     # -- metrics -------------------------------------------------------------------------------
