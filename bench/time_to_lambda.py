@@ -30,8 +30,16 @@ Strategies (each one row of ``STRATEGIES``; λ₁, λ₂ log ranges are the work
 - ``path``: regsweep with ``sampler: {name: path, options: {points: 8, epochs_fraction: 0.1,
   patience: 3, stop_after_worse: 2}}``; skipped with the reason where path mode is missing.
   A whole path is 2 + 3 × 8 = 26 trials; a smaller ``--trials`` (``--quick``) is raised to it.
-- populations (``execution: {population: K}``) are not a row: they train K trials at once for
-  throughput, and their epochs to 1 % are those of the sampler and pruner they run.
+- ``default``: regsweep with a spec that names no sampler (only its seed), no pruner and no
+  confirm section but ``seeds: 0``: whatever the defaults are when it runs (the table's notes
+  say what they were, and which commit each row's code was). Like the other regsweep rows it
+  ends once a from-scratch trial is within 1 %.
+- ``default+population``: the same with ``execution: {population: auto}`` (K trials at once
+  for throughput), shown as skipped where the defaults refuse populations. The two rows'
+  wall clock side by side, in one run, is what populations buy; the notes give the ratios.
+
+Every regsweep spec here says ``confirm: {seeds: 0}``: the bench measures the search, not the
+confirmation that re-trains its best with new seeds afterwards.
 
 Each search strategy runs ``--trials`` trials (default 30, as examples/digits.yaml) for each
 sampler seed 0 … N−1; a seed that never got within 1 % shows as ">N" (its total) and counts
@@ -47,19 +55,29 @@ Training seed 0 everywhere, every run in its own process with the same torch thr
 values of the same setting agree between strategies. Columns: ``÷ grid`` is the median over
 the grid's total epochs (target ≤ 1/20 for the best strategy), ``÷ tpe`` over plain TPE's
 median (target ≤ 1/2); ``best`` the median over seeds of each run's best from-scratch value
-(up to its stop); ``trials``, ``epochs used`` what a run used in all (median).
+(up to its stop); ``trials``, ``epochs used`` what a run used in all (median); ``s to 1 %``
+the wall-clock seconds from a run's start (its cost probe included) to the end of the trial
+that got there, ``s used`` a whole run's (medians; the grid's are one worker's: its trials'
+durations added up in the replayed order). Seconds depend on the machine's load (the runs
+share it, ``--jobs`` at a time): compare rows of one run, not across runs.
 
 Workloads (``WORKLOADS``): ``digits`` is the quick start's (examples/digits.yaml);
 ``sparse_regression`` is examples/sparse_regression.yaml's data with val_loss and log ranges
 for both λ (λ₁ 1e-5…1; 60 epochs: λ = 0 gives val_loss 0.43, λ₁ ≈ 0.1 gives 0.33);
-``digits_cnn`` is the third. Checked first (one trial each, 2026-11): λ barely matters on
-``breast_cancer_logreg`` (val_loss 0.0620 at λ = 0, 0.0618 at best, val_fraction 0.5) nor on
-``diabetes_linear`` (0.510 → 0.502), nor on examples/digits_cnn.yaml as it is (300 images,
-60 epochs: every λ tried was worse than λ = 0), while ``digits_cnn`` on 150 images for 150
-epochs overfits: 0.320 at λ = 0, 0.300 at λ₂ = 3e-4 — 6 × the 1 % tolerance.
+``digits_cnn`` is the third; ``noisy_tabular`` (regcore/workloads/_noisy_tabular.py) the
+fourth, unlike them: λ = 0 overfits (val_loss 0.950 at epoch 23, 1.511 at 200), early epochs
+rank λ backwards (Spearman −0.66 at epochs 1–9 with the final ranking of 11 settings; +0.85
+at 81), and a λ that helps from trained weights kills the network from scratch (λ₂ = 0.1 by
+the penalty: ln 3 from scratch, 0.887 warm-started from the λ = 0 weights). Checked first
+(one trial each, 2026-11): λ barely matters on ``breast_cancer_logreg`` (val_loss 0.0620 at
+λ = 0, 0.0618 at best, val_fraction 0.5) nor on ``diabetes_linear`` (0.510 → 0.502), nor on
+examples/digits_cnn.yaml as it is (300 images, 60 epochs: every λ tried was worse than
+λ = 0), while ``digits_cnn`` on 150 images for 150 epochs overfits: 0.320 at λ = 0, 0.300 at
+λ₂ = 3e-4 — 6 × the 1 % tolerance.
 
     python bench/time_to_lambda.py --quick                 # smoke test: 2 seeds, 3×3 grid, short
     python bench/time_to_lambda.py --workloads digits sparse_regression --markdown out.md
+    python bench/time_to_lambda.py --resume --strategies default default+population
     python bench/time_to_lambda.py --reuse-grid --strategies tpe path   # grid from the JSON
     python bench/time_to_lambda.py --score-only --markdown out.md       # a run cut short
 """
@@ -160,6 +178,30 @@ WORKLOADS: dict[str, Setup] = {
         quick_epochs=20,
         weight=21,
     ),
+    # Wide, noisy tabular (regcore/workloads/_noisy_tabular.py): λ = 0 overfits (val_loss
+    # 0.96 at epoch 20, 1.51 at 200), early epochs rank λ backwards (Spearman −0.66 with
+    # the final ranking at epochs 1–9), and λ₁ ≥ 4e-3 or λ₂ ≥ 0.1 by the penalty kills the
+    # network from scratch (val_loss ln 3) but not from trained weights.
+    "noisy_tabular": Setup(
+        workload={
+            "name": "noisy_tabular",
+            "params": {
+                "n_samples": 600,
+                "n_features": 300,
+                "n_informative": 8,
+                "label_noise": 0.2,
+                "class_sep": 3.0,
+                "hidden": [256, 256],
+            },
+        },
+        l1=(1e-5, 1e-1),
+        l2=(1e-5, 1.0),
+        optimizer={"name": "adam", "lr": 1e-4},
+        training={"epochs": 200, "batch_size": 32},
+        objective=VAL_LOSS,
+        quick_epochs=30,
+        weight=18,
+    ),
 }
 
 
@@ -204,15 +246,20 @@ def log_points(bounds: tuple[float, float], n: int) -> list[float]:
 
 
 def sweep_spec(
-    job: Job, *, space: dict[str, Any], sampler: dict[str, Any], **rest: Any
+    job: Job, *, space: dict[str, Any], sampler: dict[str, Any] | None = None, **rest: Any
 ) -> SweepSpec:
+    """A regsweep spec of ``job``; without ``sampler`` it names only the sampler's seed and
+    (unless ``rest`` does) no pruner: whatever regsweep's defaults are when it runs."""
     from regcore.spec import parse_spec
 
     raw = {
         **job.setup.base(job.quick),
         "name": f"ttl-{job.workload}-{job.strategy.replace('+', '-')}-{job.seed}",
         "search_space": space,
-        "sampler": {"seed": job.seed, **sampler},
+        "sampler": {"seed": job.seed, **(sampler or {})},
+        # The bench measures the search: re-training the best with new seeds is not part
+        # of its epochs to 1 %, whatever regsweep's default for confirm is.
+        "confirm": {"seeds": 0},
         **rest,
     }
     return parse_spec(raw)
@@ -235,13 +282,14 @@ def record(trial: optuna.trial.FrozenTrial) -> Record:
     """What this bench keeps of a trial (either kind of run)."""
     attrs, params = trial.user_attrs, trial.params
     method = attrs.get("method", params.get("method"))
-    done = trial.datetime_complete
+    begun, done = trial.datetime_start, trial.datetime_complete
     return {
         "number": trial.number,
         "state": trial.state.name,
         "value": trial.value if trial.state.name == "COMPLETE" else None,
         "epochs": int(attrs.get("epochs_run", 0)),
         "completed": done.isoformat() if done else None,
+        "duration_s": (done - begun).total_seconds() if begun and done else None,
         "scratch": "warm_start" not in attrs and "confirm" not in attrs,
         "setting": {
             "method": method,
@@ -270,10 +318,9 @@ def steps_per_epoch(job: Job) -> int:
 def run_regsweep(job: Job, spec: SweepSpec, *, stop: bool = False) -> dict[str, Any]:
     """``spec`` run through the product (one worker, SQLite in a temporary directory).
 
-    With ``stop``, the sweep is stopped as ``regsweep run`` is by Ctrl-C once its best value
-    (every completed trial but confirmations: use it only where all are from scratch) is
-    within 1 % of ``job.target``; the trial then running ends as an interrupted FAIL, after
-    the one that got there.
+    With ``stop``, the sweep is stopped as ``regsweep run`` is by Ctrl-C once a trial trained
+    from scratch (:func:`record`'s ``scratch``) is within 1 % of ``job.target``; the trial
+    then running ends as an interrupted FAIL, after the one that got there.
     """
     import optuna
 
@@ -281,12 +328,22 @@ def run_regsweep(job: Job, spec: SweepSpec, *, stop: bool = False) -> dict[str, 
     from worker.probe import ROUNDS, STEPS, WARMUP
 
     maximize = job.setup.objective["direction"] == "maximize"
+    target = job.target if job.target is not None else math.nan
     stopping: list[bool] = []
+    storage: list[optuna.storages.RDBStorage] = []  # opened at the first check
 
-    def watch(progress: Progress) -> None:
+    def found(url: str) -> bool:
+        if not storage:
+            storage.append(optuna.storages.RDBStorage(url))
+        study = optuna.load_study(study_name=spec.name, storage=storage[0])
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        return any(r["scratch"] and within(r["value"], target, maximize) for r in map(record, done))
+
+    def watch(url: str, progress: Progress) -> None:
         if not stop or stopping or job.target is None:
             return
-        if not within(progress.best, job.target, maximize):
+        # progress.best counts warm-started path points too: it only says when to look.
+        if not within(progress.best, job.target, maximize) or not found(url):
             return
         # Only while run_worker_processes forwards SIGINT to the workers (its handler is in
         # place for as long as they run); after that, the sweep has ended by itself.
@@ -295,13 +352,18 @@ def run_regsweep(job: Job, spec: SweepSpec, *, stop: bool = False) -> dict[str, 
         stopping.append(True)
         signal.raise_signal(signal.SIGINT)
 
+    started, clock = datetime.datetime.now(), time.perf_counter()  # Optuna's local time
     with tempfile.TemporaryDirectory(prefix="regsweep-ttl-") as scratch:
         url = f"sqlite:///{scratch}/sweep.db"
         # run_local_sweep gives each worker cpu_count // workers threads; every run of this
         # bench trains with the same thread count, so values of one setting agree.
         with mock.patch("os.cpu_count", return_value=job.threads * job.workers):
             options = LocalOptions(storage_url=url, workers=job.workers)
-            run = run_local_sweep(spec, options, on_progress=watch)
+            run = run_local_sweep(spec, options, on_progress=partial(watch, url))
+        run_s = time.perf_counter() - clock
+        for opened in storage:
+            opened.remove_session()
+            opened.engine.dispose()
         study = optuna.load_study(study_name=run.study.study_name, storage=url)
         trials = study.get_trials(deepcopy=False)
         probed = any(k.startswith("cost_probe:") for k in study.user_attrs)
@@ -311,6 +373,15 @@ def run_regsweep(job: Job, spec: SweepSpec, *, stop: bool = False) -> dict[str, 
         "probe_epochs": probe_steps / steps_per_epoch(job),
         "outcome": run.outcome,
         "stopped_at_target": bool(stopping),
+        "started": started.isoformat(),
+        "run_s": run_s,
+        # What the spec resolved to: for the default rows, what the defaults were.
+        "resolved": {
+            "sampler": spec.sampler.name,
+            "pruner": spec.pruner.name,
+            "population": spec.execution.population,
+            "confirm_seeds": spec.confirm.seeds,
+        },
     }
 
 
@@ -327,6 +398,26 @@ def run_classes(job: Job) -> dict[str, Any]:
         pruner={"name": "hyperband"},
         budget={"n_trials": job.trials},
     )
+    return run_regsweep(job, spec, stop=job.target is not None)
+
+
+def run_default(job: Job, *, population: bool) -> dict[str, Any]:
+    """regsweep as a spec that names no sampler (only its seed), no pruner and no confirm
+    (but ``seeds: 0``) runs it: whatever the defaults are at the time; with ``population``,
+    ``execution: {population: auto}`` too, where the spec allows it."""
+    from regcore.spec import SpecError
+
+    space = {"l1": log_range(job.setup.l1), "l2": log_range(job.setup.l2), "method": SIX}
+    rest: dict[str, Any] = {"budget": {"n_trials": job.trials}}
+    if population:
+        rest["execution"] = {"population": "auto"}
+    try:
+        spec = sweep_spec(job, space=space, **rest)
+    except SpecError as error:
+        if not population:
+            raise
+        why = str(error).splitlines()[0]
+        return {"error": f"skipped: the default spec refuses population auto: {why}"}
     return run_regsweep(job, spec, stop=job.target is not None)
 
 
@@ -397,6 +488,7 @@ def run_plain(job: Job, *, sampler: str, prune: bool) -> dict[str, Any]:
             study.stop()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started, clock = datetime.datetime.now(), time.perf_counter()  # Optuna's local time
     study = optuna.create_study(
         direction=spec.directions[0], sampler=samplers[sampler](seed=job.seed), pruner=pruner
     )
@@ -407,6 +499,8 @@ def run_plain(job: Job, *, sampler: str, prune: bool) -> dict[str, Any]:
         "records": [record(t) for t in study.trials],
         "probe_epochs": 0.0,
         "stopped_at_target": bool(stopping),
+        "started": started.isoformat(),
+        "run_s": time.perf_counter() - clock,
     }
 
 
@@ -423,6 +517,9 @@ STRATEGIES: dict[str, Strategy] = {
     "tpe+hyperband": Strategy(run=partial(run_plain, sampler="tpe", prune=True)),
     "classes+tpe+hyperband": Strategy(run=run_classes),
     "path": Strategy(run=run_path, missing=path_missing),
+    # What a spec without sampler and pruner runs, alone and in populations (wall clock).
+    "default": Strategy(run=partial(run_default, population=False)),
+    "default+population": Strategy(run=partial(run_default, population=True)),
 }
 
 
@@ -440,14 +537,46 @@ def in_order(records: list[Record]) -> list[Record]:
     return sorted(records, key=lambda r: (r["completed"] or "", r["number"]))
 
 
-def reach(ordered: list[Record], probe: float, target: float, maximize: bool) -> dict[str, Any]:
-    """Epochs (and trials) spent until the first from-scratch trial within 1 % of ``target``."""
+def reach(
+    ordered: list[Record],
+    probe: float,
+    target: float,
+    maximize: bool,
+    clock: list[float | None],
+) -> dict[str, Any]:
+    """Epochs (and trials, and seconds: ``clock``, per trial of ``ordered``) spent until the
+    first from-scratch trial within 1 % of ``target``."""
     spent = probe
     for i, r in enumerate(ordered, start=1):
         spent += r["epochs"]
         if r["scratch"] and within(r["value"], target, maximize):
-            return {"epochs": spent, "trials": i}
-    return {"epochs": None, "trials": None}
+            return {"epochs": spent, "trials": i, "seconds": clock[i - 1]}
+    return {"epochs": None, "trials": None, "seconds": None}
+
+
+def run_clock(ordered: list[Record], started: str | None) -> list[float | None]:
+    """Wall-clock seconds from a run's start (its cost probe included) to each trial's end;
+    None for a run stored without its start."""
+    if started is None:
+        return [None] * len(ordered)
+    start = datetime.datetime.fromisoformat(started)
+    return [
+        (datetime.datetime.fromisoformat(r["completed"]) - start).total_seconds()
+        if r["completed"]
+        else None
+        for r in ordered
+    ]
+
+
+def replay_clock(ordered: list[Record]) -> list[float | None]:
+    """A replayed grid order's seconds: its trials' durations added up, as one worker would
+    have spent them one after another (the run's own cost probe not included)."""
+    clock: list[float | None] = []
+    total: float | None = 0.0
+    for r in ordered:
+        total = None if total is None or r.get("duration_s") is None else total + r["duration_s"]
+        clock.append(total)
+    return clock
 
 
 def best_of(records: list[Record], maximize: bool) -> Record | None:
@@ -506,22 +635,35 @@ def summarize(
                 rows[seed] = {"error": run["error"]}
                 continue
             ordered = run["records"] if name == "grid" else in_order(run["records"])
+            clock = (
+                replay_clock(ordered) if name == "grid" else run_clock(ordered, run.get("started"))
+            )
             mine = best_of(ordered, maximize)
             rows[seed] = {
-                **reach(ordered, run["probe_epochs"], target, maximize),
+                **reach(ordered, run["probe_epochs"], target, maximize, clock),
                 "best": None if mine is None else mine["value"],
                 "trials_used": len(ordered),
                 "epochs_used": run["probe_epochs"] + sum(r["epochs"] for r in ordered),
+                "seconds_used": clock[-1] if name == "grid" and clock else run.get("run_s"),
                 "probe_epochs": run["probe_epochs"],
                 "stopped_at_target": bool(run.get("stopped_at_target")),
             }
         strategies[name] = {"seeds": rows, **medians(list(rows.values()))}
+        resolved = [r["resolved"] for r in per_seed.values() if r.get("resolved")]
+        if resolved:
+            strategies[name]["resolved"] = resolved[0]
+        ran = [grid] if name == "grid" else per_seed.values()  # the replays: the grid's run
+        commits = sorted({r["commit"] for r in ran if r.get("commit")})
+        if commits:
+            strategies[name]["commits"] = commits
     baseline = next(r for r in grid["records"] if r["role"] == "baseline")
     return {
         "target": target,
         "target_setting": best["setting"],
         "baseline_value": baseline["value"],
         "grid_total_epochs": grid_total,
+        "grid_wall_s": grid.get("run_s", grid.get("wall_s")),
+        "grid_workers": grid.get("workers"),
         "grid_replay_seed0_matches_run": [r["number"] for r in orders[0]] == real,
         "strategies": strategies,
     }
@@ -535,8 +677,20 @@ def medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
     bests = [r["best"] for r in ok if r["best"] is not None]
     # A seed that never got there counts as infinite; it shows as ">its total".
     shown = sorted(ok, key=lambda r: (r["epochs"] is None, r["epochs"] or r["epochs_used"]))
+    # Seconds as epochs (a seed that never got there: infinite), where every run has them.
+    timed = all(r.get("seconds_used") is not None for r in ok) and all(
+        r.get("seconds") is not None for r in ok if r["epochs"] is not None
+    )
+    seconds = [math.inf if r["epochs"] is None else r["seconds"] for r in ok] if timed else []
     return {
         "median_epochs": statistics.median(epochs),
+        "median_seconds": statistics.median(seconds) if timed else None,
+        "median_seconds_used": statistics.median(r["seconds_used"] for r in ok) if timed else None,
+        "median_unreached_seconds": statistics.median(
+            r["seconds_used"] for r in ok if r["epochs"] is None
+        )
+        if timed and any(r["epochs"] is None for r in ok)
+        else None,
         "per_seed": [seed_text(r) for r in shown],
         "min_text": seed_text(shown[0]),
         "max_text": seed_text(shown[-1]),
@@ -561,7 +715,11 @@ def seed_text(row: dict[str, Any]) -> str:
     return f"{row['epochs']:.0f}" if row["epochs"] is not None else f">{row['epochs_used']:.0f}"
 
 
-def epochs_text(value: float, unreached: float | None) -> str:
+def epochs_text(value: float | None, unreached: float | None) -> str:
+    """A median of epochs or seconds: ">N" where it is a seed that never got there (N: the
+    median of what those seeds spent), "—" where there is none."""
+    if value is None:
+        return "—"
     if math.isinf(value):
         return f">{unreached:.0f}" if unreached is not None else "—"
     return f"{value:.0f}"
@@ -597,6 +755,8 @@ class Row:
     best: str = ""
     trials: str = ""
     used: str = ""
+    seconds: str = ""  # wall clock to 1 % (median)
+    seconds_used: str = ""  # wall clock of the whole run (median)
 
 
 def table_rows(summary: dict[str, Any]) -> list[Row]:
@@ -622,6 +782,8 @@ def table_rows(summary: dict[str, Any]) -> list[Row]:
                 best=f"{row['median_best']:.4g}" if row["median_best"] is not None else "—",
                 trials=f"{row['median_trials_used']:.0f}",
                 used=f"{row['median_epochs_used']:.0f}",
+                seconds=epochs_text(row.get("median_seconds"), row.get("median_unreached_seconds")),
+                seconds_used=epochs_text(row.get("median_seconds_used"), None),
             )
         )
     return rows
@@ -638,8 +800,8 @@ def workload_table(name: str, summary: dict[str, Any], args: argparse.Namespace)
     from rich.table import Table
 
     table = Table(title=title(name, summary, args))
-    columns = ("strategy", "epochs to 1 %", "min–max", "÷ grid", "÷ tpe", "reached", "best")
-    for column in (*columns, "trials", "epochs used"):
+    columns = ("strategy", "epochs to 1 %", "min–max", "÷ grid", "÷ tpe", "s to 1 %", "reached")
+    for column in (*columns, "best", "trials", "epochs used", "s used"):
         table.add_column(column, justify="left" if column == "strategy" else "right", no_wrap=True)
 
     def colored(value: float | None, goal: float, row: Row) -> str:
@@ -650,7 +812,7 @@ def workload_table(name: str, summary: dict[str, Any], args: argparse.Namespace)
 
     for row in table_rows(summary):
         if row.error is not None:
-            table.add_row(row.strategy, f"[yellow]{row.error[:90]}[/]", *[""] * 7)
+            table.add_row(row.strategy, f"[yellow]{row.error[:90]}[/]", *[""] * 9)
             continue
         table.add_row(
             f"[bold]{row.strategy}[/]" if row.goal else row.strategy,
@@ -658,10 +820,12 @@ def workload_table(name: str, summary: dict[str, Any], args: argparse.Namespace)
             row.spread,
             colored(row.of_grid, GRID_TARGET, row),
             colored(row.of_tpe, TPE_TARGET, row),
+            row.seconds,
             row.reached,
             row.best,
             row.trials,
             row.used,
+            row.seconds_used,
         )
     return table
 
@@ -675,13 +839,46 @@ def setting_text(setting: dict[str, Any]) -> str:
 
 def grid_note(summary: dict[str, Any]) -> str:
     base, target = summary["baseline_value"], summary["target"]
+    wall, workers = summary.get("grid_wall_s"), summary.get("grid_workers")
+    ran = f" in {wall:.0f} s with {workers} workers" if wall is not None and workers else ""
     return (
         f"grid best {target:.4g}: {setting_text(summary['target_setting'])}; λ = 0 gives "
         f"{base:.4g} (the best is {abs(base - target) / abs(base):.1%} better); grid total "
-        f"{summary['grid_total_epochs']:.0f} epochs; its replay of seed 0 is the run's order "
-        "(with one grid worker): "
+        f"{summary['grid_total_epochs']:.0f} epochs{ran} (its seconds in the table are one "
+        "worker's: its trials' durations added up in the replayed order); its replay of "
+        "seed 0 is the run's order (with one grid worker): "
         f"{summary['grid_replay_seed0_matches_run']}"
     )
+
+
+def notes(summary: dict[str, Any]) -> list[str]:
+    """What the table alone does not say: the grid, what the default rows ran, the wall
+    clock with populations over without, the code each regsweep row ran."""
+    s = summary["strategies"]
+    lines = [grid_note(summary)]
+    for name in ("default", "default+population"):
+        if (resolved := s.get(name, {}).get("resolved")) is not None:
+            ran = ", ".join(f"{k} {v}" for k, v in resolved.items())
+            lines.append(f"{name} ran {ran}")
+    alone, together = s.get("default", {}), s.get("default+population", {})
+    if "median_epochs" in alone and "median_epochs" in together:
+        parts = [
+            f"{what} {ratio_text(ratio(together[key], alone[key]))}"
+            for what, key in (
+                ("epochs to 1 %", "median_epochs"),
+                ("seconds to 1 %", "median_seconds"),
+                ("seconds in all", "median_seconds_used"),
+            )
+            if together.get(key) is not None and alone.get(key) is not None
+        ]
+        lines.append("default+population ÷ default (medians): " + ", ".join(parts))
+    by_code: dict[str, list[str]] = {}
+    for name, row in s.items():
+        by_code.setdefault(" and ".join(row.get("commits", [])) or "?", []).append(name)
+    if list(by_code) != ["?"]:
+        code = "; ".join(f"{', '.join(names)}: {commit}" for commit, names in by_code.items())
+        lines.append(f"code the runs imported (git HEAD): {code}")
+    return lines
 
 
 def markdown(document: dict[str, Any], args: argparse.Namespace) -> str:
@@ -705,17 +902,17 @@ def markdown(document: dict[str, Any], args: argparse.Namespace) -> str:
         "median (target ≤ 1/2).",
     ]
     header = (
-        "| strategy | epochs to 1 % | per seed | ÷ grid | ÷ tpe | reached | best | trials "
-        "| epochs used |"
+        "| strategy | epochs to 1 % | per seed | ÷ grid | ÷ tpe | s to 1 % | reached | best "
+        "| trials | epochs used | s used |"
     )
     for name, entry in document["workloads"].items():
         summary = entry.get("summary")
         if summary is None:
             continue
-        lines += ["", f"**{title(name, summary, args)}**", "", header, "|" + "---|" * 9]
+        lines += ["", f"**{title(name, summary, args)}**", "", header, "|" + "---|" * 11]
         for row in table_rows(summary):
             if row.error is not None:
-                lines.append(f"| {row.strategy} | {row.error} |" + " |" * 7)
+                lines.append(f"| {row.strategy} | {row.error} |" + " |" * 9)
                 continue
             strategy = f"**{row.strategy}**" if row.goal else row.strategy
             cells = (
@@ -724,17 +921,32 @@ def markdown(document: dict[str, Any], args: argparse.Namespace) -> str:
                 row.per_seed,
                 ratio_text(row.of_grid),
                 ratio_text(row.of_tpe),
+                row.seconds,
                 row.reached,
                 row.best,
                 row.trials,
                 row.used,
+                row.seconds_used,
             )
             lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", grid_note(summary) + "."]
+        lines += ["", *(f"{note}." for note in notes(summary))]
     return "\n".join(lines) + "\n"
 
 
 # -- running the jobs ----------------------------------------------------------------------------
+
+
+def code_state() -> str:
+    """The commit the checkout is at, and whether the code a run imports has uncommitted
+    changes (several people edit this checkout at once: a run may not be the commit's)."""
+
+    def git(*command: str) -> str:
+        done = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else "?"
+
+    head = git("rev-parse", "--short", "HEAD")
+    changed = git("status", "--porcelain", "--", "regcore", "worker", "bench/time_to_lambda.py")
+    return f"{head} + uncommitted changes" if changed else head
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -742,13 +954,15 @@ def run_job(job: Job) -> dict[str, Any]:
     threads = str(job.threads)
     environment = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     command = [sys.executable, str(Path(__file__).resolve()), "--job", json.dumps(asdict(job))]
+    ran = {"commit": code_state(), "workers": job.workers, "threads": job.threads}
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
     wall_s = time.perf_counter() - started
     if done.returncode != 0:
-        return {"error": done.stderr.strip()[-2000:] or f"exit {done.returncode}", "wall_s": wall_s}
+        error = done.stderr.strip()[-2000:] or f"exit {done.returncode}"
+        return {"error": error, "wall_s": wall_s, **ran}
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**result, "wall_s": wall_s}
+    return {**result, "wall_s": wall_s, **ran}
 
 
 def job_for(
@@ -1021,7 +1235,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = entry["summary"] = summarize(job, entry["grid"], runs, args.seeds)
         console.print()
         console.print(workload_table(name, summary, args))
-        console.print(grid_note(summary))
+        for note in notes(summary):
+            console.print(note)
     save()
     if args.markdown is not None:
         args.markdown.write_text(markdown(document, args))
