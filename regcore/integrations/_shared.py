@@ -70,7 +70,7 @@ class Regularizers:
         chosen, _ = select_parameters(model, exclude, only=only)
         self._chosen = {id(p) for _, p in chosen}
         self._options = {"l1": l1, "l2": l2, "method": method}
-        self._accumulation_steps = accumulation_steps
+        self.accumulation_steps = accumulation_steps
         self.regularizers: list[Regularizer] = []
 
     def attach(
@@ -90,7 +90,7 @@ class Regularizers:
                 self.model,
                 **self._options,  # type: ignore[arg-type]
                 exclude=outside,
-                accumulation_steps=self._accumulation_steps,
+                accumulation_steps=self.accumulation_steps,
             )
             reg.attach(inner, scaler=scaler)
             self.regularizers.append(reg)
