@@ -185,7 +185,13 @@ class TrialCallback(TrainerCallback):
         self.ctx = ctx
         self.metrics = dict(metrics) if metrics is not None else None
         self._evaluations = 0
+        self._training = False
         self._stopped: TrialStopped | None = None
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> None:
+        self._training, self._evaluations, self._stopped = True, 0, None
 
     def on_evaluate(
         self,
@@ -196,11 +202,17 @@ class TrialCallback(TrainerCallback):
         model: nn.Module | None = None,
         **kw: Any,
     ) -> None:
+        if not self._training or self._stopped is not None:
+            return  # trainer.evaluate() after training, or an evaluation on the way out
+
         if model is not None:
             for reg in regularizers_for(model):  # so the trial records their sparsity
                 if reg not in self.ctx.regularizers:
                     self.ctx.regularizers.append(reg)
-        logged = {k: v for k, v in (metrics or {}).items() if isinstance(v, int | float)}
+        # HF adds its fractional "epoch" to the metrics; the trial counts epochs itself.
+        logged = {
+            k: v for k, v in (metrics or {}).items() if isinstance(v, int | float) and k != "epoch"
+        }
         if self.metrics is None:
             aliases = {f"val_{k[5:]}": v for k, v in logged.items() if k.startswith("eval_")}
             logged = {**aliases, **logged}
@@ -224,6 +236,6 @@ class TrialCallback(TrainerCallback):
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
-        stopped, self._stopped = self._stopped, None
+        stopped, self._stopped, self._training = self._stopped, None, False
         if stopped is not None:
             raise stopped
