@@ -29,6 +29,7 @@ minutes on 2 CPU cores for both models and both optimizers); ``--rounds`` fixes 
     python bench/regularizers.py                 # full run, CPU (and CUDA if present)
     python bench/regularizers.py --quick         # smoke test, well under a minute
     python bench/regularizers.py --device cpu --models mlp-21m --optimizers sgd --threads 2
+    python bench/regularizers.py --before ../old-checkout   # before:NAME beside NAME
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import argparse
 import copy
 import datetime
 import gc
+import importlib
 import json
 import math
 import os
@@ -61,9 +63,12 @@ L1 = 1e-5
 L2 = 1e-4
 NONE = "none"
 VARIANTS: tuple[str, ...] = (NONE, *METHODS)
+# --before PATH: the methods of another checkout's regcore.regularizers, as "before:NAME"
+# variants measured in the same rounds (a speed change compared with what it replaces).
+BEFORE: dict[str, Any] = {}
 
 # The issue's targets (CPU, ratio to `none`); the article's `loss` method measures ~1.2-1.5x.
-TARGETS: dict[str, float] = {"fused": 1.05, "hook": 1.05, "proximal": 1.08}
+TARGETS: dict[str, float] = {"fused": 1.03, "hook": 1.03, "proximal": 1.03}
 ARTICLE_LOSS = "~1.2–1.5"
 
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
@@ -177,8 +182,31 @@ class ConfigResult:
         return self.variants[method].ratio <= TARGETS[method]
 
 
+def load_before(checkout: Path) -> Any:
+    """``regcore.regularizers`` of another checkout, imported beside this one's."""
+    mine = {k: m for k, m in sys.modules.items() if k == "regcore" or k.startswith("regcore.")}
+    for k in mine:
+        del sys.modules[k]
+    sys.path.insert(0, str(checkout))
+    try:
+        return importlib.import_module("regcore.regularizers")
+    finally:
+        sys.path.remove(str(checkout))
+        for k in [k for k in sys.modules if k == "regcore" or k.startswith("regcore.")]:
+            del sys.modules[k]  # the other checkout's modules live on through its functions
+        sys.modules.update(mine)
+
+
 def build_variant(name: str, base: nn.Module, make_optimizer: OptimizerFactory) -> Variant:
     model = copy.deepcopy(base)
+    if name.startswith("before:"):
+        method = name.removeprefix("before:")
+        old = BEFORE["module"].Regularizer(
+            model, l1=L1 if method in L1_METHODS else 0.0, l2=L2, method=method
+        )
+        optimizer = make_optimizer(old.param_groups())
+        old.attach(optimizer)
+        return Variant(name, model, optimizer, old)
     if name == NONE:
         # The same two groups reg.param_groups() makes, so only the regularization differs.
         regularized, excluded = select_parameters(model)
@@ -188,6 +216,16 @@ def build_variant(name: str, base: nn.Module, make_optimizer: OptimizerFactory) 
     optimizer = make_optimizer(reg.param_groups())
     reg.attach(optimizer)
     return Variant(name, model, optimizer, reg)
+
+
+def variant_names() -> tuple[str, ...]:
+    return VARIANTS + tuple(f"before:{m}" for m in BEFORE.get("methods", ()))
+
+
+def _columns() -> tuple[str, ...]:
+    """The table's method columns: each method, its "before" beside it where measured."""
+    before = set(BEFORE.get("methods", ()))
+    return tuple(c for m in METHODS for c in (m, *([f"before:{m}"] if m in before else [])))
 
 
 def _synchronizer(device: torch.device) -> Callable[[], None]:
@@ -214,7 +252,7 @@ def choose_rounds(plan: Plan, config: Config, step_s: float) -> tuple[int, int]:
     if plan.rounds is not None:
         return plan.rounds, steps
     budget = config.model.budget_s * plan.budget_scale
-    rounds = math.floor(budget / (len(VARIANTS) * steps * step_s))
+    rounds = math.floor(budget / (len(variant_names()) * steps * step_s))
     return max(plan.min_rounds, min(plan.max_rounds, rounds)), steps
 
 
@@ -224,7 +262,7 @@ def measure(config: Config, plan: Plan, console: Console, seed: int) -> ConfigRe
     x = torch.randn(config.model.batch, config.model.sizes[0], device=config.device)
     y = torch.randint(0, config.model.sizes[-1], (config.model.batch,), device=config.device)
     make_optimizer = OPTIMIZERS[config.optimizer]
-    variants = [build_variant(name, base, make_optimizer) for name in VARIANTS]
+    variants = [build_variant(name, base, make_optimizer) for name in variant_names()]
     sync = _synchronizer(config.device)
 
     for variant in variants:  # optimizer state, scratch buffers, kernels, caches
@@ -296,11 +334,11 @@ def results_table(results: list[ConfigResult]) -> Table:
     for column in ("device", "model", "optimizer"):
         table.add_column(column, no_wrap=True)
     table.add_column("none ms", justify="right", no_wrap=True)
-    for method in METHODS:
+    for method in _columns():
         table.add_column(method, justify="right", no_wrap=True)
     for res in results:
         cells = [res.device, res.model, res.optimizer, f"{res.variants[NONE].median_ms:.1f}"]
-        for method in METHODS:
+        for method in _columns():
             stats = res.variants[method]
             style, suffix = _mark(res.target_met(method))
             text = f"{stats.ratio:.2f}{suffix} [dim]{stats.ratio_p25:.2f}–{stats.ratio_p75:.2f}[/]"
@@ -395,6 +433,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="fixed number of rounds (default: budgeted)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout: its methods run as before:NAME variants in the same rounds",
+    )
+    parser.add_argument(
+        "--before-methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=["fused", "hook", "proximal"],
+        help="which methods --before measures (default: the issue's three)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "regularizers.json"
     )
     args = parser.parse_args(argv)
@@ -422,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else Plan(budget_scale=args.budget_scale)
     if args.rounds is not None:
         plan = Plan(**{**asdict(plan), "rounds": args.rounds})
+    if args.before is not None:
+        BEFORE.update(module=load_before(args.before), methods=tuple(args.before_methods))
     devices = _devices(args.device)
     env = environment(devices)
     console = Console()
