@@ -9,9 +9,9 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from regcore.regularizers._base import Attachment
+from regcore.regularizers._clip import clip_data_gradient_
 from regcore.regularizers._methods import L1_METHODS, method_spec
 from regcore.regularizers._metrics import l1_norm, l2_norm, sparsity
-from regcore.regularizers._ops import add_, add_penalty_grad_
 from regcore.regularizers._scratch import ScratchBuffers
 from regcore.regularizers._select import Exclude, Only, select_parameters
 
@@ -260,55 +260,23 @@ class Regularizer:
         ``model.parameters()`` takes them).
 
         The convention: clipping acts on the data loss's gradient only; the penalty's gradient
-        ``λ₁·sign w + 2λ₂·w`` is never clipped. That is what the optimizer's own regularization
-        does (coupled ``weight_decay`` and AdamW's decay act inside ``step()``, after any
-        clipping) and what ``fused``, ``decoupled``, ``proximal`` and ``weight_decay`` give with
-        torch's clip between backward and step; and it keeps λ meaning the same strength
-        whatever the size of the data gradient. But ``loss`` and ``hook`` put the penalty
-        gradient ``p`` into ``.grad`` during ``backward()``, where torch's clip would scale it
-        too (and they would no longer agree with ``fused``). So for them, with ``g`` the
-        gradient after backward (one whole ``p`` in it after ``k`` micro-steps of ``p/k``)::
-
-            norm = ‖g − p‖ over all trainable gradients (g alone where nothing is regularized)
-            c    = min(1, max_norm / (norm + 1e-6))        # torch's eps and clamp
-            g   ← c·g + (1 − c)·p  = c·(g − p) + p          # regularized parameters
-            g   ← c·g                                       # the others
-
-        computed by subtracting ``p`` in place, torch's own ``clip_grad_norm_`` and adding ``p``
-        back (multi-tensor kernels, ``sign w`` in persistent scratch buffers). They assume
-        every ``backward()`` of the step went through :meth:`penalize` (``loss``) or the
-        attached hooks (``hook``). For the step-time methods, and with ``l1 = l2 = 0``, it *is*
-        ``torch.nn.utils.clip_grad_norm_(trainable parameters, max_norm, norm_type)``.
+        ``λ₁·sign w + 2λ₂·w`` is never clipped, whichever method applies it (the ``_clip``
+        module says why and how: for ``loss`` and ``hook``, whose penalty gradient is in
+        ``.grad``, ``g ← c·(g − p) + p``). For the step-time methods, and with ``l1 = l2 = 0``,
+        it *is* ``torch.nn.utils.clip_grad_norm_(trainable parameters, max_norm, norm_type)``.
         """
-        if isinstance(max_norm, bool) or not isinstance(max_norm, int | float):
-            raise TypeError(f"max_norm must be a number, but got {max_norm!r}")
-        if math.isnan(max_norm) or max_norm < 0:
-            raise ValueError(
-                f"max_norm must be >= 0 (math.inf: no clipping), but got max_norm={max_norm}"
-            )
-        if isinstance(norm_type, bool) or not isinstance(norm_type, int | float):
-            raise TypeError(
-                f"norm_type must be a number (2.0, or math.inf for the max norm), but got "
-                f"{norm_type!r}"
-            )
         in_grad = self._method.adds_to_loss or (
             self._method.per_backward and self._optimizer is not None
         )
-        live = [p for p in self.parameters if p.grad is not None] if in_grad else []
-        if not live or not (self.l1 or self.l2):
-            return torch.nn.utils.clip_grad_norm_(self._trainable, max_norm, norm_type)
-        grads = [p.grad for p in live if p.grad is not None]
-        l1, l2x2 = self.l1, 2.0 * self.l2
-        signs = self._clip_scratch.like(live) if l1 else []
-        with torch.no_grad():
-            add_penalty_grad_(grads, live, signs, l1=-l1, l2x2=-l2x2)
-            total = torch.nn.utils.clip_grad_norm_(self._trainable, max_norm, norm_type)
-            # In fused's order, so the clipped update matches it to rounding.
-            if l1:
-                add_(grads, signs, l1)
-            if l2x2:
-                add_(grads, live, l2x2)
-        return total
+        return clip_data_gradient_(
+            self._trainable,
+            [p for p in self.parameters if p.grad is not None] if in_grad else [],
+            l1=self.l1,
+            l2=self.l2,
+            scratch=self._clip_scratch,
+            max_norm=max_norm,
+            norm_type=norm_type,
+        )
 
     # -- metrics -------------------------------------------------------------------------------
 
