@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import os
 import re
 from datetime import UTC, datetime, time, timedelta
@@ -95,6 +96,21 @@ class BatchSpec(SpecModel):
         for path, values in (self.matrix or {}).items():
             if not values:
                 raise ValueError(f"matrix.{path} is empty; give it at least one value")
+        # Counted, never expanded, here: a matrix of a few hundred bytes can stand for
+        # millions of sweeps.
+        if self.sweeps is not None and len(self.sweeps) > MAX_SWEEPS:
+            raise ValueError(
+                f"a batch has at most {MAX_SWEEPS} sweeps, but got {len(self.sweeps)}; "
+                "split it into several batches"
+            )
+        sizes = [len(values) for values in (self.matrix or {}).values()]
+        if (count := math.prod(sizes)) > MAX_SWEEPS:
+            shown = " × ".join(map(str, sizes[:8])) + (" × …" if len(sizes) > 8 else "")
+            total = f"{count}" if count < 10**9 else f"about 10^{len(str(count)) - 1}"
+            raise ValueError(
+                f"the matrix makes {shown} = {total} sweeps, but a batch has at most "
+                f"{MAX_SWEEPS}; list fewer values, or split it into several batches"
+            )
         return self
 
     def expand(self) -> list[SweepSpec]:

@@ -104,12 +104,47 @@ def _message(err: dict[str, Any]) -> str:
     return f"{err.get('msg', 'invalid')}, but got {got}"
 
 
+#: Problems listed in one error (the rest are counted in a last one), and characters of one
+#: message: a refusal costs the client a few KiB at most, however many problems a body has.
+MAX_PROBLEMS = 50
+MAX_MESSAGE = 500
+
+
+def problems_error(problems: Sequence[Problem], *, what: str = "the request") -> ApiError:
+    """422 for ``problems``: one per field (the items of one list count as one field, the
+    first shown with how many more there are), at most :data:`MAX_PROBLEMS` of them and then
+    one that counts the rest, each message cut at :data:`MAX_MESSAGE` characters."""
+    groups: dict[str | None, list[Problem]] = {}
+    for p in problems:
+        groups.setdefault(_list_of(p.field), []).append(p)
+    shown = []
+    for same in list(groups.values())[:MAX_PROBLEMS]:
+        more = f" (and {len(same) - 1} more in this list)" if len(same) > 1 else ""
+        shown.append(Problem(field=same[0].field, message=_cut(same[0].message) + more))
+    if len(groups) > MAX_PROBLEMS:
+        rest = len(groups) - MAX_PROBLEMS
+        shown.append(Problem(field=None, message=f"... and {rest} more; fix these first"))
+    first = shown[0] if shown else Problem(field=None, message=f"{what} is invalid")
+    detail = first.message if len(groups) == 1 else f"{len(groups)} problems in {what}"
+    return ApiError(422, detail, field=first.field, problems=shown)
+
+
+def _list_of(field: str | None) -> str | None:
+    """``search_space.method.3`` → ``search_space.method``: a list's items are one field."""
+    if field is None:
+        return None
+    head, _, last = field.rpartition(".")
+    return _list_of(head) if head and last.isdigit() else field
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [Problem(field=_field_of(e["loc"]), message=_message(e)) for e in exc.errors()]
-    first = problems[0] if problems else Problem(field=None, message="invalid request")
-    detail = first.message if len(problems) == 1 else f"{len(problems)} problems; see problems"
-    return error_response(422, detail, field=first.field, problems=problems)
+    return await _api_error(request, problems_error(problems))
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:

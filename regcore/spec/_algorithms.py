@@ -18,6 +18,20 @@ if TYPE_CHECKING:
     from regcore.spec._sweep import SweepSpec
 
 
+#: The most a whole-number sampler option may be where its row names no lower limit. Such
+#: options count trials (``n_startup_trials``) or points drawn per trial, and a sweep runs at
+#: most this many trials (``budget.n_trials``).
+MAX_COUNT = 100_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limit:
+    """The most a whole-number option may be, and why (the refusal says it)."""
+
+    most: int
+    why: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class SamplerKind:
     """A sampler: ``name`` in a spec, ``optuna_class`` in ``module`` (``optuna.samplers``,
@@ -28,6 +42,8 @@ class SamplerKind:
     two-objective study. ``listed_values``: it walks listed values only (grid), so every
     dimension must be a number or choices, and it is built from them. ``path``: a worker
     follows λ along a path with warm starts (:mod:`regcore.path`) instead of sampling.
+    ``limits``: the whole-number options that size memory or time, each with the most it may
+    be (any other whole-number option is at most :data:`MAX_COUNT`).
     """
 
     name: str
@@ -37,6 +53,7 @@ class SamplerKind:
     two_objectives: bool = True
     listed_values: bool = False
     path: bool = False
+    limits: Mapping[str, Limit] = field(default_factory=dict)
 
     def load(self) -> type[Any]:
         """The sampler's class (imports Optuna: call it only where a sampler is built)."""
@@ -86,14 +103,49 @@ class PrunerKind:
 SAMPLERS: dict[str, SamplerKind] = {
     row.name: row
     for row in (
-        SamplerKind(name="tpe", optuna_class="TPESampler"),
+        SamplerKind(
+            name="tpe",
+            optuna_class="TPESampler",
+            limits={
+                "n_ei_candidates": Limit(
+                    most=1024,
+                    why="every suggestion scores each candidate against every past trial, so "
+                    "memory grows with candidates × trials; Optuna's default is 24",
+                )
+            },
+        ),
         SamplerKind(name="random", optuna_class="RandomSampler", takes_options=False),
         SamplerKind(
             name="grid", optuna_class="GridSampler", takes_options=False, listed_values=True
         ),
         SamplerKind(name="gp", optuna_class="GPSampler"),
-        SamplerKind(name="cmaes", optuna_class="CmaEsSampler", two_objectives=False),
-        SamplerKind(name="nsga2", optuna_class="NSGAIISampler"),
+        SamplerKind(
+            name="cmaes",
+            optuna_class="CmaEsSampler",
+            two_objectives=False,
+            limits={
+                "popsize": Limit(
+                    most=1000,
+                    why="a generation is popsize trials, held with their covariance; the "
+                    "default is 4 + 3·ln(dimensions), about 7 for three searched values",
+                ),
+                "inc_popsize": Limit(
+                    most=10,
+                    why="the population is multiplied by it at every restart; the default is 2",
+                ),
+            },
+        ),
+        SamplerKind(
+            name="nsga2",
+            optuna_class="NSGAIISampler",
+            limits={
+                "population_size": Limit(
+                    most=1000,
+                    why="each generation sorts its parents and children by comparing every "
+                    "pair of them; the default is 50",
+                )
+            },
+        ),
         SamplerKind(name="qmc", optuna_class="QMCSampler"),
         SamplerKind(
             name="path",
@@ -101,6 +153,13 @@ SAMPLERS: dict[str, SamplerKind] = {
             module="regcore.path",
             two_objectives=False,
             path=True,
+            limits={
+                "points": Limit(
+                    most=1000,
+                    why="each point is one trial of the path, trained after the one before; "
+                    "the default is 8",
+                )
+            },
         ),
     )
 }

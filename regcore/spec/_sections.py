@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import math
+import re
+import reprlib
 import warnings
 from collections.abc import Mapping
 from datetime import datetime
@@ -12,7 +15,15 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails
 
-from regcore.spec._algorithms import PRUNERS, SAMPLERS, PrunerName, SamplerName
+from regcore.spec._algorithms import (
+    MAX_COUNT,
+    PRUNERS,
+    SAMPLERS,
+    Limit,
+    PrunerName,
+    SamplerKind,
+    SamplerName,
+)
 from regcore.spec._base import SpecModel
 from regcore.spec._problems import as_details, problem, problems_error, suggest
 from regcore.workloads import WorkloadError, available_workloads, get_workload
@@ -83,6 +94,11 @@ class SamplerSpec(SpecModel):
     ``grid`` needs every dimension of the search space discrete (numbers or choices).
     ``cmaes``, ``gp`` and ``qmc`` accept a list of methods, but sample the categorical
     ``method`` independently (Optuna's fallback), so they shine with one method.
+
+    Options are checked against the sampler's signature: a whole number is at most its
+    row's limit (:class:`~regcore.spec._algorithms.Limit`) or :data:`MAX_COUNT`, since such
+    options count trials or points drawn per trial, and memory and time grow with them; a
+    number is finite; an option that takes a Python object or function is refused.
     """
 
     name: SamplerName = "tpe"
@@ -105,12 +121,15 @@ class SamplerSpec(SpecModel):
             elif key not in (known := _sampler_keywords(self.name)):
                 text = f"{row.optuna_class} takes no option {key!r}" + suggest(key, known)
                 details.append(problem(loc, text, value))
-            elif (kind := _kind_of(known[key])) == "function":
-                text = f"takes a Python function, which a spec cannot name; remove {key!r}"
+            elif (kind := _kind_of(known[key])) in ("function", "object"):
+                what = "function" if kind == "function" else f"object ({known[key]})"
+                text = f"takes a Python {what}, which a spec cannot name; remove {key!r}"
                 details.append(problem(loc, text, value))
             elif kind is not None and not _is(value, kind):
-                text = f"must be {kind} (Optuna: {known[key]}), but got {value!r}"
+                text = f"must be {kind} (Optuna: {known[key]}), but got {reprlib.repr(value)}"
                 details.append(problem(loc, text, value))
+            elif (refusal := _out_of_bounds(row, key, value)) is not None:
+                details.append(problem(loc, refusal, value))
         if not details and self.options and row.takes_options:
             details += self._refused_by_optuna()
         return details
@@ -142,11 +161,33 @@ _KINDS: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 def _kind_of(annotation: str) -> str | None:
     """What an option takes, read off its annotation: ``'bool | None'`` → ``"bool"``;
-    ``"function"`` for a Callable, which no spec can give; None where it does not say."""
+    ``"function"`` for a Callable and ``"object"`` for a class (``BaseSampler``,
+    ``list[FrozenTrial]``), which no spec can give; None where it does not say (``dict[str,
+    Any]``: plain data, checked by Optuna)."""
     if "Callable" in annotation:
         return "function"
+    if set(re.findall(r"\b[A-Z]\w*", annotation)) - {"Any", "None"}:
+        return "object"
     names = [n.strip() for n in annotation.split("|") if n.strip() != "None"]
     return names[0] if len(names) == 1 and names[0] in _KINDS else None
+
+
+def _out_of_bounds(row: SamplerKind, key: str, value: Any) -> str | None:
+    """Why a number ``value`` of option ``key`` is refused, or None: a whole number over its
+    limit (the row's, else :data:`MAX_COUNT`), or a number that is not finite."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, but got {value!r}"
+    if not isinstance(value, int):
+        return None
+    limit = row.limits.get(key, Limit(most=MAX_COUNT, why=_COUNTS))
+    if value > limit.most:
+        return f"must be at most {limit.most} ({limit.why}), but got {value}"
+    return None
+
+
+_COUNTS = "it counts trials or points per trial; a sweep runs at most that many trials"
 
 
 def _is(value: Any, kind: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import optuna
 from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from regcore.batch import BatchSpec, parse_batch
@@ -60,7 +61,7 @@ async def read_batch_body(request: Request) -> BatchSpec:
     """The body as a BatchSpec; 422 listing every problem of every sweep in it."""
     data = await read_json(request, what="batch")
     try:
-        return parse_batch(data)
+        return await run_in_threadpool(parse_batch, data)  # off the event loop, as a spec
     except SpecError as exc:
         raise spec_problems(exc) from None
 

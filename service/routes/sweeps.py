@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import optuna
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from regcore import export, store, studies
@@ -62,7 +63,9 @@ async def read_spec(request: Request) -> SweepSpec:
     """The body as a SweepSpec; 422 listing every problem (as ``regsweep validate`` does)."""
     data = await read_json(request, what="sweep spec")
     try:
-        return parse_spec(data)
+        # In a worker thread: validation builds the sampler and checks the workload, which
+        # must not hold up the event loop (and /healthz with it).
+        return await run_in_threadpool(parse_spec, data)
     except SpecError as exc:
         raise spec_problems(exc) from None
 

@@ -125,3 +125,29 @@ def test_every_problem_of_every_sweep_is_listed() -> None:
 )
 def test_bad_batches_name_the_field(data: dict[str, Any], field: str) -> None:
     assert field in problems_of(data)
+
+
+@pytest.mark.parametrize("keys", [6, 40], ids=["the issue's 10^6", "10^40"])
+def test_a_matrix_is_counted_before_it_is_expanded(keys: int) -> None:
+    # 10^40 combinations cannot be expanded at all: refusing them proves they were counted.
+    matrix = {f"workload.params.p{i}": list(range(10)) for i in range(keys)}
+
+    with pytest.raises(SpecError) as caught:
+        parse_batch({"name": "b", "template": SPEC, "matrix": matrix})
+
+    (problem,) = caught.value.problems
+    assert problem.field == ""
+    assert "10 × 10 × 10" in problem.message
+    assert "at most 500" in problem.message
+
+
+def test_a_matrix_of_exactly_the_cap_is_accepted_and_one_more_sweep_is_not() -> None:
+    twenty, twenty_five = list(range(20)), list(range(25))
+    fits = {"training.seed": twenty, "budget.n_trials": twenty_five}
+    over = {**fits, "priority": [0, 1]}
+
+    assert parse_batch({"name": "b", "template": SPEC, "matrix": fits}).matrix == fits
+    with pytest.raises(SpecError, match="= 1000 sweeps"):
+        parse_batch({"name": "b", "template": SPEC, "matrix": over})
+    with pytest.raises(SpecError, match="at most 500 sweeps, but got 501"):
+        parse_batch({"name": "b", "sweeps": [SPEC] * 501})
