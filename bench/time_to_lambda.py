@@ -50,7 +50,9 @@ the compute. ``--full-budget`` runs every search to its budget (then ``best`` is
 The grid of a workload runs first; its searches start once it has (they need its target),
 and a free slot takes the first runnable run in ``--workloads`` order, seed by seed, so a
 run cut short has every strategy of fewer seeds (``--score-only`` then scores what the JSON
-holds).
+holds). A run that failed because the checkout's code did not import (an edit half done in
+a shared checkout) is run again, up to 5 times 2 minutes apart; ``--resume`` reruns what
+still failed.
 Training seed 0 everywhere, every run in its own process with the same torch thread count, so
 values of the same setting agree between strategies. Columns: ``÷ grid`` is the median over
 the grid's total epochs (target ≤ 1/20 for the best strategy), ``÷ tpe`` over plain TPE's
@@ -949,20 +951,30 @@ def code_state() -> str:
     return f"{head} + uncommitted changes" if changed else head
 
 
+# A run that failed on code that does not import (someone's edit half done in the shared
+# checkout) is tried again this many times, this long apart, before its error is kept.
+BROKEN_TREE = ("ModuleNotFoundError", "ImportError", "SyntaxError", "IndentationError")
+RETRIES, RETRY_WAIT_S = 5, 120.0
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """``job`` in a child process of this script: its result, or its error."""
     threads = str(job.threads)
     environment = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     command = [sys.executable, str(Path(__file__).resolve()), "--job", json.dumps(asdict(job))]
-    ran = {"commit": code_state(), "workers": job.workers, "threads": job.threads}
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
-    wall_s = time.perf_counter() - started
-    if done.returncode != 0:
-        error = done.stderr.strip()[-2000:] or f"exit {done.returncode}"
-        return {"error": error, "wall_s": wall_s, **ran}
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**result, "wall_s": wall_s, **ran}
+    for retry in range(RETRIES + 1):
+        ran = {"commit": code_state(), "workers": job.workers, "threads": job.threads}
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+        wall_s = time.perf_counter() - started
+        if done.returncode == 0:
+            result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+            return {**result, "wall_s": wall_s, "retries": retry, **ran}
+        if retry == RETRIES or not any(name in done.stderr for name in BROKEN_TREE):
+            break
+        time.sleep(RETRY_WAIT_S)
+    error = done.stderr.strip()[-2000:] or f"exit {done.returncode}"
+    return {"error": error, "wall_s": wall_s, "retries": retry, **ran}
 
 
 def job_for(
@@ -1093,10 +1105,11 @@ def run_all(
             epochs = result.get("probe_epochs", 0) + sum(r["epochs"] for r in records)
             status = f"[red]failed: {result['error'][-300:]}[/]" if result.get("error") else ""
             stopped = " (stopped at the target)" if result.get("stopped_at_target") else ""
+            retried = f" (run {result['retries'] + 1} times)" if result.get("retries") else ""
             log(
                 f"{time.strftime('%H:%M:%S')} {job.workload} {job.strategy} seed {job.seed}: "
                 f"{len(records)} trials, {epochs:.0f} epochs, {result['wall_s']:.0f} s"
-                f"{stopped} {status}"
+                f"{stopped}{retried} {status}"
             )
 
     def worker() -> None:
