@@ -901,7 +901,8 @@ def markdown(document: dict[str, Any], args: argparse.Namespace) -> str:
             else "."
         )
         + " ÷ grid: over the whole grid's epochs (target ≤ 1/20); ÷ tpe: over plain TPE's "
-        "median (target ≤ 1/2).",
+        "median (target ≤ 1/2). s to 1 %, s used: wall-clock seconds (medians) to get there "
+        "and in all, on a machine the runs share: compare rows of one run.",
     ]
     header = (
         "| strategy | epochs to 1 % | per seed | ÷ grid | ÷ tpe | s to 1 % | reached | best "
