@@ -52,9 +52,17 @@ def _sweep(
 ) -> BatchSweep:
     counts = count_trials(engine, row.study_name)
     n_trials = int(row.spec.get("budget", {}).get("n_trials", 1))
-    best, _pareto = cache.get(
-        storage, sweep_id=row.id, study_name=row.study_name, complete=counts.by_state["COMPLETE"]
-    )
+    try:
+        best, _pareto = cache.get(
+            storage,
+            sweep_id=row.id,
+            study_name=row.study_name,
+            complete=counts.by_state["COMPLETE"],
+        )
+    except KeyError:  # deleted while the batch is read: shown without its best
+        if study_view.exists(storage, row.study_name):
+            raise
+        best = None
     attrs = best.user_attrs if best is not None else {}
     return BatchSweep(
         **SweepOut.of(row).model_dump(),

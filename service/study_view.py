@@ -6,20 +6,28 @@ changes when a trial completes, so it is kept per (sweep, number of COMPLETE tri
 read of a sweep whose count did not move costs two small queries and no Optuna load, and is
 never stale. A study that is missing (deleted behind the service's back) reads as empty
 rather than failing the whole sweep.
+
+A sweep deleted while it is read (after its row was read, before or while its study is) is a
+404, as if the delete had come first: :func:`load_for` and :func:`reading` say so where
+Optuna would raise ``KeyError('Record does not exist.')``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import optuna
+import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
-from regcore.store import TrialCounts
+from regcore.store import SweepNotFoundError, SweepRow, TrialCounts, get_sweep
+from service.errors import ApiError
 from service.schemas import Progress, TrialOut, TrialStateName
 
 Best = tuple[TrialOut | None, list[TrialOut] | None]
@@ -41,6 +49,48 @@ def load(storage: optuna.storages.BaseStorage, study_name: str) -> optuna.Study 
         )
     except KeyError:
         return None
+
+
+def deleted(sweep_id: str) -> ApiError:
+    return ApiError(
+        404,
+        f"sweep {sweep_id!r} was deleted while it was read; GET /v1/sweeps lists the sweeps",
+        field="sweep_id",
+    )
+
+
+def load_for(
+    storage: optuna.storages.BaseStorage, engine: sa.Engine, sweep: SweepRow
+) -> optuna.Study | None:
+    """The sweep's study; 404 when the sweep was deleted since its row was read, None when
+    only its study is missing."""
+    study = load(storage, sweep.study_name)
+    if study is None:
+        try:
+            get_sweep(engine, sweep.id)
+        except SweepNotFoundError:
+            raise deleted(sweep.id) from None
+    return study
+
+
+def exists(storage: optuna.storages.BaseStorage, study_name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def reading(storage: optuna.storages.BaseStorage, sweep: SweepRow) -> Iterator[None]:
+    """Reads of ``sweep``'s study inside: 404 when it is deleted meanwhile (Optuna's
+    ``KeyError``); any other KeyError, with the study still there, is a bug and goes on."""
+    try:
+        yield
+    except KeyError:
+        if exists(storage, sweep.study_name):
+            raise
+        raise deleted(sweep.id) from None
 
 
 def _finite(value: float | None) -> float | None:

@@ -125,12 +125,13 @@ def read_sweep(
     """One sweep: its spec, trial counts, progress and best trial (or Pareto front)."""
     counts = store.count_trials(engine, sweep.study_name)
     cache: study_view.BestCache = request.app.state.best_cache
-    best, pareto = cache.get(
-        storage,
-        sweep_id=sweep.id,
-        study_name=sweep.study_name,
-        complete=counts.by_state["COMPLETE"],
-    )
+    with study_view.reading(storage, sweep):
+        best, pareto = cache.get(
+            storage,
+            sweep_id=sweep.id,
+            study_name=sweep.study_name,
+            complete=counts.by_state["COMPLETE"],
+        )
     n_trials = int(sweep.spec.get("budget", {}).get("n_trials", 1))
     return SweepDetail(
         **SweepOut.of(sweep).model_dump(),
@@ -154,6 +155,7 @@ _EXPORTS: dict[int | str, dict[str, Any]] = {
 def read_trials(
     _caller: ReaderDep,
     sweep: SweepDep,
+    engine: EngineDep,
     storage: StorageDep,
     state: TrialStateName | None = None,
     limit: Limit = 50,
@@ -164,10 +166,11 @@ def read_trials(
     ] = None,
 ) -> TrialPage | Response:
     """The sweep's trials by number, with params, values, state and user attributes."""
-    study = study_view.load(storage, sweep.study_name)
-    if format is not None:
-        return _export(study, sweep.name, format)
-    data, count = study_view.trial_page(study, state=state, limit=limit, offset=offset)
+    with study_view.reading(storage, sweep):
+        study = study_view.load_for(storage, engine, sweep)
+        if format is not None:
+            return _export(study, sweep.name, format)
+        data, count = study_view.trial_page(study, state=state, limit=limit, offset=offset)
     return TrialPage(data=data, count=count)
 
 
@@ -211,6 +214,8 @@ def delete_sweep(
 
 
 @router.get("/{sweep_id}/report", response_model=None, responses={200: reports.HTML})
-def read_report(_caller: ReaderDep, sweep: SweepDep, storage: StorageDep) -> HTMLResponse:
+def read_report(
+    _caller: ReaderDep, sweep: SweepDep, engine: EngineDep, storage: StorageDep
+) -> HTMLResponse:
     """One self-contained HTML report of the sweep (it opens offline)."""
-    return reports.sweep_response(storage, sweep)
+    return reports.sweep_response(storage, engine, sweep)
