@@ -26,6 +26,7 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
+from regcore.confirm import confirmation
 from regcore.export import iso_utc, jsonable
 from regcore.notify import Attempt, post_webhook, where
 from regcore.results import TrialRow, best_rows
@@ -87,8 +88,36 @@ def _row(row: TrialRow, *, multi: bool) -> dict[str, Any]:
         "l1": row.l1,
         "l2": row.l2,
         "lr": row.lr,
+        "params": row.params,
         "sparsity": row.sparsity,
         "regularizer": row.regularizer_line(),
+    }
+
+
+def _decision(study: optuna.Study) -> dict[str, Any] | None:
+    """What the confirmation decided (None: the sweep has none, so nothing is recommended)."""
+    found = confirmation(study)
+    if found is None:
+        return None
+    chosen = found.recommended
+    recommended = None
+    if chosen is not None:
+        recommended = {
+            "method": chosen.method,
+            "l1": chosen.l1,
+            "l2": chosen.l2,
+            "lr": chosen.lr,
+            "params": chosen.params,
+            "mean": chosen.mean,
+            "sd": chosen.sd,
+            "n": chosen.n,
+            "paste": chosen.paste(),
+        }
+    return {
+        "verdict": found.verdict,
+        "beats_baseline": found.beats_baseline,
+        "recommended": recommended,
+        "pending": found.pending,
     }
 
 
@@ -107,9 +136,10 @@ def sweep_summary(
 
     ``workload`` and ``n_trials`` (the budget) default to what the study's ``spec`` user
     attribute says; ``finished_at`` (a naive one is read as UTC, as the store keeps it) to
-    now. One objective: ``best`` (the best trial), ``by_method`` (the best of each method)
-    and ``baseline`` (λ₁ = λ₂ = 0), with ``pareto`` None; two: ``pareto`` (the front) with
-    the others None. Non-finite floats are None. The spec itself is left out: its webhook
+    now. One objective: ``best`` (the search's best trial, one seed), ``by_method`` (the best
+    of each method), ``baseline`` (λ₁ = λ₂ = 0) and ``decision`` (the confirmation's verdict
+    and recommendation; None without one), with ``pareto`` None; two: ``pareto`` (the front)
+    with the others None. Non-finite floats are None. The spec itself is left out: its webhook
     URL may carry a secret.
     """
     spec = stored_spec(study)
@@ -147,6 +177,7 @@ def sweep_summary(
             "by_method": None if multi else by_method,
             "baseline": baseline,
             "pareto": pareto if multi else None,
+            "decision": None if multi else _decision(study),
             "finished_at": iso_utc(finished_at or datetime.now(UTC), naive_is_local=False),
         }
     )

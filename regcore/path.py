@@ -5,23 +5,31 @@ which trains each point with a small fraction of the dense budget), one worker:
 
 1. trains the λ = 0 baseline for the whole ``training.epochs`` (the dense start);
 2. for each method class, walks λ up geometrically over ``points`` values of the spec's log
-   ranges (λ₁ and λ₂ move together when both are ranges: a fixed ratio in log space; a
-   number stays fixed), each point warm-started from the previous point's weights and trained
-   for ``epochs_fraction`` of the epochs, ending early after ``patience`` epochs without
-   improvement; a class's path ends after ``stop_after_worse`` points in a row worse than its
-   best (λ is past what helps);
-3. re-trains the best point from scratch for the whole epochs: warm starts can generalize
-   worse than training from scratch (Ash & Adams, NeurIPS 2020), so the recommendation is the
-   re-trained value, and the report shows both.
+   ranges, λ₁ and λ₂ together (the diagonal in log space), each point warm-started from
+   the previous point's weights and trained for ``epochs_fraction`` of the epochs, ending
+   early after ``patience`` epochs without improvement;
+3. for the class whose walk went best, walks ``ratios`` directions of the λ₁/λ₂ plane (as
+   glmnet's α: λ₁ alone, λ₂ alone, and in between), when both are ranges and the class
+   applies λ₁;
+4. re-trains the best point of the ``retrain`` best walks from scratch for the whole epochs,
+   best first: warm starts can generalize worse than training from scratch (Ash & Adams,
+   NeurIPS 2020), and a λ a trained network survives can kill one at initialization. A
+   re-train worse than the dense start steps back along its walk to a smaller λ, until one
+   is better or the walk is used up. The path's answer is the best of these from-scratch
+   trials (and the dense start): never a warm start's value.
 
-Every point is a trial (user attributes ``path_step``, ``warm_start``: the trial number it
-started from; the re-train ``path_retrain``: the point it repeats), counted against the
-budget like any other.
+A walk ends after ``stop_after_worse`` points in a row worse than its best, but only once a
+point has beaten the dense start: below the range where λ helps, a warm start from an
+overfit model keeps overfitting, and an early stop there would end the walk before λ
+reaches that range. Every point is a trial (user attributes ``path_step``, ``path_walk``,
+``warm_start``: the trial it started from; a re-train ``path_retrain``: the point it
+repeats), counted against the budget like any other.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
@@ -45,6 +53,8 @@ class PathSampler(BaseSampler):
         epochs_fraction: float = 0.1,
         patience: int = 3,
         stop_after_worse: int = 2,
+        ratios: int = 3,
+        retrain: int = 3,
     ) -> None:
         if points < 2:
             raise ValueError(f"a path needs at least 2 points, but got {points=}")
@@ -55,10 +65,16 @@ class PathSampler(BaseSampler):
                 f"patience and stop_after_worse must be at least 1, but got {patience=}, "
                 f"{stop_after_worse=}"
             )
+        if not 1 <= ratios <= 9:
+            raise ValueError(f"ratios must be 1 (λ₁ and λ₂ together) to 9, but got {ratios=}")
+        if not 1 <= retrain <= 20:
+            raise ValueError(f"retrain must be 1 to 20 points, but got {retrain=}")
         self.points = points
         self.epochs_fraction = epochs_fraction
         self.patience = patience
         self.stop_after_worse = stop_after_worse
+        self.ratios = ratios
+        self.retrain = retrain
         self._random = RandomSampler(seed=seed)
 
     def point_epochs(self, epochs: int) -> int:
@@ -85,23 +101,56 @@ class PathSampler(BaseSampler):
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
 
-def _walk(value: float | Range, points: int) -> list[float]:
+@dataclass(frozen=True, kw_only=True)
+class Walk:
+    """One line of the λ₁ × λ₂ plane a class walks up, smallest λ first."""
+
+    key: str  # "proximal", or "proximal λ₁:λ₂ 1:0" for a direction off the diagonal
+    method_class: str
+    points: list[tuple[float, float]]
+
+
+def _along(value: float | Range, share: float, t: float) -> float:
+    """λ at step ``t`` ∈ [0, 1] of a walk that covers ``share`` of a log range in log space."""
     if isinstance(value, Range):
-        ratio = value.high / value.low
-        return [value.low * ratio ** (i / (points - 1)) for i in range(points)]
-    return [float(value)] * points
+        return float(value.low * (value.high / value.low) ** (t * share))
+    return float(value)
 
 
-def path_points(spec: SweepSpec, points: int) -> dict[str, list[tuple[float, float]]]:
-    """(λ₁, λ₂) of each class's path, smallest first."""
+def _walk(spec: SweepSpec, cls: str, direction: tuple[float, float], points: int) -> Walk:
     space = spec.search_space
-    walks: dict[str, list[tuple[float, float]]] = {}
-    for cls, methods in spec.method_classes.items():
-        applies_l1 = any(m in L1_METHODS for m in methods)
-        l1s = _walk(space.l1, points) if applies_l1 else [0.0] * points  # type: ignore[arg-type]
-        l2s = _walk(space.l2, points)  # type: ignore[arg-type]
-        walks[cls] = list(zip(l1s, l2s, strict=True))
-    return walks
+    applies_l1 = any(m in L1_METHODS for m in spec.method_classes[cls])
+    steps = [i / (points - 1) for i in range(points)]
+    l1s = [_along(space.l1, direction[0], t) if applies_l1 else 0.0 for t in steps]  # type: ignore[arg-type]
+    l2s = [_along(space.l2, direction[1], t) for t in steps]  # type: ignore[arg-type]
+    key = cls if direction == (1.0, 1.0) else f"{cls} λ₁:λ₂ {direction[0]:g}:{direction[1]:g}"
+    return Walk(key=key, method_class=cls, points=list(zip(l1s, l2s, strict=True)))
+
+
+def class_walks(spec: SweepSpec, points: int) -> list[Walk]:
+    """Each class's diagonal walk: λ₁ and λ₂ up their log ranges together."""
+    return [_walk(spec, cls, (1.0, 1.0), points) for cls in spec.method_classes]
+
+
+def directions(ratios: int) -> list[tuple[float, float]]:
+    """``ratios`` directions from λ₁ alone (1, 0) through both (1, 1) to λ₂ alone (0, 1)."""
+    if ratios == 1:
+        return [(1.0, 1.0)]
+    found = []
+    for j in range(ratios):
+        s = 2 * j / (ratios - 1)
+        found.append((1.0, s) if s <= 1 else (2 - s, 1.0))
+    return found
+
+
+def ratio_walks(spec: SweepSpec, cls: str, points: int, ratios: int) -> list[Walk]:
+    """The walks of ``cls`` off the diagonal: none unless both λ are ranges it applies."""
+    space = spec.search_space
+    applies_l1 = any(m in L1_METHODS for m in spec.method_classes[cls])
+    both = isinstance(space.l1, Range) and isinstance(space.l2, Range)
+    if not (both and applies_l1):
+        return []
+    return [_walk(spec, cls, d, points) for d in directions(ratios) if d != (1.0, 1.0)]
 
 
 def point_params(

@@ -66,6 +66,7 @@ def test_the_example_through_regsweep_run(tmp_path: Path) -> None:
     data["sampler"] = {"name": "random", "seed": 0}
     data["pruner"] = {"name": "median", "options": {"n_startup_trials": 2, "n_warmup_steps": 0}}
     data["budget"] = {"n_trials": 5}
+    data["confirm"] = False
     parse_spec(data)
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(data))
     url = f"sqlite:///{tmp_path / 'regsweep.db'}"

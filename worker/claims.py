@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import optuna
 import sqlalchemy as sa
 
-from regcore.confirm import queue_confirmation
+from regcore.confirm import next_confirmation
 from regcore.spec import SweepSpec
 from regcore.spec._algorithms import SAMPLERS
 from regcore.store import (
@@ -39,6 +39,7 @@ class SweepClaims:
     study: optuna.Study
     spec: SweepSpec
     lock: StudyLock
+    recover: Callable[[optuna.Study], None]  # ends trials of a study whose workers died
 
     @property
     def is_path(self) -> bool:
@@ -89,8 +90,8 @@ class SweepClaims:
         counts = self._counts()
         return counts.running == 0 and counts.confirming == 0
 
-    def _confirm(self, study: optuna.Study) -> int:
-        return queue_confirmation(study, self.spec)
+    def _confirm(self) -> optuna.Trial | None:
+        return next_confirmation(self.study, self.spec, recover=self.recover)
 
     def _counts(self) -> TrialCounts:
         return count_trials(self.engine, self.study.study_name)
@@ -122,11 +123,18 @@ class HeldSweeps:
             )
         return self._studies[sweep.id]
 
-    def claims(self, sweep: SweepRow, spec: SweepSpec) -> SweepClaims:
+    def claims(
+        self, sweep: SweepRow, spec: SweepSpec, *, recover: Callable[[optuna.Study], None]
+    ) -> SweepClaims:
         if sweep.id not in self._locks:
             self._locks[sweep.id] = StudyLock(self._database_url, sweep.study_name)
-        lock = self._locks[sweep.id]
-        return SweepClaims(engine=self._engine, study=self.study(sweep, spec), spec=spec, lock=lock)
+        return SweepClaims(
+            engine=self._engine,
+            study=self.study(sweep, spec),
+            spec=spec,
+            lock=self._locks[sweep.id],
+            recover=recover,
+        )
 
     def size(self, sweep: SweepRow, spec: SweepSpec) -> int:
         """How many trials of the sweep the worker trains at once."""

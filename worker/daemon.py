@@ -31,7 +31,6 @@ import optuna
 import sqlalchemy as sa
 
 from regcore.announce import Announcer, Courier
-from regcore.confirm import is_confirmation
 from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.store import (
     SweepNotFoundError,
@@ -49,6 +48,7 @@ from regcore.store import (
     upgrade_database,
 )
 from regcore.studies import SpecMismatchError
+from regcore.trial_kinds import rules_of
 from regcore.webhook_targets import WebhookTargets
 from worker import recovery
 from worker.claims import HeldSweeps, SweepClaims
@@ -231,13 +231,9 @@ class Worker:
         if self._timed_out(sweep, spec):
             self._announcer.end(sweep.id, "deadline_reached")
             return True
-        optuna.storages.fail_stale_trials(study)
-        for lost in orphaned_trials(
-            self._engine, sweep.study_name, older_than_s=self.options.grace_s
-        ):
-            recovery.settle(self._storage, study, lost, why="its worker lost it before it began")
+        self._recover(study)
         size = self._held.size(sweep, spec)
-        claims = self._held.claims(sweep, spec)
+        claims = self._held.claims(sweep, spec, recover=self._recover)
         if claims.path_due():
             return self._path(claims, sweep)
         trials = claims.next(size)
@@ -250,8 +246,8 @@ class Worker:
         self.state.claims += 1
         self.state.claim_seconds += time.perf_counter() - claim_started
         _log.info("%s: trials %s started", sweep.name, [t.number for t in trials])
-        if size == 1 or is_confirmation(trials[0]):  # a confirmation trains with its own seed
-            self._execution.single(study, trials[0], spec, sweep)
+        if size == 1 or not rules_of(trials[0]).in_search_study:  # a confirmation: its seed
+            self._execution.single(trials[0].study, trials[0], spec, sweep)
         else:
             self._execution.population(study, trials, spec, sweep, size=size, claim=claims.refill)
         return True
@@ -270,6 +266,14 @@ class Worker:
         self.state.claims += 1
         self._execution.path(claims.study, claims.spec, sweep, claim=claims.point)
         return True
+
+    def _recover(self, study: optuna.Study) -> None:
+        """End ``study``'s trials whose workers died (their retries are queued)."""
+        optuna.storages.fail_stale_trials(study)
+        for lost in orphaned_trials(
+            self._engine, study.study_name, older_than_s=self.options.grace_s
+        ):
+            recovery.settle(self._storage, study, lost, why="its worker lost it before it began")
 
     def _ended(self, sweep_id: str) -> bool:
         try:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Verdict = Literal["go", "prune", "stop"]
+# "enough": a path point's patience ran out; the trial ends as if the function returned.
+Verdict = Literal["go", "prune", "stop", "enough"]
 Kind = Literal["done", "pruned", "interrupted", "out_of_memory", "error", "invalid", "died"]
 
 
@@ -39,6 +40,8 @@ class FunctionCall:
     data_dir: Path | None
     number: int
     regularize: dict[str, Any] = field(default_factory=dict)
+    warm_from: Path | None = None  # a path point: the weights it starts from
+    warm_to: Path | None = None  # where its own weights go when it ends (a path's trials)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +95,8 @@ def _run(
             raise TrialStopped(f"pruned after epoch {epoch + 1}", pruned=True)
         if verdict == "stop":
             raise TrialStopped("stopped: its sweep ended or its worker is stopping", pruned=False)
+        if verdict == "enough":
+            raise TrialStopped(f"no better after epoch {epoch + 1}", pruned=False, done=True)
 
     try:
         load_plugin_modules(call.plugins)
@@ -115,13 +120,17 @@ def _run(
         regularize=call.regularize,
         _report=report,
         _should_stop=stop.is_set,
+        warm_from=call.warm_from,
     )
     torch.manual_seed(call.seed)
     try:
-        returned = function(ctx)
+        returned: object = function(ctx)
     except TrialStopped as exc:
-        kind: Kind = "pruned" if exc.pruned else "interrupted"
-        return FunctionOutcome(kind=kind, reason=str(exc), history=ctx.history)
+        if not exc.done:
+            kind: Kind = "pruned" if exc.pruned else "interrupted"
+            return FunctionOutcome(kind=kind, reason=str(exc), history=ctx.history)
+        # A path point that stopped improving: what it reported last stands.
+        returned = {k: v for k, v in ctx.history[-1].items() if k != "epoch"}
     except torch.OutOfMemoryError as exc:
         reason = str(exc).splitlines()[0]
         return FunctionOutcome(kind="out_of_memory", reason=reason, history=ctx.history)
@@ -135,6 +144,12 @@ def _run(
     if ctx.regularizers:  # what the Regularizer it was given did to the weights
         reg = ctx.regularizers[-1]
         metrics.update(regularization_metrics(reg.model, reg))
+    if call.warm_to is not None:  # a path hands these weights on to its next point
+        if ctx.warm_model is None:
+            reason = "a path needs the model: call ctx.warm_start(model) after building it"
+            return FunctionOutcome(kind="invalid", reason=reason, history=ctx.history)
+        state = {k: v.detach().cpu() for k, v in ctx.warm_model.state_dict().items()}
+        torch.save(state, call.warm_to)
     return FunctionOutcome(kind="done", metrics=metrics, history=ctx.history, device=str(device))
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.function_process import FunctionCall, FunctionOutcome, Verdict, child_main
-from worker.training import TrainingInterrupted, TrainResult
+from worker.training import EarlyStop, TrainingInterrupted, TrainResult
 
 _log = logging.getLogger(__name__)
 _POLL_S = 0.1
@@ -151,10 +151,12 @@ def train_function(
     on_epoch: Callable[[int, dict[str, float]], None],
     should_stop: Callable[[], bool],
     grace_s: float,
+    early_stop: EarlyStop | None = None,
 ) -> TrainResult:
     """Run ``call`` and return what it measured, or raise as the built-in loop does:
     ``optuna.TrialPruned``, :class:`~worker.training.TrainingInterrupted`, or
-    :class:`TrialFailed` with the reason (error, out of memory, invalid, died)."""
+    :class:`TrialFailed` with the reason (error, out of memory, invalid, died). With
+    ``early_stop`` the trial ends, as done, once its monitored metric stops improving."""
     import optuna
 
     def on_report(epoch: int, metrics: dict[str, float]) -> Verdict:
@@ -162,6 +164,10 @@ def train_function(
             on_epoch(epoch, metrics)
         except optuna.TrialPruned:
             return "prune"
+        if early_stop is not None:
+            early_stop.improved(epoch, metrics)
+            if early_stop.spent:
+                return "enough"
         return "go"
 
     started = time.perf_counter()

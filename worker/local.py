@@ -20,9 +20,8 @@ from typing import Literal
 
 import optuna
 import sqlalchemy as sa
-from optuna.trial import TrialState
 
-from regcore.confirm import is_confirmation
+from regcore.results import best_trial
 from regcore.spec import SweepSpec
 from regcore.store import (
     SweepRow,
@@ -72,17 +71,13 @@ class LocalRun:
     sweep: SweepRow
     study: optuna.Study
     outcome: Outcome
+    finished: int  # the search's finished trials (of budget.n_trials)
 
 
 def progress_of(engine: sa.Engine, study: optuna.Study, n_trials: int) -> Progress:
     counts = count_trials(engine, study.study_name)
-    best: float | None = None
-    if len(study.directions) == 1:
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        values = [t.value for t in complete if t.value is not None and not is_confirmation(t)]
-        if values:
-            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-            best = max(values) if maximize else min(values)
+    found = best_trial(study) if len(study.directions) == 1 else None
+    best = None if found is None else found.value
     return Progress(
         finished=counts.finished,
         total=n_trials,
@@ -144,19 +139,21 @@ def run_local_sweep(
         sweep = resume_sweep(engine, storage, spec)
         study = optuna.load_study(study_name=sweep.study_name, storage=storage)
         watch = _Watch(engine, study, spec.budget.n_trials, on_progress)
-        if sweep.is_final:  # it has run its budget: only its results to show
+        if not sweep.is_final:
+            workers = _worker_options(options, spec, sweep.id)
+            exited = run_worker_processes(workers, every=watch.show, every_s=_POLL_S)
+            sweep = get_sweep(engine, sweep.id)
+        else:  # it has run its budget: only its results to show
             watch.show()
-            return LocalRun(sweep=sweep, study=study, outcome=sweep.status)  # type: ignore[arg-type]
-        workers = _worker_options(options, spec, sweep.id)
-        exited = run_worker_processes(workers, every=watch.show, every_s=_POLL_S)
-        sweep = get_sweep(engine, sweep.id)
+        finished = count_trials(engine, sweep.study_name).finished
     finally:
         storage.remove_session()
         engine.dispose()
     if sweep.is_final:
-        return LocalRun(sweep=sweep, study=study, outcome=sweep.status)  # type: ignore[arg-type]
+        outcome: Outcome = sweep.status  # type: ignore[assignment]
+        return LocalRun(sweep=sweep, study=study, outcome=outcome, finished=finished)
     if exited.stopped:
-        return LocalRun(sweep=sweep, study=study, outcome="interrupted")
+        return LocalRun(sweep=sweep, study=study, outcome="interrupted", finished=finished)
     raise RuntimeError(
         "the worker processes exited before the sweep ended (see the log above); it is "
         "saved: run the same command again to resume it"

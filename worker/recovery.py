@@ -17,21 +17,19 @@ import logging
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from regcore.trial_kinds import IDENTITY, rules_of
+
 _log = logging.getLogger(__name__)
 
 
-#: What a trial is, beyond its parameters: a retry keeps it (the baseline still trains with
-#: λ = 0, a confirmation with its seed).
-_KEPT = ("baseline", "confirm", "confirm_seed")
-
-
 def requeue(study: optuna.Study, frozen: FrozenTrial) -> None:
-    """Queue ``frozen``'s parameters again, marked as its retry. A path's trials are not
-    queued: the path resumes instead (:mod:`worker.path`)."""
-    if any(k in frozen.user_attrs for k in ("path_step", "path_retrain")):
+    """Queue ``frozen``'s parameters again in its own study, marked as its retry and keeping
+    what it is (a baseline still trains with λ = 0, a confirmation with its seed). A path's
+    trials are not queued: the path resumes instead (:mod:`worker.path`)."""
+    if not rules_of(frozen).requeued:
         return
     attrs: dict[str, object] = {"retry_of": frozen.number}
-    attrs |= {k: frozen.user_attrs[k] for k in _KEPT if k in frozen.user_attrs}
+    attrs |= {k: frozen.user_attrs[k] for k in IDENTITY if k in frozen.user_attrs}
     # A trial cut off before its suggestions has only the parameters it was queued with.
     params = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
     study.enqueue_trial(params, user_attrs=attrs)

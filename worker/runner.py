@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ import sqlalchemy as sa
 import torch
 from optuna.trial import TrialState
 
-from regcore.spec import SweepSpec
+from regcore.spec import EarlyStoppingSpec, SweepSpec
 from regcore.spec._suggest import suggest
+from regcore.trial_kinds import CONFIRM_SEED, CONFIRM_SPLIT, rules_of
 from regcore.workloads import (
     TrainingFunction,
     WorkloadError,
@@ -32,7 +34,13 @@ from regcore.workloads import (
 from worker.function_process import FunctionCall
 from worker.functions import FunctionRunner, TrialFailed, train_function
 from worker.probe import CostProbes
-from worker.training import DivergedError, TrainingInterrupted, train_config, train_workload
+from worker.training import (
+    DivergedError,
+    EarlyStop,
+    TrainingInterrupted,
+    train_config,
+    train_workload,
+)
 from worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 
 _log = logging.getLogger(__name__)
@@ -55,6 +63,13 @@ class WarmStart:
     epochs: int | None = None
     patience: int | None = None
     trained: dict[str, torch.Tensor] | None = None
+
+    @property
+    def stop_rule(self) -> EarlyStoppingSpec | None:
+        """``patience`` as an early-stopping rule that keeps the last epoch's weights."""
+        if self.patience is None:
+            return None
+        return EarlyStoppingSpec(patience=self.patience, restore_best=False)
 
 
 def run_trial(
@@ -83,23 +98,25 @@ def run_trial(
     """
     reporter = Reporter(trial, spec)
     stop = should_stop or (lambda: False)
+    attrs = trial.user_attrs
     try:
-        costs = None if probes is None else probes.costs(study, spec)
-        point = suggest(trial, spec, costs=costs)
+        # The cost probe times the search's methods; a confirmation repeats a trial's method.
+        probed = probes if rules_of(trial).in_search_study else None
+        point = suggest(trial, spec, costs=None if probed is None else probed.costs(study, spec))
         kind = get_workload(spec.workload.name)
         config = train_config(spec, lr=point.lr)
         if device is not None:
             config = dataclasses.replace(config, device=device)
-        if "confirm_seed" in trial.user_attrs:  # a confirmation: the setting, another seed
-            config = dataclasses.replace(config, seed=int(trial.user_attrs["confirm_seed"]))
+        if CONFIRM_SEED in attrs:  # a confirmation: the setting, another seed
+            config = dataclasses.replace(config, seed=int(attrs[CONFIRM_SEED]))
         if warm is not None:
             epochs = config.epochs if warm.epochs is None else warm.epochs
-            config = dataclasses.replace(config, epochs=epochs, patience=warm.patience)
+            config = dataclasses.replace(config, epochs=epochs, early_stopping=warm.stop_rule)
         l1, l2 = record_setting(trial, point, seed=config.seed, kind=kind)
         params = {**spec.workload.params, **point.params}
+        if CONFIRM_SPLIT in attrs and kind.split_param is not None:  # and another data split
+            params[kind.split_param] = attrs[CONFIRM_SPLIT]
         if isinstance(kind, TrainingFunction):
-            if warm is not None:
-                raise ValueError("a training function owns its loop: it cannot be warm-started")
             call = FunctionCall(
                 workload=kind.name,
                 plugins=plugin_modules(),
@@ -115,10 +132,26 @@ def run_trial(
                 number=trial.number,
                 regularize=spec.regularize.options,
             )
-            with _runner(functions) as runner:
+            with _runner(functions) as runner, tempfile.TemporaryDirectory() as scratch:
+                watch = None
+                if warm is not None:  # a path's trial: its start's weights in, its own out
+                    call = _warm_call(call, warm, Path(scratch))
+                    first = spec.objectives[0]
+                    watch = EarlyStop(
+                        rule=warm.stop_rule,
+                        metric=first.metric,
+                        maximize=first.direction == "maximize",
+                    )
                 result = train_function(
-                    runner, call, on_epoch=reporter, should_stop=stop, grace_s=grace_s
+                    runner,
+                    call,
+                    on_epoch=reporter,
+                    should_stop=stop,
+                    grace_s=grace_s,
+                    early_stop=watch,
                 )
+                if warm is not None and call.warm_to is not None:
+                    warm.trained = torch.load(call.warm_to, weights_only=True)
         else:
             workload = build_workload(spec.workload.name, params, data_dir=data_dir)
             result = train_workload(
@@ -158,6 +191,8 @@ def run_trial(
     attrs = {
         "device": result.device,
         "epochs_run": result.epochs_run,
+        # Which epoch's metrics are the result (1-based): the last, or early stopping's best.
+        "objective_epoch": (result.objective_epoch + 1) or result.epochs_run,
         "wall_s": result.wall_s,
         "median_step_ms": result.median_step_ms,
     }
@@ -174,6 +209,16 @@ def run_trial(
         weights=None if model is None else (lambda: model),
         artifact_dir=artifact_dir,
     )
+
+
+def _warm_call(call: FunctionCall, warm: WarmStart, scratch: Path) -> FunctionCall:
+    """``call`` with the weights ``warm`` starts from saved for the child, and where it saves
+    the weights it trained to."""
+    warm_from = None
+    if warm.weights is not None:
+        warm_from = scratch / "start.pt"
+        torch.save(dict(warm.weights), warm_from)
+    return dataclasses.replace(call, warm_from=warm_from, warm_to=scratch / "trained.pt")
 
 
 @contextmanager

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from regcore.regularizers import OptimizerName, Regularizer, l1_norm, l2_norm, sparsity
-from regcore.spec import SchedulerSpec, SweepSpec
+from regcore.spec import EarlyStoppingSpec, SchedulerSpec, SweepSpec
 from regcore.workloads import Workload
 from worker.batches import Batches
 from worker.optim import LrSchedule, make_optimizer, param_groups
@@ -54,10 +54,37 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: Precision = "fp32"
-    monitor: str = "val_loss"  # what the plateau schedule watches (the first objective)
+    monitor: str = "val_loss"  # the first objective: early stopping and plateau watch it
     maximize: bool = False
     max_steps: int | None = None  # end after this many steps, unevaluated (the cost probe)
-    patience: int | None = None  # end after this many epochs without a better monitor value
+    early_stopping: EarlyStoppingSpec | None = None
+
+
+@dataclass(kw_only=True)
+class EarlyStop:
+    """The monitored metric epoch by epoch: its best epoch, and whether to stop (``rule``:
+    after ``patience`` epochs without an improvement over ``min_delta``; None: never)."""
+
+    rule: EarlyStoppingSpec | None
+    metric: str
+    maximize: bool = False
+    best: float = math.inf  # sign-adjusted: smaller is better
+    best_epoch: int = -1
+    stale: int = 0
+
+    def improved(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        """Take ``epoch``'s ``metrics``; whether they are the best so far."""
+        value = (-1.0 if self.maximize else 1.0) * metrics.get(self.metric, math.nan)
+        margin = 0.0 if self.rule is None else self.rule.min_delta
+        if value < self.best - margin:
+            self.best, self.best_epoch, self.stale = value, epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def spent(self) -> bool:
+        return self.rule is not None and self.stale >= self.rule.patience
 
 
 def train_config(spec: SweepSpec, *, lr: float) -> TrainConfig:
@@ -83,6 +110,7 @@ def train_config(spec: SweepSpec, *, lr: float) -> TrainConfig:
         precision=t.precision,
         monitor=first.metric,
         maximize=first.direction == "maximize",
+        early_stopping=t.early_stopping,
     )
 
 
@@ -96,6 +124,7 @@ class TrainResult:
     wall_s: float = 0.0
     device: str = "cpu"
     model: nn.Module | None = None
+    objective_epoch: int = -1  # the epoch whose metrics are the result (0-based)
 
     @property
     def median_step_ms(self) -> float:
@@ -177,10 +206,11 @@ def train_workload(
     ``should_stop()`` is asked before every step; True raises :class:`TrainingInterrupted`.
     A NaN or infinite training loss raises :class:`DivergedError`. Each epoch's metrics are
     in the result's ``history`` (learning curves), also when a pruner or a stop ends it.
-    ``initial_state`` (a ``state_dict``) warm-starts the model; ``config.patience`` ends the
-    run after that many epochs in a row without a better ``config.monitor``. The result is
-    the last epoch's: a path hands those weights on (keeping the best epoch's instead made
-    its walk stick near its start: bench/time_to_lambda.py, sparse_regression 0.338 → 0.429).
+    ``initial_state`` (a ``state_dict``) warm-starts the model. ``config.early_stopping``
+    ends the run once ``config.monitor`` stops improving; the result (metrics and model) is
+    then the best epoch's if it says ``restore_best``, else the last epoch's, as without it.
+    A path hands on its points' last weights (keeping the best epoch's instead made its walk
+    stick near its start: bench/time_to_lambda.py, sparse_regression 0.338 → 0.429).
     """
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
@@ -214,8 +244,9 @@ def train_workload(
     result.step_times_s = timer.times_s
     limit = math.inf if config.max_steps is None else config.max_steps
     taken = 0  # steps, over all epochs
-    sign = -1.0 if config.maximize else 1.0
-    best, stale = math.inf, 0  # the monitor's best (sign-adjusted), epochs since it improved
+    rule = config.early_stopping
+    watch = EarlyStop(rule=rule, metric=config.monitor, maximize=config.maximize)
+    kept: tuple[dict[str, torch.Tensor], dict[str, float]] | None = None  # the best epoch's
     for epoch in range(config.epochs):
         model.train()
         loss_sum, steps = torch.zeros((), device=device), 0
@@ -259,13 +290,17 @@ def train_workload(
         result.history.append(metrics)
         result.metrics = metrics
         result.epochs_run = epoch + 1
+        result.objective_epoch = epoch
         schedule.after_epoch(metrics.get(config.monitor, math.nan))
         if on_epoch is not None:
             on_epoch(epoch, metrics)
-        value = sign * metrics.get(config.monitor, math.nan)
-        best, stale = (value, 0) if value < best else (best, stale + 1)
-        if config.patience is not None and stale >= config.patience:
+        if watch.improved(epoch, metrics) and rule is not None and rule.restore_best:
+            kept = ({k: v.detach().clone() for k, v in model.state_dict().items()}, metrics)
+        if watch.spent:
             break
+    if kept is not None and watch.best_epoch != result.objective_epoch:
+        model.load_state_dict(kept[0])
+        result.metrics, result.objective_epoch = kept[1], watch.best_epoch
     result.wall_s = time.perf_counter() - started
     reg.detach()
     return result

@@ -24,15 +24,13 @@ from optuna.trial import TrialState
 from regcore.spec import SweepSpec
 from regcore.spec._suggest import TrialPoint
 from regcore.store import set_user_attrs
+from regcore.trial_kinds import rules_of
 from regcore.workloads import Registered, provenance
 
 _log = logging.getLogger(__name__)
 
 #: The per-epoch metrics every trial keeps as its learning curves (user attribute ``curves``).
 CURVES = ("train_loss", "val_loss")
-#: User attributes of trials no pruner stops: the λ = 0 baseline (the reference every other
-#: trial is judged against), a confirmation, a path point or its re-train.
-UNPRUNED = ("baseline", "confirm", "path_step", "path_retrain")
 
 
 def record_setting(
@@ -54,9 +52,8 @@ class Reporter:
         self._trial = trial
         self._spec = spec
         self._curves: dict[str, list[float | None]] = {}
-        # Optuna's pruners are single-objective; regsweep's own trials run to their end.
-        attrs = trial.user_attrs
-        self._prunable = not spec.is_multi_objective and not any(k in attrs for k in UNPRUNED)
+        # Optuna's pruners are single-objective; some kinds of trial run to their end.
+        self._prunable = not spec.is_multi_objective and rules_of(trial).prunable
 
     def __call__(self, epoch: int, metrics: dict[str, Any]) -> None:
         self._trial.set_user_attr("epochs_run", epoch + 1)
@@ -134,7 +131,12 @@ def complete(
     values = [metrics[o.metric] for o in spec.objectives]
     if not all(math.isfinite(v) for v in values):
         return fail(study, trial, reporter, f"diverged: objective values {values}", final=True)
-    if artifact_dir is not None and weights is not None and _best_so_far(study, values):
+    if (
+        artifact_dir is not None
+        and weights is not None
+        and rules_of(trial).in_search_study  # a confirmation's seeds are not the search's
+        and _best_so_far(study, values)
+    ):
         _save_weights(trial, weights(), artifact_dir)
     study.tell(trial, values)
     return TrialState.COMPLETE

@@ -152,11 +152,15 @@ def run(
         except SpecMismatchError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-    _print_results(result.study)
     outcome, sweep = result.outcome, result.sweep
     if outcome == "interrupted":
-        console.print("[yellow]interrupted[/yellow]: run the same command again to resume.")
-    elif outcome == "deadline_reached":
+        console.print(
+            f"[yellow]interrupted at {result.finished} of {loaded.budget.n_trials}[/yellow]: "
+            "run the same command to resume."
+        )
+        raise typer.Exit(130)
+    _print_results(result.study, loaded)
+    if outcome == "deadline_reached":
         console.print("[yellow]stopped at the spec's timeout or deadline.[/yellow]")
     elif outcome in ("cancelled", "failed"):
         reason = f": {sweep.error}" if sweep.error else ""
@@ -168,27 +172,46 @@ def run(
         f"Results are in [bold]{shown}[/bold] (sweep {sweep.id}, study {loaded.name!r}). "
         f"Open them with:\n  {where}regsweep dashboard\n  {where}regsweep report {sweep.id}"
     )
-    if outcome == "failed":
+    if outcome == "failed" or _all_failed(result.study):
         raise typer.Exit(1)
 
 
-def _print_results(study: optuna.Study) -> None:
+def _all_failed(study: optuna.Study) -> bool:
+    """Whether the search ran trials and none completed (it says why, before exiting 1)."""
+    from collections import Counter
+
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if not trials or any(t.state == TrialState.COMPLETE for t in trials):
+        return False
+    reasons = Counter(
+        str(t.user_attrs.get("fail_reason", "no reason recorded")).split(" (at ")[0]
+        for t in trials
+        if t.state == TrialState.FAIL
+    )
+    if not reasons:
+        return False
+    console.print(f"[red]every trial failed ({sum(reasons.values())}); why:[/red]")
+    for reason, n in reasons.most_common(3):
+        console.print(f"  {n} × {reason}", highlight=False)
+    return True
+
+
+def _print_results(study: optuna.Study, spec: SweepSpec) -> None:
     from regcore.confirm import confirmation
     from regcore.results import best_rows
-    from regcore.studies import stored_spec
 
     rows = best_rows(study)
     if not rows:
         console.print("No trial has completed yet.")
         return
-    objectives = stored_spec(study).get("objectives") or [{"metric": "value"}] * len(
-        study.directions
-    )
-    names = [o["metric"] for o in objectives]
-    table = Table(title=f"{study.study_name}: best trials")
+    names = [o.metric for o in spec.objectives]
+    searched = list(dict.fromkeys(k for r in rows for k in r.params if k != "lr"))
+    table = Table(title=f"{study.study_name}: best trials (one seed each)")
     table.add_column("", no_wrap=True)
     table.add_column("#", justify="right")
-    for column in ("λ₁", "λ₂", "lr", *names, "zeros"):
+    for column in ("λ₁", "λ₂", "lr", *searched, *names, "zeros"):
         table.add_column(column, justify="right", no_wrap=True)
     for r in rows:
         table.add_row(
@@ -197,34 +220,58 @@ def _print_results(study: optuna.Study) -> None:
             f"{r.l1:.2g}",
             f"{r.l2:.2g}",
             f"{r.lr:.2g}",
+            *(_shown(r.params.get(k)) for k in searched),
             *(f"{v:.4g}" for v in r.values),
             "–" if r.sparsity is None else f"{r.sparsity:.0%}",
         )
     console.print(table)
-    found = confirmation(study)
+    found = confirmation(study) if not spec.is_multi_objective else None
     if found is None:
-        console.print(f"In your training script: [bold]{rows[0].regularizer_line()}[/bold]")
+        how = "confirm: {seeds: 5, top: 3}" if not spec.confirm.enabled else "its confirmation"
+        console.print(
+            "[yellow]unconfirmed[/yellow]: each row is one seed's result, which cannot tell a "
+            f"gain from noise; no recommendation without {how}.",
+            highlight=False,
+        )
         return
     _print_confirmation(study.study_name, found)
 
 
+def _shown(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "–" if value is None else str(value)
+
+
 def _print_confirmation(name: str, found: Confirmation) -> None:
+    searched = list(dict.fromkeys(k for s in found.settings for k in s.params if k != "lr"))
     table = Table(title=f"{name}: confirmation (new seeds, not part of the search)")
-    for column in ("", "class", "λ₁", "λ₂", "mean ± sd", "n", "p vs baseline"):
+    columns = ("", "class", "λ₁", "λ₂", "lr", *searched, "mean ± sd", "n", "wins", "p")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("", "class") else "right")
     for s in found.settings:
         p = "–" if s.p_vs_baseline is None else f"{s.p_vs_baseline:.2g}"
+        wins = f"{s.wins}/{len(s.gains)}" if s.gains else "–"
         table.add_row(
             s.label,
             s.method_class,
             f"{s.l1:.2g}",
             f"{s.l2:.2g}",
+            f"{s.lr:.2g}",
+            *(_shown(s.params.get(k)) for k in searched),
             f"{s.mean:.4g} ± {s.sd:.2g}",
             str(s.n),
+            wins,
             p,
         )
     console.print(table)
+    console.print(
+        "wins: seeds on which a setting beat its λ = 0 twin (same seed, same other values); "
+        "p: one-sided paired t-test, Holm-adjusted.",
+        highlight=False,
+    )
     console.print(found.verdict, highlight=False)
     chosen = found.recommended
-    if chosen is not None and not chosen.is_baseline:
-        console.print(f"In your training script: [bold]{chosen.regularizer_line()}[/bold]")
+    if chosen is not None and not found.pending:
+        lines = "\n  ".join(chosen.paste())
+        console.print(f"In your training script:\n  [bold]{lines}[/bold]", highlight=False)

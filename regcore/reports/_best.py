@@ -40,8 +40,17 @@ def class_name(row: TrialRow) -> str:
     return row.method if row.method_class == "?" else row.method_class
 
 
+def searched_params(rows: Iterable[TrialRow]) -> list[str]:
+    """The other searched parameters (search_space.params) the rows have, lr aside."""
+    return list(dict.fromkeys(k for row in rows for k in row.params if k != "lr"))
+
+
 def _rows(
-    rows: list[TrialRow], n_values: int, extra: list[str], attrs: Mapping[int, Mapping[str, object]]
+    rows: list[TrialRow],
+    n_values: int,
+    extra: list[str],
+    attrs: Mapping[int, Mapping[str, object]],
+    searched: list[str],
 ) -> list[list[object]]:
     return [
         [
@@ -52,6 +61,7 @@ def _rows(
             num(row.l1, "g"),
             num(row.l2, "g"),
             num(row.lr, "g"),
+            *(row.params.get(k, "—") for k in searched),
             *(num(v) for v in row.values[:n_values]),
             *(num(attrs.get(row.number, {}).get(m), ".4g") for m in extra),
             code(row.regularizer_line(), block=False),
@@ -70,31 +80,37 @@ def best_section(
     attrs = {t.number: t.user_attrs for t in trials}
     extra = secondary_metrics(facts, trials)
     n_values = len(facts.metrics)
-    headers = ["", "trial", "class", "method", "λ₁", "λ₂", "lr", *facts.metrics, *extra, "paste"]
+    searched = searched_params(rows)
+    headers = ["", "trial", "class", "method", "λ₁", "λ₂", "lr", *searched, *facts.metrics]
+    headers += [*extra, "setting"]
     numeric = range(4, len(headers) - 1)
     if facts.multi:
         explain = note(
             "With two objectives no single trial is best: each of these trials is best for some "
             "trade-off between them (no other trial beats it on both)."
         )
-        front = table(headers, _rows(rows, n_values, extra, attrs), numeric=numeric)
+        front = table(headers, _rows(rows, n_values, extra, attrs, searched), numeric=numeric)
         return section(sid, title, explain, front)
     best, others = rows[0], rows[1:]
     values = [num(best.values[0]), *(num(attrs[best.number].get(m), ".4g") for m in extra)]
     setting = [class_name(best), best.method, num(best.l1, "g"), num(best.l2, "g")]
+    setting += [num(best.lr, "g"), *(best.params.get(k, "—") for k in searched)]
     parts = [
         table(
-            ["class", "method", "λ₁", "λ₂", "lr", facts.objective(), *extra],
-            [[*setting, num(best.lr, "g"), *values]],
-            numeric=range(2, 6 + len(extra)),
+            ["class", "method", "λ₁", "λ₂", "lr", *searched, facts.objective(), *extra],
+            [[*setting, *values]],
+            numeric=range(2, len(setting) + len(values)),
         ),
-        Markup("<p>Paste into your training script:</p>"),
-        code(best.regularizer_line()),
+        Markup(
+            "<p>The search's best, from one seed (the decision above says whether it holds "
+            "against its λ = 0 twin):</p>"
+        ),
+        code("\n".join(best.paste())),
     ]
     summary = path_summary(study, facts)
     if summary is not None:
         parts.append(Markup(f'<p class="path">{text(summary)}</p>'))
     if others:
         parts.append(Markup("<h3>Best of each method class, and the λ = 0 baseline</h3>"))
-        parts.append(table(headers, _rows(others, 1, extra, attrs), numeric=numeric))
+        parts.append(table(headers, _rows(others, 1, extra, attrs, searched), numeric=numeric))
     return section(sid, title, *parts)

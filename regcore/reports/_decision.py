@@ -1,9 +1,10 @@
 """The decision: what the confirmation (:mod:`regcore.confirm`) says, first in the report.
 
 One seed per setting cannot tell a gain from noise. With ``confirm: {seeds: S, top: K}``
-the sweep re-trains its best settings and the λ = 0 baseline with new seeds; this section
-shows the verdict, each setting's mean ± sd with its p-value against the baseline, and a
-figure of the seeds. Without a confirmation it says, in one line, how to ask for one.
+(the default) the sweep re-trains its best settings and each one's λ = 0 twin with new
+seeds; this section shows the verdict, each setting's mean ± sd, its wins over its twin
+seed by seed and the paired test's p-value, and a figure of the seeds. Without a
+confirmation it says, in one line, that the search's best is unconfirmed and how to confirm.
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ def confirmation_figure(result: Confirmation, facts: SweepFacts) -> Any | Note:
 
 
 def _table(result: Confirmation) -> Markup:
-    headers = ["setting", "trial", "class", "method", "λ₁", "λ₂", "lr", "mean ± sd", "n"]
-    headers += ["p vs baseline", ""]
+    searched = list(dict.fromkeys(k for s in result.settings for k in s.params if k != "lr"))
+    headers = ["setting", "trial", "class", "method", "λ₁", "λ₂", "lr", *searched]
+    headers += ["mean ± sd", "n", "wins over its λ = 0 twin", "p (paired, Holm)", ""]
     rows = [
         [
             s.label,
@@ -105,14 +107,16 @@ def _table(result: Confirmation) -> Markup:
             num(s.l1, "g"),
             num(s.l2, "g"),
             num(s.lr, "g"),
+            *(s.params.get(k, "—") for k in searched),
             _mean_sd(s),
             s.n,
+            f"{s.wins} of {len(s.gains)}" if s.gains else "—",
             num(s.p_vs_baseline, ".2g"),
             "recommended" if s is result.recommended else "",
         ]
         for s in result.settings
     ]
-    return table(headers, rows, numeric=range(4, 10))
+    return table(headers, rows, numeric=range(4, len(headers) - 1))
 
 
 def decision_parts(result: Confirmation | Note | None, facts: SweepFacts) -> list[Markup]:
@@ -131,17 +135,21 @@ def decision_parts(result: Confirmation | Note | None, facts: SweepFacts) -> lis
             ]
         return [
             Markup(
-                '<p class="note">No confirmation: one seed per setting cannot tell a gain from '
-                f"noise. Add {code(ASK, block=False)} to the spec to re-train the 3 best "
-                "settings and the baseline with 5 new seeds each, and test them.</p>"
+                '<p class="note">Unconfirmed: one seed per setting cannot tell a gain from '
+                "noise, so nothing here is a recommendation. Remove "
+                f"{code('confirm: false', block=False)} (or add {code(ASK, block=False)}) to "
+                "re-train the 3 best settings and their λ = 0 twins with 5 new seeds each, "
+                "and test them.</p>"
             )
         ]
     verdict = result.verdict[:1].upper() + result.verdict[1:]
     parts = [Markup(f'<p class="verdict"><strong>Decision:</strong> {text(verdict)}.</p>')]
     chosen = result.recommended
-    if chosen is not None and result.beats_baseline and not chosen.is_baseline:
-        line = chosen.regularizer_line()
-        parts += [Markup("<p>Paste into your training script:</p>"), code(line)]
+    if chosen is not None and not result.pending:
+        parts += [
+            Markup("<p>Paste into your training script:</p>"),
+            code("\n".join(chosen.paste())),
+        ]
     parts.append(_table(result))
     parts.append(figure(confirmation_figure(result, facts), div_id="confirmation", height=440))
     return parts

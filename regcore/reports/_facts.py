@@ -15,8 +15,9 @@ from typing import Any, TypeAlias
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from regcore.confirm import is_confirmation
+from regcore.confirm import confirmation_trials
 from regcore.spec import SweepSpec
+from regcore.trial_kinds import rules_of
 
 SpecLike: TypeAlias = Mapping[str, Any] | SweepSpec
 Target: TypeAlias = Callable[[FrozenTrial], float] | None
@@ -126,10 +127,12 @@ def describe(
     metrics, directions = _objectives(data, study)
     counts = {state.name.lower(): 0 for state in _STATES}
     confirm_counts = dict.fromkeys(counts, 0)
-    for trial in study.get_trials(deepcopy=False):
+    for trial in search_trials(study):
         key = trial.state.name.lower()
-        tally = confirm_counts if is_confirmation(trial) else counts
-        tally[key] = tally.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + 1
+    for trial in confirmation_trials(study):
+        key = trial.state.name.lower()
+        confirm_counts[key] = confirm_counts.get(key, 0) + 1
     return SweepFacts(
         name=str(data.get("name") or study.study_name),
         workload=_workload(data, study),
@@ -149,7 +152,7 @@ def search_trials(
 ) -> list[FrozenTrial]:
     """The search's trials (a confirmation's left out: they repeat settings it found)."""
     trials = study.get_trials(deepcopy=False, states=states)
-    return [t for t in trials if not is_confirmation(t)]
+    return [t for t in trials if rules_of(t).in_search_study]
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -158,7 +161,7 @@ def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def is_baseline(trial: FrozenTrial) -> bool:
-    return bool(trial.user_attrs.get("baseline", False))
+    return rules_of(trial).baseline
 
 
 def class_of(trial: FrozenTrial) -> str:
@@ -186,6 +189,6 @@ def sub_study(study: optuna.Study, trials: Iterable[FrozenTrial]) -> optuna.Stud
 def search_study(study: optuna.Study) -> optuna.Study:
     """``study`` without its confirmation trials (itself when it has none)."""
     trials = study.get_trials(deepcopy=False)
-    if not any(is_confirmation(t) for t in trials):
+    if all(rules_of(t).in_search_study for t in trials):
         return study
-    return sub_study(study, (t for t in trials if not is_confirmation(t)))
+    return sub_study(study, (t for t in trials if rules_of(t).in_search_study))

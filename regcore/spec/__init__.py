@@ -36,6 +36,7 @@ from regcore.spec._sections import (
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._sweep import SweepSpec
 from regcore.spec._training import (
+    EarlyStoppingSpec,
     ExecutionSpec,
     OptimizerSpec,
     RegularizeSpec,
@@ -48,6 +49,7 @@ __all__ = [
     "BudgetSpec",
     "Choices",
     "ConfirmSpec",
+    "EarlyStoppingSpec",
     "ExecutionSpec",
     "NotifySpec",
     "ObjectiveSpec",

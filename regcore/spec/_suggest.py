@@ -25,6 +25,7 @@ from regcore.spec._algorithms import PRUNERS, SAMPLERS
 from regcore.spec._params import ParamChoices, ParamRange, ParamValue
 from regcore.spec._space import Choices, Range, can_be_zero
 from regcore.spec._sweep import SweepSpec
+from regcore.trial_kinds import PINNED_METHOD, rules_of
 
 #: ``method_class`` of the λ = 0 baseline, which applies no regularizer at all.
 NO_REGULARIZER = "none"
@@ -61,7 +62,7 @@ def _suggest_value(trial: optuna.Trial, name: str, value: float | Range | Choice
 
 def is_baseline(trial: optuna.Trial | optuna.trial.FrozenTrial) -> bool:
     """Whether ``trial`` is a λ₁ = λ₂ = 0 baseline (the search's, or a confirmation's)."""
-    return bool(trial.user_attrs.get("baseline", False))
+    return rules_of(trial).baseline
 
 
 def suggest(
@@ -93,7 +94,11 @@ def suggest(
     applies_l1 = any(m in L1_METHODS for m in candidates)
     l1 = _suggest_value(trial, "l1", space.l1) if applies_l1 else 0.0
     l2 = _suggest_value(trial, "l2", space.l2)
-    method = cheapest(candidates, l1=l1, costs=costs)
+    pinned = trial.user_attrs.get(PINNED_METHOD)  # a confirmation repeats its trial's method
+    if pinned in candidates and (not l1 or pinned in L1_METHODS):
+        method = str(pinned)
+    else:
+        method = cheapest(candidates, l1=l1, costs=costs)
     return TrialPoint(method=method, method_class=method_class, l1=l1, l2=l2, lr=lr, params=params)
 
 

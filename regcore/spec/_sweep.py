@@ -23,6 +23,7 @@ from regcore.spec._sections import (
     PrunerSpec,
     SamplerSpec,
     WorkloadSpec,
+    confirm_section,
 )
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._training import (
@@ -32,7 +33,7 @@ from regcore.spec._training import (
     TrainingSpec,
     loop_checks,
 )
-from regcore.workloads import TrainingFunction, get_workload
+from regcore.workloads import TrainingFunction, WorkloadError, get_workload
 
 _NESTED: dict[str, type[SpecModel]] = {
     "search_space": SearchSpace,
@@ -51,6 +52,43 @@ _HOMES: dict[str, list[str]] = {}
 for _section, _model in _NESTED.items():
     for _field in _model.model_fields:
         _HOMES.setdefault(_field, []).append(_section)
+
+
+def default_search(data: dict[str, Any]) -> dict[str, Any]:
+    """What a spec that names no sampler runs (bench/time_to_lambda.py measured it): path
+    mode where the space allows it (λ as log ranges, nothing else searched, one objective,
+    one trial at a time, a loop that can warm-start), without a pruner; else TPE, without a
+    pruner too (early epochs rank λ wrongly when its benefit shows late). Read off the raw
+    spec: a part that is invalid is reported as such, whatever is chosen here."""
+    tpe = {"sampler": {"name": "tpe"}, "pruner": data.get("pruner", {"name": "none"})}
+    space = data.get("search_space")
+    objectives = data.get("objectives")
+    execution = data.get("execution")
+    if not isinstance(space, dict) or (isinstance(objectives, list) and len(objectives) > 1):
+        return tpe
+    if isinstance(execution, dict) and execution.get("population", 1) != 1:
+        return tpe
+    lambdas = [space.get(n) for n in ("l1", "l2")]
+    ranges = [v for v in lambdas if isinstance(v, dict)]
+    if not ranges or not all(v.get("log") is True for v in ranges):
+        return tpe  # a path walks log ranges; choices, a linear range or no range: sample
+    if not all(isinstance(v, dict | int | float) for v in lambdas):
+        return tpe
+    params = space.get("params") or {}
+    searched = isinstance(params, dict) and any(isinstance(v, dict) for v in params.values())
+    if isinstance(space.get("lr"), dict) or searched:
+        return tpe
+    workload = data.get("workload")
+    name = workload.get("name") if isinstance(workload, dict) else None
+    try:
+        kind = get_workload(name) if isinstance(name, str) else None
+    except WorkloadError:
+        kind = None
+    if kind is None:
+        return tpe
+    if isinstance(kind, TrainingFunction) and not kind.warm_start:
+        return tpe
+    return {"sampler": {"name": "path"}, "pruner": data.get("pruner", {"name": "none"})}
 
 
 def _default_objectives() -> list[ObjectiveSpec]:
@@ -163,10 +201,17 @@ class SweepSpec(SpecModel):
 
     @classmethod
     def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if "confirm" in data:
+            data = {**data, "confirm": confirm_section(data["confirm"])}
         objectives = data.get("objectives")
-        if "pruner" not in data and isinstance(objectives, list) and len(objectives) > 1:
-            # Optuna's pruners are single-objective: the one that works with two, which prunes none.
-            return {**data, "pruner": {"name": two_objective_pruners()[0]}}
+        if isinstance(objectives, list) and len(objectives) > 1:
+            # Two objectives have a Pareto front, not one best to confirm; and Optuna's
+            # pruners are single-objective: the one that works with two prunes none.
+            data = {"confirm": {"seeds": 0}, **data}
+            if "pruner" not in data:
+                data = {**data, "pruner": {"name": two_objective_pruners()[0]}}
+        if "sampler" not in data:
+            data = {**data, **default_search(data)}
         return data
 
     def _problems(self) -> list[InitErrorDetails]:
@@ -192,11 +237,12 @@ class SweepSpec(SpecModel):
                 own_loop=isinstance(kind, TrainingFunction),
             ),
             *self._confirm_problems(),
-            *self._path_problems(own_loop=isinstance(kind, TrainingFunction)),
+            *self._path_problems(cold=isinstance(kind, TrainingFunction) and not kind.warm_start),
         ]
 
-    def _path_problems(self, *, own_loop: bool) -> list[InitErrorDetails]:
-        """What path mode (:mod:`regcore.path`) needs: λ to walk, nothing else searched."""
+    def _path_problems(self, *, cold: bool) -> list[InitErrorDetails]:
+        """What path mode (:mod:`regcore.path`) needs: λ to walk, nothing else searched, and
+        a loop that can start from given weights (``cold``: one that cannot)."""
         if not SAMPLERS[self.sampler.name].path:
             return []
         space = self.search_space
@@ -217,9 +263,14 @@ class SweepSpec(SpecModel):
         if space.lr is not None or searched:
             text = "a path walks λ alone; fix lr and the workload's params, or use sampler tpe"
             details.append(problem(("search_space",), text))
-        if own_loop:
-            text = "a path warm-starts the built-in loop's model; a training function owns its loop"
-            details.append(problem(("sampler", "name"), text + ", so use sampler tpe"))
+        if cold:
+            text = (
+                "a path starts each point from the last one's weights, and this training "
+                "function does not take them: declare it @training_function(..., "
+                "warm_start=True) and call ctx.warm_start(model) after building the model, "
+                "or use sampler tpe"
+            )
+            details.append(problem(("sampler", "name"), text))
         if self.execution.population != 1:
             text = "a path trains one point after another; set execution.population: 1"
             details.append(problem(("execution", "population"), text))
@@ -229,7 +280,7 @@ class SweepSpec(SpecModel):
         if self.confirm.enabled and self.is_multi_objective:
             text = (
                 "confirm tests one objective's best against the baseline, but this sweep has "
-                "two (a Pareto front has no one best); remove confirm or one objective"
+                "two (a Pareto front has no one best); set confirm: false or remove one objective"
             )
             return [problem(("confirm",), text, self.confirm.model_dump())]
         return []

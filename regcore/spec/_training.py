@@ -128,13 +128,27 @@ class SchedulerSpec(SpecModel):
         return details
 
 
+class EarlyStoppingSpec(SpecModel):
+    """End a trial once its first objective has not improved by more than ``min_delta`` for
+    ``patience`` epochs: ``{patience: 10, min_delta: 0.0, restore_best: true}``. With
+    ``restore_best`` (the default) the trial's result — the value told to Optuna, its
+    metrics, the weights it keeps — is its best epoch's; without, its last epoch's."""
+
+    patience: int = Field(ge=1, le=100_000)
+    min_delta: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    restore_best: bool = True
+
+
 class TrainingSpec(SpecModel):
     """How each trial trains: ``{epochs: 10, batch_size: 128, seed: 0, device: auto,
     precision: fp32}`` (``device``: auto, cpu, cuda or cuda:N; ``precision``: fp32 or bf16).
+
+    A trial's objective is its last epoch's metrics, or with ``early_stopping`` (see
+    :class:`EarlyStoppingSpec`) its best epoch's.
     """
 
-    epochs: int = Field(default=10, ge=1)
-    batch_size: int = Field(default=128, ge=1)
+    epochs: int = Field(default=10, ge=1, le=100_000)
+    batch_size: int = Field(default=128, ge=1, le=10_000_000)
     seed: Seed = 0
     device: str = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -143,6 +157,7 @@ class TrainingSpec(SpecModel):
     clip_grad_norm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     # DataLoader worker processes, for workloads whose data are Datasets (not tensors).
     num_workers: int = Field(default=0, ge=0, le=64)
+    early_stopping: EarlyStoppingSpec | None = None
 
     @field_validator("device")
     @classmethod
@@ -221,12 +236,20 @@ def loop_checks(
     if execution.population != 1 and training.scheduler.name == "onecycle":
         text = "population trials schedule with none, cosine, step or plateau; not onecycle"
         details.append(problem(("training", "scheduler", "name"), text, "onecycle"))
+    if execution.population != 1 and training.early_stopping is not None:
+        text = (
+            "population trials train every member for all its epochs; remove early_stopping "
+            "or set execution.population: 1"
+        )
+        shown = training.early_stopping.model_dump()
+        details.append(problem(("training", "early_stopping"), text, shown))
     if not own_loop:
         return details
     loop = "a training function runs its own loop"
     for section, model, names in (
         ("optimizer", optimizer, ("name", "momentum", "nesterov", "betas", "lr_mult")),
         ("training", training, ("batch_size", "precision", "clip_grad_norm", "num_workers")),
+        ("training", training, ("early_stopping",)),
         ("training", training, ("scheduler",)),
     ):
         for name in names:

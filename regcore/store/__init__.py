@@ -57,7 +57,13 @@ from regcore.store._tables import (
     SWEEP_STATUSES,
     WORKER_STATUSES,
 )
-from regcore.store._trials import TrialCounts, count_trials, count_trials_by_study, orphaned_trials
+from regcore.store._trials import (
+    TrialCounts,
+    confirmation_study_name,
+    count_trials,
+    count_trials_by_study,
+    orphaned_trials,
+)
 from regcore.store._workers import (
     deregister_worker,
     heartbeat_worker,
@@ -91,6 +97,7 @@ __all__ = [
     "claim_outbox_event",
     "claim_trials",
     "close_batch_if_done",
+    "confirmation_study_name",
     "count_trials",
     "count_trials_by_study",
     "create_engine_for",

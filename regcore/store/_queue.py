@@ -114,7 +114,7 @@ def claim_trials(
     lock: StudyLock,
     k: int = 1,
     fixed: FixedPoint | None = None,
-    after_search: Callable[[optuna.Study], object] | None = None,
+    after_search: Callable[[], optuna.Trial | None] | None = None,
 ) -> list[optuna.Trial]:
     """Up to ``k`` next trials of a claimed sweep's ``study``: as many as its budget has room
     for (none when it is taken); with ``fixed``, that one point.
@@ -122,10 +122,10 @@ def claim_trials(
     The budget is counted (:func:`count_trials`: running and finished trials use it) and the
     trials asked for under the study's ``lock``, so however many workers claim at once, no
     more than ``n_trials`` ever use budget. Once the search is over (budget taken, none of
-    its trials running), ``after_search(study)`` may queue trials that use no budget (a
-    confirmation, :mod:`regcore.confirm`); those are claimed one at a time, and search
-    trials still waiting (a retry queued while others took the budget) are failed as
-    superseded rather than left waiting for ever.
+    its trials running), search trials still waiting (a retry queued while others took the
+    budget) are failed as superseded rather than left waiting for ever, and
+    ``after_search()`` may give one trial that uses no budget (a confirmation's, from its own
+    study: :mod:`regcore.confirm`), claimed under the same lock.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, but got {k=}")
@@ -138,17 +138,18 @@ def claim_trials(
             return [study.ask() for _ in range(min(k, room))]
         if fixed is not None or counts.running:
             return []
-        if after_search is not None and not counts.confirming:
-            after_search(study)  # queues nothing when it has already, or has nothing to queue
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            asked = study.ask()  # the oldest waiting trial: this one
-            if "confirm" in trial.user_attrs:
-                return [asked]
-            # A search trial queued again while others took its budget: it cannot run now.
-            why = "superseded: the search's budget was taken"
-            set_user_attrs(asked, {"fail_reason": why, "final_failure": False})
-            study.tell(asked, state=TrialState.FAIL)
-        return []
+        _supersede_waiting(study)
+        trial = None if after_search is None else after_search()
+        return [] if trial is None else [trial]
+
+
+def _supersede_waiting(study: optuna.Study) -> None:
+    """Fail the search trials still queued once its budget is taken: they cannot run now."""
+    for _ in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        asked = study.ask()  # the oldest waiting trial
+        why = "superseded: the search's budget was taken"
+        set_user_attrs(asked, {"fail_reason": why, "final_failure": False})
+        study.tell(asked, state=TrialState.FAIL)
 
 
 def _create_running(study: optuna.Study, point: FixedPoint) -> optuna.Trial:

@@ -4,8 +4,8 @@ The rule for a sweep's budget lives here, once, for the workers (who claim under
 service (which shows progress by it): a trial uses budget when it is running, complete,
 pruned, or failed for a reason of its own (user attribute ``final_failure``). A trial that
 was interrupted, or whose worker died, does not: the sweep still ends with exactly
-``n_trials`` finished trials. Nor does a confirmation trial (user attribute ``confirm``),
-which runs after the search (:mod:`regcore.confirm`).
+``n_trials`` finished trials. Nor does a confirmation trial, which runs after the search in
+the sweep's confirmation study (:func:`confirmation_study_name`; :mod:`regcore.confirm`).
 
 One ``GROUP BY`` over Optuna's ``trials`` table (its schema is stable across 4.x and 5.x)
 instead of loading every trial: a claim reads the count on every trial it starts.
@@ -21,6 +21,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from optuna.trial import TrialState
+
+from regcore.trial_kinds import CONFIRM
 
 # Lightweight handles onto Optuna's tables (no import of Optuna's private ORM models).
 studies = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
@@ -42,9 +44,9 @@ STATES = tuple(s.name for s in TrialState)
 
 @dataclass(frozen=True, kw_only=True)
 class TrialCounts:
-    """Trials by Optuna state (every state present, every trial), the search's FAIL ones
-    that are final, and the confirmation trials by state (user attribute ``confirm``: they
-    run after the search and use no budget)."""
+    """The search's trials by Optuna state (every state present), its FAIL ones that are
+    final, and the confirmation's trials by state (they run after the search, in a study of
+    their own, and use no budget)."""
 
     by_state: Mapping[str, int]
     final_failures: int
@@ -55,18 +57,12 @@ class TrialCounts:
     @property
     def running(self) -> int:
         """The search's trials running now."""
-        return self.by_state["RUNNING"] - self.confirm_by_state["RUNNING"]
+        return self.by_state["RUNNING"]
 
     @property
     def finished(self) -> int:
         """The search's trials that are over and count towards ``n_trials``."""
-        ended = self.by_state["COMPLETE"] + self.by_state["PRUNED"]
-        return (
-            ended
-            - self.confirm_by_state["COMPLETE"]
-            - self.confirm_by_state["PRUNED"]
-            + (self.final_failures)
-        )
+        return self.by_state["COMPLETE"] + self.by_state["PRUNED"] + self.final_failures
 
     @property
     def used(self) -> int:
@@ -79,14 +75,33 @@ class TrialCounts:
         return self.confirm_by_state["WAITING"] + self.confirm_by_state["RUNNING"]
 
 
-def _query(study_names: Sequence[str] | None, *, per_study: bool) -> sa.Select[Any]:
+#: The confirmation's trials live in a sibling study, so that the sweep's own study holds the
+#: search alone: Optuna's best trial of it (what optuna-dashboard shows) is the search's best.
+CONFIRM_STUDY_SUFFIX = ":confirm"  # a spec's name cannot hold ":", so no sweep's study ends so
+
+
+def confirmation_study_name(study_name: str) -> str:
+    """The name of the study that holds the confirmation trials of study ``study_name``."""
+    return study_name + CONFIRM_STUDY_SUFFIX
+
+
+def _search_study_name(name: str) -> str:
+    return name.removesuffix(CONFIRM_STUDY_SUFFIX)
+
+
+def _query(study_names: Sequence[str] | None) -> sa.Select[Any]:
     final = trial_user_attributes.alias("final")
-    confirm = trial_user_attributes.alias("confirm")
-    is_confirm = sa.case((confirm.c.trial_id.is_(None), 0), else_=1).label("is_confirm")
+    confirm = trial_user_attributes.alias("confirm")  # a confirmation kept in the search's study
+    is_confirm = sa.case(
+        (studies.c.study_name.like("%" + CONFIRM_STUDY_SUFFIX), 1),
+        (confirm.c.trial_id.is_not(None), 1),
+        else_=0,
+    ).label("is_confirm")
     columns = [trials.c.state, is_confirm, sa.func.count(), sa.func.count(final.c.trial_id)]
     query = (
-        sa.select(*columns, *([studies.c.study_name] if per_study else []))
+        sa.select(*columns, studies.c.study_name)
         .select_from(trials)
+        .join(studies, studies.c.study_id == trials.c.study_id)
         .outerjoin(
             final,
             sa.and_(
@@ -96,14 +111,13 @@ def _query(study_names: Sequence[str] | None, *, per_study: bool) -> sa.Select[A
             ),
         )
         .outerjoin(
-            confirm, sa.and_(confirm.c.trial_id == trials.c.trial_id, confirm.c.key == "confirm")
+            confirm, sa.and_(confirm.c.trial_id == trials.c.trial_id, confirm.c.key == CONFIRM)
         )
-        .group_by(trials.c.state, is_confirm, *([studies.c.study_name] if per_study else []))
+        .group_by(trials.c.state, is_confirm, studies.c.study_name)
     )
-    if per_study or study_names is not None:
-        query = query.join(studies, studies.c.study_id == trials.c.study_id)
     if study_names is not None:
-        query = query.where(studies.c.study_name.in_(list(study_names)))
+        names = [n for s in study_names for n in (s, confirmation_study_name(s))]
+        query = query.where(studies.c.study_name.in_(names))
     return query
 
 
@@ -114,10 +128,11 @@ def _counts(rows: Iterable[_Row]) -> TrialCounts:
     by_state, confirm, final_failures = dict.fromkeys(STATES, 0), dict.fromkeys(STATES, 0), 0
     for state, is_confirm, n, n_final in rows:
         name = state.name if isinstance(state, TrialState) else str(state)
-        by_state[name] += int(n)
         if is_confirm:
             confirm[name] += int(n)
-        elif name == TrialState.FAIL.name:
+            continue
+        by_state[name] += int(n)
+        if name == TrialState.FAIL.name:
             final_failures += int(n_final)
     return TrialCounts(
         by_state=MappingProxyType(by_state),
@@ -127,22 +142,22 @@ def _counts(rows: Iterable[_Row]) -> TrialCounts:
 
 
 def count_trials(engine: sa.Engine, study_name: str | None = None) -> TrialCounts:
-    """The trials of study ``study_name`` (of every study when None), in one query."""
-    query = _query(None if study_name is None else [study_name], per_study=False)
+    """The trials of study ``study_name`` and of its confirmation (of every study when None),
+    in one query."""
+    query = _query(None if study_name is None else [study_name])
     with engine.connect() as connection:
-        rows = [tuple(row) for row in connection.execute(query)]
+        rows = [tuple(row)[:4] for row in connection.execute(query)]
     return _counts(rows)
 
 
 def count_trials_by_study(engine: sa.Engine, study_names: Sequence[str]) -> dict[str, TrialCounts]:
-    """The trials of each of ``study_names`` (a page of sweeps, say), in one query; a study
-    without trials, or missing, counts zero everywhere."""
+    """The trials of each of ``study_names`` (a page of sweeps, say) with their confirmations,
+    in one query; a study without trials, or missing, counts zero everywhere."""
     rows: dict[str, list[_Row]] = {name: [] for name in study_names}
     if study_names:
         with engine.connect() as connection:
-            query = _query(study_names, per_study=True)
-            for state, is_confirm, n, n_final, name in connection.execute(query):
-                rows[name].append((state, is_confirm, n, n_final))
+            for state, is_confirm, n, n_final, name in connection.execute(_query(study_names)):
+                rows[_search_study_name(name)].append((state, is_confirm, n, n_final))
     return {name: _counts(found) for name, found in rows.items()}
 
 

@@ -63,6 +63,9 @@ class Workload(abc.ABC, Generic[P]):
     metrics: ClassVar[tuple[str, ...]]
     # Whether larger is better, per metric (for objective directions and reports).
     maximize: ClassVar[frozenset[str]] = frozenset()
+    # The parameter that seeds the train/validation split (e.g. ``split_seed``), if any: a
+    # confirmation varies it per seed, so its seeds vary the data as well as the weights.
+    split_param: ClassVar[str | None] = None
 
     def __init__(self, *, params: P, data_dir: Path | None = None) -> None:
         self.params = params

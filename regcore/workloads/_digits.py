@@ -89,6 +89,7 @@ class DigitsMLPWorkload(Workload[DigitsMLPParams]):
     Params = DigitsMLPParams
     metrics = ("val_loss", "val_accuracy")
     maximize = frozenset({"val_accuracy"})
+    split_param = "split_seed"
 
     def load_data(self, *, seed: int) -> Dataset:
         # The split is fixed by params.split_seed, not by the trial's seed, so every trial
@@ -126,6 +127,7 @@ class DigitsCNNWorkload(Workload[DigitsCNNParams]):
     Params = DigitsCNNParams
     metrics = ("val_loss", "val_accuracy")
     maximize = frozenset({"val_accuracy"})
+    split_param = "split_seed"
 
     def load_data(self, *, seed: int) -> Dataset:
         x_train, y_train, x_val, y_val = _split(self.params)

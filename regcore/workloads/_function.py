@@ -38,11 +38,14 @@ from regcore.regularizers import Regularizer
 class TrialStopped(Exception):
     """Raised by :meth:`TrialContext.report` when the trial must end now: the pruner stopped
     it (``pruned``), or its sweep was cancelled, reached its deadline, or its worker is
-    stopping. Let it propagate: the trial ends as PRUNED, or as interrupted."""
+    stopping. Let it propagate: the trial ends as PRUNED, or as interrupted; or, ``done``,
+    as if the function had returned what it reported last (a path point that stopped
+    improving: it has trained enough)."""
 
-    def __init__(self, reason: str, *, pruned: bool) -> None:
+    def __init__(self, reason: str, *, pruned: bool, done: bool = False) -> None:
         super().__init__(reason)
         self.pruned = pruned
+        self.done = done
 
 
 class AnyParams(BaseModel):
@@ -75,6 +78,21 @@ class TrialContext:
     _should_stop: Callable[[], bool] = field(default=lambda: False, repr=False)
     history: list[dict[str, float]] = field(default_factory=list, repr=False)
     regularizers: list[Regularizer] = field(default_factory=list, repr=False)
+    # A path point's start (its weights, saved by the worker) and where its own go.
+    warm_from: Path | None = field(default=None, repr=False)
+    warm_model: nn.Module | None = field(default=None, repr=False)
+
+    def warm_start(self, model: nn.Module) -> nn.Module:
+        """Let path mode (``sampler: {name: path}``) continue ``model`` from the weights the
+        trial starts from, and hand its weights on when the trial ends. Call it once, after
+        building the model and moving it to ``ctx.device``, before making the optimizer;
+        a trial that is not a path's warm-started point keeps the model as it is. Declare
+        the function with ``@training_function(..., warm_start=True)``."""
+        if self.warm_from is not None:
+            state = torch.load(self.warm_from, map_location=self.device, weights_only=True)
+            model.load_state_dict(state)
+        self.warm_model = model
+        return model
 
     def regularizer(self, model: nn.Module, **kwargs: Any) -> Regularizer:
         """A :class:`~regcore.regularizers.Regularizer` for ``model`` with this trial's λ₁, λ₂
@@ -112,6 +130,10 @@ class TrainingFunction:
     metrics: tuple[str, ...]
     maximize: frozenset[str]
     Params: type[BaseModel]
+    # The parameter of ctx.params that seeds its data split, if any: a confirmation varies it.
+    split_param: str | None = None
+    # Whether it calls ctx.warm_start(model), so that path mode can warm-start its trials.
+    warm_start: bool = False
 
     @property
     def module(self) -> str:
@@ -127,10 +149,16 @@ def training_function(
     metrics: Sequence[str],
     maximize: Iterable[str] = (),
     params: type[BaseModel] | None = None,
+    split_param: str | None = None,
+    warm_start: bool = False,
 ) -> Callable[[TrainFn], TrainingFunction]:
     """Register the decorated function as the workload ``name`` reporting ``metrics``
     (larger is better for those in ``maximize``); ``params``: a pydantic model that checks
-    ``ctx.params`` (its problems show in ``regsweep validate``)."""
+    ``ctx.params`` (its problems show in ``regsweep validate``); ``split_param``: the key of
+    ``ctx.params`` that seeds the function's train/validation split, which a confirmation
+    then varies from seed to seed (as ``ctx.seed`` varies the initialization);
+    ``warm_start``: the function calls :meth:`TrialContext.warm_start` on its model, so a
+    path (``sampler: {name: path}``) can start each point from the last one's weights."""
     from regcore.workloads._registry import register_workload
 
     metrics, maximize = tuple(metrics), frozenset(maximize)
@@ -144,6 +172,11 @@ def training_function(
         raise ValueError(f"maximize {sorted(maximize - set(metrics))} are not in metrics {metrics}")
     if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
         raise TypeError(f"params must be a pydantic model class, but got {params!r}")
+    if split_param is not None and params is not None and split_param not in params.model_fields:
+        raise ValueError(
+            f"split_param {split_param!r} is not a field of {params.__name__}; add it there "
+            "(an int seed) or leave split_param out"
+        )
 
     def register(function: TrainFn) -> TrainingFunction:
         registered = TrainingFunction(
@@ -152,6 +185,8 @@ def training_function(
             metrics=metrics,
             maximize=maximize,
             Params=params or AnyParams,
+            split_param=split_param,
+            warm_start=warm_start,
         )
         register_workload(registered)
         return registered

@@ -57,6 +57,7 @@ class BreastCancerLogregWorkload(Workload[SplitParams]):
     Params = SplitParams
     metrics = ("val_loss", "val_accuracy")
     maximize = frozenset({"val_accuracy"})
+    split_param = "split_seed"
 
     def load_data(self, *, seed: int) -> Dataset:
         x, y = _breast_cancer()
@@ -98,6 +99,7 @@ class DiabetesLinearWorkload(Workload[SplitParams]):
     Params = SplitParams
     metrics = ("val_loss", "val_r2")
     maximize = frozenset({"val_r2"})
+    split_param = "split_seed"
 
     def load_data(self, *, seed: int) -> Dataset:
         x, y = _diabetes()

@@ -80,6 +80,7 @@ class SparseRegressionWorkload(Workload[SparseRegressionParams]):
     Params = SparseRegressionParams
     metrics = ("val_loss", "val_r2", "support_precision", "support_recall", "support_f1")
     maximize = frozenset({"val_r2", "support_precision", "support_recall", "support_f1"})
+    split_param = "seed"  # draws the data and its split
 
     true_weight: torch.Tensor | None = None  # w*, set per instance by load_data
 

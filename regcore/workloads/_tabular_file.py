@@ -94,6 +94,7 @@ class TabularFileWorkload(Workload[TabularFileParams]):
     Params = TabularFileParams
     metrics = ("val_loss", "val_accuracy", "val_r2")
     maximize = frozenset({"val_accuracy", "val_r2"})
+    split_param = "split_seed"
 
     def __init__(self, *, params: TabularFileParams, data_dir: Path | None = None) -> None:
         super().__init__(params=params, data_dir=data_dir)

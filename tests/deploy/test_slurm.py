@@ -256,6 +256,8 @@ PACED = {
     "optimizer": {"lr": 0.05},
     "training": {"epochs": 200, "device": "cpu"},
     "pruner": {"name": "none"},
+    "sampler": {"name": "tpe", "seed": 0},  # sampled, not walked as a path
+    "confirm": False,
     "budget": {"n_trials": 4},
 }
 BUILTIN = {
@@ -264,6 +266,8 @@ BUILTIN = {
     "search_space": {"l1": {"low": 1e-3, "high": 1e-1, "log": True}, "l2": 0.0},
     "training": {"epochs": 3, "batch_size": 200, "device": "cpu"},
     "pruner": {"name": "none"},
+    "sampler": {"name": "tpe", "seed": 0},  # sampled, not walked as a path
+    "confirm": False,
     "budget": {"n_trials": 5},
 }
 

@@ -7,6 +7,7 @@ second per epoch on one CPU thread.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 
@@ -94,3 +95,62 @@ def misbehaving(ctx: TrialContext) -> dict[str, float]:
                 ctx.report(epoch, {"val_loss": 1.0})
         return {"val_loss": 0.5}
     return {"val_loss": 0.25}
+
+
+class PairedParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gain: float = Field(default=0.03, description="what λ₂ ≥ 1e-3 gains, on every seed")
+    spread: float = Field(default=0.1, description="seed-to-seed sd of the value")
+    split_seed: int = Field(default=0, ge=0)
+
+
+@training_function(
+    name="test_paired", metrics=("val_loss",), params=PairedParams, split_param="split_seed"
+)
+def paired(ctx: TrialContext) -> dict[str, float]:
+    """A deterministic workload whose value moves a lot from seed to seed (and split to
+    split) while λ₂ ≥ 1e-3 gains the same small amount on every one of them."""
+    params = PairedParams(**ctx.params)
+    generator = torch.Generator().manual_seed(ctx.seed * 1_000 + params.split_seed)
+    base = 0.5 + params.spread * float(torch.randn((), generator=generator))
+    value = base - (params.gain if ctx.l2 >= 1e-3 else 0.0)
+    for epoch in range(ctx.epochs):
+        ctx.report(epoch, {"val_loss": value})
+    return {"val_loss": value}
+
+
+class FragileParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overfit_below: float = Field(
+        default=0.0, description="warm-started, a λ₂ below this keeps overfitting (worse)"
+    )
+
+
+@training_function(
+    name="test_fragile", metrics=("val_loss",), params=FragileParams, warm_start=True
+)
+def fragile(ctx: TrialContext) -> dict[str, float]:
+    """A network a large λ kills from scratch but not from trained weights: from scratch,
+    λ₂ ≥ 1e-2 gives ln 3 (every output equal) and λ₂ = 1e-3 is best (0.40); warm-started,
+    every λ₂ from ``overfit_below`` up helps and the largest most (below it, values rise
+    above the baseline's, as an overfit network's do). The λ = 0 baseline reaches 0.50."""
+    params = FragileParams(**ctx.params)
+    model = ctx.warm_start(torch.nn.Linear(4, 3).to(ctx.device))
+    warm = ctx.warm_from is not None
+    if ctx.l2 == 0:
+        value = 0.5
+    elif warm and ctx.l2 < params.overfit_below:
+        value = 0.55 + 0.01 * math.log10(ctx.l2 / 1e-6)
+    elif warm:
+        value = 0.45 - 0.02 * math.log10(ctx.l2 / 1e-6)
+    elif ctx.l2 >= 1e-2:
+        value = math.log(3)
+    else:
+        value = 0.40 + 0.02 * abs(math.log10(ctx.l2 / 1e-3))
+    with torch.no_grad():
+        model.weight.mul_(0.5)  # it trains: the weights it hands on differ from its start
+    for epoch in range(ctx.epochs):
+        ctx.report(epoch, {"val_loss": value})
+    return {"val_loss": value}

@@ -173,11 +173,14 @@ def test_minimal_spec_gets_the_design_defaults() -> None:
         },
         "clip_grad_norm": None,
         "num_workers": 0,
+        "early_stopping": None,
     }
     assert data["regularize"] == {"exclude": None, "only": None}
     assert data["objectives"] == [{"metric": "val_loss", "direction": "minimize"}]
-    assert data["sampler"] == {"name": "tpe", "seed": 0, "options": {}}
-    assert data["pruner"] == {"name": "hyperband", "options": {}}
+    # λ as log ranges, nothing else searched: the measured default is a path, confirmed.
+    assert data["sampler"] == {"name": "path", "seed": 0, "options": {}}
+    assert data["pruner"] == {"name": "none", "options": {}}
+    assert data["confirm"] == {"seeds": 5, "top": 3, "vary_split": True}
     assert data["budget"] == {"n_trials": 60, "timeout_s": None, "deadline": None}
     assert data["priority"] == 0
     assert data["notify"] == {"webhook_url": None}

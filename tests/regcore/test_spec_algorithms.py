@@ -126,10 +126,11 @@ def test_create_pruner_builds_the_rows_class(row: PrunerKind) -> None:
 
 
 def test_hyperband_runs_one_resource_per_epoch_unless_the_spec_says_otherwise() -> None:
-    spec = parse_spec(spec_data(training={"epochs": 7}))
+    spec = parse_spec(spec_data(training={"epochs": 7}, pruner={"name": "hyperband"}))
     pruner = create_pruner(spec)
     assert (pruner._min_resource, pruner._max_resource) == (1, 7)  # type: ignore[attr-defined]
-    spec = parse_spec(spec_data(training={"epochs": 7}, pruner={"options": {"max_resource": 3}}))
+    hyperband = {"name": "hyperband", "options": {"max_resource": 3}}
+    spec = parse_spec(spec_data(training={"epochs": 7}, pruner=hyperband))
     assert create_pruner(spec)._max_resource == 3  # type: ignore[attr-defined]
 
 

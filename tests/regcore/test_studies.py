@@ -33,6 +33,7 @@ def make_spec() -> SweepSpec:
             "name": "dashboard-test",
             "workload": {"name": "sparse_regression"},
             "search_space": {"l1": {"low": 1e-4, "high": 1e-1, "log": True}, "l2": 0.0},
+            "sampler": {"name": "tpe"},  # sampled: the baseline is queued, not walked
         }
     )
 

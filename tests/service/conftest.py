@@ -119,7 +119,9 @@ def make_spec(name: str = "sweep", **overrides: Any) -> dict[str, Any]:
         "workload": {"name": "diabetes_linear"},
         "search_space": {"l1": 0, "l2": {"low": 1e-6, "high": 1e-2, "log": True}},
         "training": {"epochs": 2},
+        "sampler": {"name": "tpe", "seed": 0},
         "budget": {"n_trials": 4},
+        "confirm": False,
     }
     return {**spec, **overrides}
 

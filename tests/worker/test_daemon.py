@@ -40,6 +40,8 @@ FAST = {
     },
     "training": {"epochs": 3, "batch_size": 200, "device": "cpu"},
     "pruner": {"name": "none"},
+    "sampler": {"name": "tpe", "seed": 0},  # sampled, not walked as a path
+    "confirm": False,
 }
 SLOW = {
     **FAST,

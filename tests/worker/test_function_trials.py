@@ -38,6 +38,8 @@ def spec_data(name: str, n_trials: int, **params: Any) -> dict[str, Any]:
         "optimizer": {"lr": 0.05},
         "training": {"epochs": params.pop("epochs", 4), "device": "cpu"},
         "pruner": {"name": "none"},
+        "sampler": {"name": "tpe", "seed": 0},  # sampled, not walked as a path
+        "confirm": False,
         "budget": {"n_trials": n_trials},
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def make_spec(**overrides: Any) -> SweepSpec:
         "sampler": {"name": "random", "seed": 0},
         "pruner": {"name": "none"},
         "budget": {"n_trials": 5},
+        "confirm": False,  # the queue's tests; tests/worker/test_confirm_trials.py confirms
     }
     data.update(overrides)
     return parse_spec(data)
@@ -113,7 +115,7 @@ def test_proximal_sweep_recovers_the_support_where_loss_has_no_zeros(tmp_path: P
     assert all(t.user_attrs["sparsity"] == 0.0 for t in by_method["loss"])
 
 
-def test_ctrl_c_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
+def test_ctrl_c_exits_130_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
     spec_file = tmp_path / "slow.yaml"
     spec = make_spec(
         name="interrupt-test",
@@ -137,8 +139,12 @@ def test_ctrl_c_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> N
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends (to the whole process group)
     output, _ = process.communicate(timeout=120)
-    assert process.returncode == 0, output.decode()
-    assert b"interrupted" in output
+    text = output.decode()
+    assert process.returncode == 130, text  # as a shell reports a process ended by SIGINT
+    said = re.search(r"interrupted at (\d) of 3: run the same command to resume", text)
+    assert said is not None, text
+    assert "best trials" not in text  # no table,
+    assert "In your training script" not in text  # and no recommendation
     study = optuna.load_study(study_name="interrupt-test", storage=storage)
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]

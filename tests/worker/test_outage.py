@@ -53,6 +53,8 @@ SPEC: dict[str, Any] = {
     # Each epoch reports to the storage, so an outage mid-trial hits the trial too.
     "training": {"epochs": 50, "batch_size": 50, "device": "cpu"},
     "pruner": {"name": "none"},
+    "sampler": {"name": "tpe", "seed": 0},  # sampled, not walked as a path
+    "confirm": False,
     "budget": {"n_trials": N_TRIALS},
 }
 

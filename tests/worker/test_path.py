@@ -3,15 +3,22 @@ the re-train of the best point from scratch, and the budget over all of them."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
+from regcore.confirm import confirmation
 from regcore.spec import SweepSpec, parse_spec
+from regcore.workloads import load_plugin_modules
 from worker.local import LocalOptions, run_local_sweep
 from worker.path import FINISHED, HOLDER, take_path
+
+PLUGINS = ("tests.plugins.functions",)
+load_plugin_modules(PLUGINS)  # this process reads the specs too
 
 SPARSE = {"n_samples": 300, "n_features": 30, "n_informative": 4, "noise": 0.3}
 
@@ -29,17 +36,28 @@ def make_spec(**overrides: Any) -> SweepSpec:
         "training": {"epochs": 12, "batch_size": 100, "device": "cpu"},
         "sampler": {
             "name": "path",
-            "options": {"points": 4, "epochs_fraction": 0.25, "stop_after_worse": 4},
+            "options": {
+                "points": 4,
+                "epochs_fraction": 0.25,
+                "stop_after_worse": 4,
+                "ratios": 1,
+                "retrain": 1,
+            },
         },
         "budget": {"n_trials": 40},
+        "confirm": False,
     }
     data.update(overrides)
     return parse_spec(data)
 
 
-def run(spec: SweepSpec, tmp_path: Path, workers: int = 1) -> optuna.Study:
+def run(
+    spec: SweepSpec, tmp_path: Path, workers: int = 1, plugins: tuple[str, ...] = ()
+) -> optuna.Study:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{tmp_path / 'path.db'}"
-    result = run_local_sweep(spec, LocalOptions(storage_url=url, workers=workers))
+    options = LocalOptions(storage_url=url, workers=workers, plugins=plugins)
+    result = run_local_sweep(spec, options)
     assert result.outcome == "completed"
     return result.study
 
@@ -69,9 +87,10 @@ def test_a_path_walks_each_class_from_the_dense_start_and_retrains_its_best(
         # Warm: the first point's first epoch starts where the dense start ended, not at random.
         first_loss = points[0].user_attrs["curves"]["train_loss"][0]
         assert first_loss < dense.user_attrs["curves"]["train_loss"][0] / 5
-    (retrain,) = [t for t in trials if "path_retrain" in t.user_attrs]
+    retrains = [t for t in trials if "path_retrain" in t.user_attrs]
     walked = [t for t in trials if t.user_attrs.get("path_step", 0) >= 1]
     best = min(walked, key=lambda t: t.value)
+    retrain = retrains[0]  # the best point first; a smaller λ after it only if it lost
     assert retrain.user_attrs["path_retrain"] == best.number
     assert retrain.params == best.params
     assert retrain.user_attrs["epochs_run"] == 12
@@ -97,6 +116,59 @@ def test_only_one_live_worker_walks_a_path() -> None:
 
 
 def test_two_workers_walk_one_path_once(tmp_path: Path) -> None:
-    study = run(make_spec(), tmp_path, workers=2)
-    assert len([t for t in study.trials if "path_retrain" in t.user_attrs]) == 1
-    assert len([t for t in study.trials if t.user_attrs.get("path_step") == 0]) == 1
+    one = run(make_spec(), tmp_path / "one")
+    two = run(make_spec(), tmp_path / "two", workers=2)
+    assert len([t for t in two.trials if t.user_attrs.get("path_step") == 0]) == 1
+    retrains = [[t.params for t in s.trials if "path_retrain" in t.user_attrs] for s in (one, two)]
+    assert retrains[0] == retrains[1]  # the same points, whoever walks it
+
+
+def test_the_best_class_walks_the_lambda_ratios_too(tmp_path: Path) -> None:
+    options = {"points": 3, "epochs_fraction": 0.25, "ratios": 3, "retrain": 1}
+    study = run(make_spec(sampler={"name": "path", "options": options}), tmp_path)
+    walks = {t.user_attrs["path_walk"] for t in study.trials if "path_walk" in t.user_attrs}
+    best_class = next(w for w in walks if " " in w).split(" ")[0]
+    assert walks == {
+        "penalty",
+        "proximal",
+        f"{best_class} λ₁:λ₂ 1:0",  # λ₁ alone (λ₂ stays at its low end)
+        f"{best_class} λ₁:λ₂ 0:1",  # λ₂ alone
+    }
+    alone = [t for t in study.trials if t.user_attrs.get("path_walk", "").endswith("1:0")]
+    assert {t.params["l2"] for t in alone} == {1e-5}
+    assert sorted(t.params["l1"] for t in alone) == pytest.approx([1e-4, 1e-2, 1.0])
+
+
+def fragile_spec(**options: Any) -> SweepSpec:
+    return make_spec(
+        name="fragile",
+        workload={"name": "test_fragile", "params": options.pop("params", {})},
+        search_space={"l1": 0.0, "l2": {"low": 1e-6, "high": 1e-1, "log": True}, "method": "fused"},
+        optimizer={"lr": 0.01},
+        training={"epochs": 2, "device": "cpu"},
+        sampler={"name": "path", "options": {"points": 6, "retrain": 1, **options}},
+        confirm={"seeds": 2, "top": 3},
+    )
+
+
+def test_a_lambda_only_a_warm_start_survives_is_never_recommended(tmp_path: Path) -> None:
+    # test_fragile: warm-started, λ₂ = 0.1 looks best (0.35); from scratch it gives ln 3.
+    study = run(fragile_spec(), tmp_path, plugins=PLUGINS)
+    retrains = [t for t in study.trials if "path_retrain" in t.user_attrs]
+    assert [t.params["l2"] for t in retrains] == pytest.approx([1e-1, 1e-2, 1e-3])
+    assert [t.value for t in retrains] == pytest.approx([math.log(3), math.log(3), 0.40])
+    result = confirmation(study)
+    assert result is not None
+    assert result.recommended is not None
+    assert result.recommended.l2 == pytest.approx(1e-3)
+    assert result.beats_baseline
+
+
+def test_a_walk_goes_on_until_lambda_beats_the_dense_start(tmp_path: Path) -> None:
+    # Warm-started below λ₂ = 1e-3 the values rise above the baseline's, point after point:
+    # "2 worse in a row" would end the walk there, before the range where λ helps.
+    spec = fragile_spec(stop_after_worse=2, params={"overfit_below": 1e-3})
+    study = run(spec, tmp_path, plugins=PLUGINS)
+    steps = [t.params["l2"] for t in study.trials if t.user_attrs.get("path_step", 0) >= 1]
+    assert len(steps) == 6  # the whole walk: 1e-6 … 1e-1
+    assert min(t.value for t in study.trials if "path_retrain" in t.user_attrs) == 0.40

@@ -43,6 +43,8 @@ def make_spec(**overrides: Any) -> SweepSpec:
         "optimizer": {"name": "adam", "lr": 0.03},
         "training": {"epochs": 3, "batch_size": 200, "device": "cpu"},
         "pruner": {"name": "none"},
+        "sampler": {"name": "tpe", "seed": 0},  # sampled, not walked as a path
+        "confirm": False,
     }
     data.update(overrides)
     return parse_spec(data)

@@ -34,6 +34,8 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> LocalSweep:
             "search_space": {"l1": {"low": 1e-3, "high": 1e-1, "log": True}, "l2": 0.0},
             "training": {"epochs": 2, "batch_size": 200, "device": "cpu"},
             "pruner": {"name": "none"},
+            "sampler": {"name": "tpe", "seed": 0},  # sampled, not walked as a path
+            "confirm": False,
             "budget": {"n_trials": N_TRIALS},
         }
     )

@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from regcore.regularizers import CLASSES, METHODS
+from regcore.store import confirmation_study_name
 from tests.regcore.reports.studies import HIGH, LOW, STEP_MS, add_trial
 
 
@@ -23,12 +24,20 @@ def confirm(
     spread: float = 0.005,
     pending: int = 0,
 ) -> list[int]:
-    """Confirmation trials as :func:`regcore.confirm.queue_confirmation` queues them and the
-    runner leaves them: the ``top`` best regularized settings and the baseline, ``seeds``
-    seeds each; the best beats the baseline by about ``gain``. Their numbers."""
+    """Confirmation trials as :func:`regcore.confirm.queue_confirmation` queues them (in the
+    sweep's confirmation study) and the runner leaves them: the ``top`` best regularized
+    settings and their λ = 0 twin, ``seeds`` seeds each; the best beats its twin by about
+    ``gain``. Their numbers."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     found = sorted((t for t in complete if not t.user_attrs.get("baseline")), key=lambda t: t.value)
     base = next(t for t in complete if t.user_attrs.get("baseline"))
+    search, study = study, optuna.create_study(
+        study_name=confirmation_study_name(study.study_name),
+        storage=study._storage,
+        directions=study.directions,
+        load_if_exists=True,
+    )
+    study.set_user_attr("confirmation_of", search.study_name)
     numbers = []
     for s in range(seeds):
         jitter = spread * math.sin(3.1 * s + 1)
@@ -40,7 +49,7 @@ def confirm(
                     l1=t.user_attrs["l1"],
                     l2=t.user_attrs["l2"],
                     values=[float(base.value) - gain / (rank + 1) + jitter],
-                    attrs={"confirm": t.number, "confirm_seed": 1 + s},
+                    attrs={"confirm": t.number, "confirm_seed": 1 + s, "twin": "baseline"},
                     params=t.params,
                 )
             )

@@ -45,7 +45,9 @@ def make_spec(
     objectives: Sequence[tuple[str, str]] = (("val_loss", "minimize"),),
     **sections: Any,
 ) -> dict[str, Any]:
-    """A valid spec's stored JSON dict (the name may be anything, as a stored dict may be)."""
+    """A valid spec's stored JSON dict (the name may be anything, as a stored dict may be);
+    a sampled search (TPE) unless ``sections`` say otherwise."""
+    sections.setdefault("sampler", {"name": "tpe", "seed": 0})
     spec = parse_spec(
         {
             "name": "placeholder",

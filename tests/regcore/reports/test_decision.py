@@ -50,7 +50,7 @@ def test_decision_table_lists_each_setting_and_the_baseline(
     head, *rows = cells(section(report, "decision"))
     assert head == [
         *("setting", "trial", "class", "method", "λ₁", "λ₂", "lr"),
-        *("mean ± sd", "n", "p vs baseline", ""),
+        *("mean ± sd", "n", "wins over its λ = 0 twin", "p (paired, Holm)", ""),
     ]
     result = confirmation(study)
     assert result is not None
@@ -59,10 +59,11 @@ def test_decision_table_lists_each_setting_and_the_baseline(
         assert row[2:4] == [setting.method_class, setting.method]
         assert row[7] == f"{setting.mean:.5g} ± {setting.sd:.2g}"
         assert row[8] == "4"
-    assert rows[0][10] == "recommended"
+    assert rows[0][9] == "4 of 4"  # the best beat its twin on every seed
+    assert rows[0][11] == "recommended"
     assert rows[2][1] == "—"
-    assert rows[2][9] == "—"
-    assert float(rows[0][9]) < 0.05
+    assert rows[2][9:11] == ["—", "—"]  # the twin is what the others are measured against
+    assert float(rows[0][10]) < 0.05
 
 
 def test_decision_figure_has_error_bars_and_every_seed(study: optuna.Study, report: str) -> None:
@@ -76,12 +77,13 @@ def test_decision_figure_has_error_bars_and_every_seed(study: optuna.Study, repo
     assert layout["xaxis"]["ticktext"][-1] == "baseline (λ=0)<br>none"
 
 
-def test_no_confirmation_says_how_to_ask_for_one() -> None:
+def test_no_confirmation_says_the_search_is_unconfirmed_and_how_to_confirm() -> None:
     study = make_study()
     fill(study, n=12)
-    decision = section(sweep_report(study, spec=make_spec()), "decision")
+    decision = section(sweep_report(study, spec=make_spec(confirm=False)), "decision")
     (line,) = notes(decision)
-    assert "Add confirm: {seeds: 5, top: 3} to the spec" in line
+    assert line.startswith("Unconfirmed: one seed per setting cannot tell a gain from noise")
+    assert "Remove confirm: false (or add confirm: {seeds: 5, top: 3})" in line
     assert not figure_ids(decision)
     asked = sweep_report(study, spec=make_spec(confirm={"seeds": 5, "top": 3}))
     assert notes(section(asked, "decision"))[0].startswith("A confirmation with 5 seeds is asked")
@@ -106,7 +108,7 @@ def test_no_measurable_gain_recommends_training_without_a_regularizer() -> None:
     decision = section(sweep_report(study, spec=make_spec()), "decision")
     assert "Regularization made no measurable difference" in decision
     assert "train without it" in decision
-    assert "Paste into your training script" not in decision
+    assert "<code># no Regularizer: λ₁ = λ₂ = 0</code>" in decision
     _, *rows = cells(decision)
     assert [r[0] for r in rows if r[-1] == "recommended"] == ["baseline (λ=0)"]
 

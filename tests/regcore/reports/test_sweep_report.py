@@ -81,7 +81,8 @@ def test_best_setting_is_the_true_best_trials_regularizer_line(
     a = best.user_attrs
     line = f'Regularizer(model, l1={a["l1"]:g}, l2={a["l2"]:g}, method="{a["method"]}")'
     best_section = section(report, "best")
-    assert f'<pre class="paste"><code>{line}</code></pre>' in best_section
+    assert f'<pre class="paste"><code>reg = {line}</code></pre>' in best_section
+    assert "The search's best, from one seed" in best_section  # not a recommendation
     # The paste block comes before the per-class table, which holds the baseline too.
     assert best_section.index(line) < best_section.index("baseline (λ=0)")
     assert 'method="weight_decay"' in best_section

@@ -9,7 +9,13 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from regcore.store import count_trials, count_trials_by_study, create_storage, orphaned_trials
+from regcore.store import (
+    confirmation_study_name,
+    count_trials,
+    count_trials_by_study,
+    create_storage,
+    orphaned_trials,
+)
 
 
 def _study_with_every_kind_of_trial(url: str) -> str:
@@ -59,13 +65,16 @@ def test_confirmation_trials_use_no_budget_and_are_counted_apart(
     storage = create_storage(url)
     study = optuna.load_study(study_name=name, storage=storage)
     study.ask()  # the WAITING search trial, now running
+    confirm = optuna.create_study(study_name=confirmation_study_name(name), storage=storage)
     for _ in range(4):
-        study.enqueue_trial({}, user_attrs={"confirm": 0, "confirm_seed": 1})
-    study.ask()  # a confirmation, running
-    study.tell(study.ask(), 0.1)
-    failed = study.ask()
+        confirm.enqueue_trial({}, user_attrs={"confirm": 0, "confirm_seed": 1})
+    confirm.ask()  # a confirmation, running
+    confirm.tell(confirm.ask(), 0.1)
+    failed = confirm.ask()
     failed.set_user_attr("final_failure", True)
-    study.tell(failed, state=TrialState.FAIL)
+    confirm.tell(failed, state=TrialState.FAIL)
+    # One kept in the search's own study, as a version before confirmation studies did.
+    study.enqueue_trial({}, user_attrs={"confirm": 0, "confirm_seed": 2})
     storage.engine.dispose()
 
     counts = count_trials(engine, name)
@@ -75,14 +84,16 @@ def test_confirmation_trials_use_no_budget_and_are_counted_apart(
         "COMPLETE": 1,
         "PRUNED": 0,
         "FAIL": 1,
-        "WAITING": 1,
+        "WAITING": 2,
     }
-    assert counts.by_state["RUNNING"] == 3  # every trial shows
+    assert counts.by_state["RUNNING"] == 2  # the search's alone
+    assert counts.by_state["WAITING"] == 0
     assert counts.final_failures == 1  # the search's only
     assert counts.finished == 4
     assert counts.running == 2
     assert counts.used == 6
-    assert counts.confirming == 2
+    assert counts.confirming == 3
+    assert count_trials_by_study(engine, [name])[name] == counts
 
 
 def test_counts_one_study_or_all(engine: sa.Engine, url: str) -> None:

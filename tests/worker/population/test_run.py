@@ -38,6 +38,7 @@ def spec_of(**changes: Any) -> SweepSpec:
         "sampler": {"name": "random", "seed": 0},
         "execution": {"population": 4},
         "budget": {"n_trials": 10},
+        "confirm": False,
     }
     return parse_spec({**data, **changes})
 

@@ -38,6 +38,7 @@ def test_population_16_through_the_service_with_two_workers_ends_at_its_budget(
         "search_space": {"l1": {"low": 1e-3, "high": 1e-1, "log": True}, "l2": 0.0},
         "pruner": {"name": "median", "options": {"n_startup_trials": 4}},
         "budget": {"n_trials": 40},
+        "confirm": False,
     }
     try:
         product.start_service()
