@@ -71,7 +71,7 @@ def train(ctx: TrialContext) -> dict[str, float]:
         model=BertForSequenceClassification(config),
         args=args,
         train_dataset=make_rows(ctx.params.get("n_train", 512), seed=ctx.seed),
-        eval_dataset=make_rows(256, seed=ctx.seed + 1),
+        eval_dataset=make_rows(ctx.params.get("n_val", 256), seed=ctx.seed + 1),
         compute_metrics=accuracy,
         callbacks=[Regularize(l1=ctx.l1, l2=ctx.l2, method=ctx.method), TrialCallback(ctx)],
     )

@@ -43,13 +43,13 @@ def test_the_example_through_regsweep_run_prunes_and_records(tmp_path: Path) -> 
     data["training"] = {"epochs": 2, "seed": 0, "device": "cpu"}
     # Random points and an lr that cannot learn for some: the median pruner stops those.
     data["search_space"]["lr"] = {"choices": [1.0e-6, 1.0e-2]}
-    data["workload"]["params"] = {"n_train": 128}
+    data["workload"]["params"] = {"n_train": 64, "n_val": 64}
     data["sampler"] = {"name": "random", "seed": 1}
     data["pruner"] = {"name": "median", "options": {"n_startup_trials": 2, "n_warmup_steps": 0}}
-    data["budget"] = {"n_trials": 5}
+    data["budget"] = {"n_trials": 4}
     trials = run_sweep(tmp_path, data)
     states = [t.state for t in trials]
-    assert len(trials) == 5
+    assert len(trials) == 4
     assert TrialState.PRUNED in states, states
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert complete
