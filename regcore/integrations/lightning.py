@@ -51,7 +51,7 @@ from regcore.integrations._shared import (
     regularizers_for,
     trial_metrics,
 )
-from regcore.regularizers import method_spec
+from regcore.regularizers import Regularizer, method_spec
 from regcore.regularizers._select import Exclude, Only
 from regcore.workloads import TrialContext, TrialStopped
 
@@ -100,7 +100,7 @@ class Regularize(_Callback):
         self._wrapped: LightningModule | None = None
 
     @property
-    def regularizers(self) -> list[Any]:
+    def regularizers(self) -> list[Regularizer]:
         """The Regularizers attached for the current fit (one per optimizer)."""
         return [] if self._regs is None else list(self._regs.regularizers)
 

@@ -51,7 +51,7 @@ from torch.utils.hooks import RemovableHandle
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from regcore.integrations._shared import Regularizers, regularizers_for, trial_metrics
-from regcore.regularizers import method_spec
+from regcore.regularizers import Regularizer, method_spec
 from regcore.regularizers._select import Exclude, Only
 from regcore.workloads import TrialContext, TrialStopped
 
@@ -88,7 +88,7 @@ class Regularize(TrainerCallback):
         self._added = self._reached = self._missed = 0
 
     @property
-    def regularizers(self) -> list[Any]:
+    def regularizers(self) -> list[Regularizer]:
         """The Regularizers attached for the current training run."""
         return [] if self._regs is None else list(self._regs.regularizers)
 

@@ -4,6 +4,8 @@ closure-stepped optimizer; and bf16 mixed precision runs every method that it al
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -182,3 +184,25 @@ def test_loss_under_manual_optimization_is_refused() -> None:
         fit(Manual(), steps=2, callbacks=[regularize("loss")])
     trained = fit(Manual(), steps=6, callbacks=[regularize("fused")])
     assert max_abs_diff(trained, plain_loop("fused", "adam", steps=6)) <= 1e-10
+
+
+def _import_with(blocked: list[str]) -> subprocess.CompletedProcess[str]:
+    """Import the integration in a fresh interpreter where ``blocked`` are not installed."""
+    code = (
+        "import sys\n"
+        + "".join(f"sys.modules[{name!r}] = None\n" for name in blocked)
+        + "from regcore.integrations.lightning import Regularize\n"
+        + "print(sorted(b.__module__.split('.')[0] for b in Regularize.__mro__[2:-1]))\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_either_lightning_package_is_enough() -> None:
+    pytest.importorskip("pytorch_lightning")
+    only_old = _import_with(["lightning", "lightning.pytorch"])
+    assert only_old.returncode == 0, only_old.stderr
+    assert "pytorch_lightning" in only_old.stdout
+    assert "'lightning'" not in only_old.stdout
+    neither = _import_with(["lightning", "lightning.pytorch", "pytorch_lightning"])
+    assert neither.returncode != 0
+    assert "pip install 'regsweep[lightning]'" in neither.stderr
