@@ -72,6 +72,7 @@ class Regularizers:
         self._options = {"l1": l1, "l2": l2, "method": method}
         self.accumulation_steps = accumulation_steps
         self.regularizers: list[Regularizer] = []
+        self.optimizers: list[torch.optim.Optimizer] = []  # each regularizer's, in order
 
     def attach(
         self, optimizers: Iterable[Any], *, scaler: torch.amp.GradScaler | None = None
@@ -94,6 +95,7 @@ class Regularizers:
             )
             reg.attach(inner, scaler=scaler)
             self.regularizers.append(reg)
+            self.optimizers.append(inner)
         _MADE_FOR.setdefault(self.model, []).extend(self.regularizers)
         return self.regularizers
 
@@ -110,6 +112,7 @@ class Regularizers:
         made = _MADE_FOR.get(self.model, [])
         _MADE_FOR[self.model] = [r for r in made if r not in self.regularizers]
         self.regularizers = []
+        self.optimizers = []
 
 
 class ClipsDataOnly:
@@ -121,14 +124,13 @@ class ClipsDataOnly:
     the update. The clipped gradient is ``c·(g − p) + p``: the plain loop's convention.
     """
 
-    def __init__(self, regularizers: list[Regularizer]) -> None:
-        self._regs = regularizers
+    def __init__(self, regularizers: Regularizers) -> None:
+        self._regs = list(regularizers.regularizers)
         self._scratch = ScratchBuffers()
         self._out: list[tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]] = []
         self._handles: list[RemovableHandle] = [
-            torch_optimizer(reg._optimizer).register_step_pre_hook(before_update(self._put_back))
-            for reg in regularizers
-            if reg._optimizer is not None
+            optimizer.register_step_pre_hook(before_update(self._put_back))
+            for optimizer in regularizers.optimizers
         ]
 
     @torch.no_grad()

@@ -126,7 +126,7 @@ class Regularize(_Callback):
         if implementation.adds_to_loss:
             self._wrap_training_step(pl_module, self._regs)
         if implementation.per_backward and trainer.gradient_clip_val and regs:
-            self._clip = ClipsDataOnly(regs)
+            self._clip = ClipsDataOnly(self._regs)
 
     def _wrap_training_step(self, pl_module: LightningModule, regs: Regularizers) -> None:
         original = pl_module.training_step
