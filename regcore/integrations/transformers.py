@@ -19,7 +19,9 @@ callback regularizes (a Regularizer refuses a group that would be decayed twice)
 
 - ``fused``, ``decoupled``, ``weight_decay`` and ``proximal`` act inside the optimizer's step,
   which HF takes after it clips (``max_grad_norm``, 1.0 by default): the clip sees the data
-  gradient only, as :meth:`Regularizer.clip_grad_norm_` in a plain loop.
+  gradient only, as :meth:`Regularizer.clip_grad_norm_` in a plain loop. ``weight_decay``
+  means coupled decay, which HF's default AdamW does not do: it is refused there (use
+  ``optim="sgd"``, or ``optimizers=(torch.optim.Adam(...), None)``).
 - ``loss`` adds ``R(w)`` to the loss the model returns (a forward hook, training only); HF
   then scales it for gradient accumulation with the data loss, so λ is applied once per
   optimizer step. It needs the model to compute the loss: with ``compute_loss_func`` or label
