@@ -29,7 +29,7 @@ import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from regcore.spec import NotifySpec, SpecError, SpecProblem, SweepSpec, parse_spec
 from regcore.spec._base import SpecModel
@@ -68,9 +68,33 @@ def resolve_deadline(
     return stamp.astimezone(UTC)
 
 
+def _one_source(schema: dict[str, Any]) -> None:
+    """What the validators say, in the JSON schema: ``sweeps`` (1 to MAX_SWEEPS) or
+    ``template`` (and then maybe a ``matrix`` of non-empty lists), not both, not neither."""
+    properties = schema["properties"]
+    properties["sweeps"]["anyOf"][0].update(minItems=1, maxItems=MAX_SWEEPS)
+    properties["matrix"]["anyOf"][0]["additionalProperties"]["minItems"] = 1
+    schema["oneOf"] = [
+        {
+            "required": ["sweeps"],
+            "properties": {
+                "sweeps": {"type": "array"},
+                "template": {"type": "null"},
+                "matrix": {"type": "null"},
+            },
+        },
+        {
+            "required": ["template"],
+            "properties": {"template": {"type": "object"}, "sweeps": {"type": "null"}},
+        },
+    ]
+
+
 class BatchSpec(SpecModel):
     """Many sweeps under one name and deadline: ``sweeps`` (a list of specs), or
     ``template`` with a ``matrix``."""
+
+    model_config = ConfigDict(json_schema_extra=_one_source)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     deadline: datetime | None = None
@@ -98,6 +122,8 @@ class BatchSpec(SpecModel):
                 raise ValueError(f"matrix.{path} is empty; give it at least one value")
         # Counted, never expanded, here: a matrix of a few hundred bytes can stand for
         # millions of sweeps.
+        if self.sweeps is not None and not self.sweeps:
+            raise ValueError("sweeps is empty; list at least one sweep spec")
         if self.sweeps is not None and len(self.sweeps) > MAX_SWEEPS:
             raise ValueError(
                 f"a batch has at most {MAX_SWEEPS} sweeps, but got {len(self.sweeps)}; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from regcore.store import SWEEP_STATUSES, SweepRow
 
@@ -55,6 +55,23 @@ class TrialOut(BaseModel):
 class TrialPage(BaseModel):
     data: list[TrialOut]
     count: int
+
+
+class TrialRecord(BaseModel):
+    """One trial as a flat record (``format=json``): these columns, then ``value_*`` (one per
+    objective), ``params_*`` and ``attrs_*`` (null where a trial has none)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    number: int
+    state: TrialStateName
+    datetime_start: str | None = Field(description="ISO 8601, UTC")
+    datetime_complete: str | None = Field(description="ISO 8601, UTC")
+    duration_s: float | None
+
+
+class TrialsAnswer(RootModel[TrialPage | list[TrialRecord]]):
+    """A page of trials; with ``format=json``, every trial as a flat record."""
 
 
 class Progress(BaseModel):

@@ -26,7 +26,9 @@ class SpecModel(BaseModel):
     key is unknown.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a whole number is no string ("3") and no boolean (true), as the JSON schema
+    # says; fields whose JSON form is text or a list (a deadline, betas) are lax on their own.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     # Keys that people put in the wrong place, and where they belong.
     misplaced: ClassVar[dict[str, str]] = {}

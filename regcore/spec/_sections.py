@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
 from pydantic_core import InitErrorDetails
 
 from regcore.spec._algorithms import (
@@ -245,7 +245,7 @@ class BudgetSpec(SpecModel):
 
     n_trials: int = Field(default=60, ge=1, le=100_000)
     timeout_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    deadline: datetime | None = None
+    deadline: datetime | None = Field(default=None, strict=False)  # ISO 8601 text too
 
     @field_validator("deadline")
     @classmethod
@@ -294,6 +294,17 @@ def confirm_section(value: Any) -> Any:
     return value
 
 
+# What a webhook URL may be, one rule for the JSON schema and the check: http or https, an
+# optional user, a host name, IPv4 or [IPv6] address, an optional port (0-65535), then a
+# path, query or fragment without spaces or control characters. ASCII classes only, so that
+# JSON Schema's regular expressions and Python's agree.
+_PORT = "6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}"
+WEBHOOK_URL = (
+    r"^https?://([^\x00-\x20\x7f/?#@]*@)?([^\x00-\x20\x7f/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])"
+    rf"(:({_PORT}))?([/?#][^\x00-\x20\x7f]*)?$"
+)
+
+
 class NotifySpec(SpecModel):
     """Where to report a finished sweep: ``{webhook_url: https://hooks.example.com/x}``.
 
@@ -302,21 +313,25 @@ class NotifySpec(SpecModel):
     keeps it whole.
     """
 
-    webhook_url: str | None = None
+    webhook_url: Annotated[
+        str | None,
+        WithJsonSchema({"anyOf": [{"type": "string", "pattern": WEBHOOK_URL}, {"type": "null"}]}),
+    ] = None
 
     @field_validator("webhook_url")
     @classmethod
     def _http(cls, url: str | None) -> str | None:
         if url is None:
             return None
-        try:
-            parts = urlsplit(url)
-            ok = parts.scheme in {"http", "https"} and bool(parts.hostname)
-        except ValueError:  # e.g. a malformed IPv6 host
-            ok = False
-        if not ok:
-            raise ValueError(f"use an http:// or https:// URL with a host, but got {url!r}")
-        return url
+        # re.search, as JSON Schema validators in Python read a pattern: its "$" also
+        # matches before a last newline, which is then dropped.
+        if not re.search(WEBHOOK_URL, url):
+            shown = reprlib.repr(url)
+            raise ValueError(
+                "use an http:// or https:// URL with a host (and no spaces), such as "
+                f"https://hooks.example.com/regsweep, but got {shown}"
+            )
+        return url.removesuffix("\n")
 
 
 REDACTED = "…"

@@ -41,7 +41,7 @@ class OptimizerSpec(SpecModel):
     lr: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
     momentum: float | None = Field(default=None, ge=0, lt=1)
     nesterov: bool | None = None
-    betas: tuple[_Beta, _Beta] | None = None
+    betas: tuple[_Beta, _Beta] | None = Field(default=None, strict=False)  # a JSON list
     # Per-parameter learning rates: the first name pattern that matches scales the base lr.
     lr_mult: dict[_Pattern, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=dict

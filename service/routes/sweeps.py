@@ -29,6 +29,7 @@ from service.schemas import (
     SweepPage,
     SweepStatus,
     TrialPage,
+    TrialsAnswer,
     TrialStateName,
 )
 from service.webhooks import refuse_unreachable_webhooks
@@ -143,15 +144,20 @@ def read_sweep(
     )
 
 
-_EXPORTS: dict[int | str, dict[str, Any]] = {
+# One status, two shapes and two media types: what the schema must say for each format.
+_TRIALS: dict[int | str, dict[str, Any]] = {
     200: {
+        "model": TrialsAnswer,
         "content": {"text/csv": {"schema": {"type": "string"}}},
-        "description": "a page of trials; with format=csv or json, every trial as flat rows",
+        "description": (
+            "a page of trials (TrialPage); with format=json every trial as a flat record "
+            "(an array of TrialRecord), with format=csv the same records as CSV"
+        ),
     }
 }
 
 
-@router.get("/{sweep_id}/trials", response_model=TrialPage, responses=_EXPORTS)
+@router.get("/{sweep_id}/trials", response_model=None, responses=_TRIALS)
 def read_trials(
     _caller: ReaderDep,
     sweep: SweepDep,
