@@ -7,10 +7,10 @@ value. Every strategy is then scored by the training epochs it spent, counted in
 completion order (``datetime_complete``), until a trial *trained from scratch* reached a value
 within 1 % of that target (|value − best| ≤ 1 % of |best|, on the better side counts too).
 Every epoch counts: those of pruned and failed trials, and regsweep's cost probe (timing steps
-of every listed method before the first trial, counted as steps ÷ steps per epoch). A path
-point trained from a warm start (user attr ``warm_start``) never counts as found (its value is
-not what the setting gives from scratch), nor does a confirmation (``confirm``): for ``path``
-only the dense λ = 0 start and the re-train of the best point (``path_retrain``) can.
+of every listed method before the first trial, counted as steps ÷ steps per epoch). A trial
+counts as found only where regsweep's own rule (``regcore.trial_kinds``, ``from_scratch``)
+says it was trained from scratch with the search's seed: never a path point trained from a
+warm start (its value is not what the setting gives from scratch), nor a confirmation.
 
 Strategies (each one row of ``STRATEGIES``; λ₁, λ₂ log ranges are the workload's):
 
@@ -281,7 +281,11 @@ def grid_spec(job: Job) -> SweepSpec:
 
 
 def record(trial: optuna.trial.FrozenTrial) -> Record:
-    """What this bench keeps of a trial (either kind of run)."""
+    """What this bench keeps of a trial (either kind of run). Whether it counts as found is
+    regsweep's own rule (``regcore.trial_kinds``: trained from scratch with the search's seed;
+    a plain Optuna trial is a search trial)."""
+    from regcore.trial_kinds import kind_of, rules_of
+
     attrs, params = trial.user_attrs, trial.params
     method = attrs.get("method", params.get("method"))
     begun, done = trial.datetime_start, trial.datetime_complete
@@ -292,7 +296,8 @@ def record(trial: optuna.trial.FrozenTrial) -> Record:
         "epochs": int(attrs.get("epochs_run", 0)),
         "completed": done.isoformat() if done else None,
         "duration_s": (done - begun).total_seconds() if begun and done else None,
-        "scratch": "warm_start" not in attrs and "confirm" not in attrs,
+        "scratch": rules_of(trial).from_scratch,
+        "kind": kind_of(trial).value,
         "setting": {
             "method": method,
             "method_class": attrs.get("method_class"),
@@ -404,13 +409,14 @@ def run_classes(job: Job) -> dict[str, Any]:
 
 
 def run_default(job: Job, *, population: bool) -> dict[str, Any]:
-    """regsweep as a spec that names no sampler (only its seed), no pruner and no confirm
-    (but ``seeds: 0``) runs it: whatever the defaults are at the time; with ``population``,
+    """regsweep as a spec that names no sampler (only its seed), no pruner, no budget and no
+    confirm (but ``seeds: 0``) runs it: whatever the defaults are at the time (the budget's
+    is 60 trials; a path's points are short ones); with ``population``,
     ``execution: {population: auto}`` too, where the spec allows it."""
     from regcore.spec import SpecError
 
     space = {"l1": log_range(job.setup.l1), "l2": log_range(job.setup.l2), "method": SIX}
-    rest: dict[str, Any] = {"budget": {"n_trials": job.trials}}
+    rest: dict[str, Any] = {}
     if population:
         rest["execution"] = {"population": "auto"}
     try:
