@@ -11,12 +11,18 @@ which trains each point with a small fraction of the dense budget), one worker:
 3. for the class whose walk went best, walks ``ratios`` directions of the λ₁/λ₂ plane (as
    glmnet's α: λ₁ alone, λ₂ alone, and in between), when both are ranges and the class
    applies λ₁;
-4. re-trains the best point of the ``retrain`` best walks from scratch for the whole epochs,
-   best first: warm starts can generalize worse than training from scratch (Ash & Adams,
-   NeurIPS 2020), and a λ a trained network survives can kill one at initialization. A
-   re-train worse than the dense start steps back along its walk to a smaller λ, until one
-   is better or the walk is used up. The path's answer is the best of these from-scratch
-   trials (and the dense start): never a warm start's value.
+4. re-trains from scratch, for the whole epochs, the best point of each class's best walk
+   (``retrain`` classes, the best first): warm starts can generalize worse than training
+   from scratch (Ash & Adams, NeurIPS 2020), and a λ a trained network survives can kill
+   one at initialization. Each then steps back along its walk to smaller λ, re-training,
+   while that does better or while what it gave is worse than the dense start;
+5. refines the best from-scratch result by a compass search from scratch (``refine``
+   trials): half a walk's step up and down λ₁ and λ₂ together, then each alone, moving to
+   a better point (by more than 0.1 %) or halving the step: a path's points are only a
+   grid's resolution.
+
+The path's answer is the best of its from-scratch trials (and the dense start), never a
+warm start's value.
 
 A walk ends after ``stop_after_worse`` points in a row worse than its best, but only once a
 point has beaten the dense start: below the range where λ helps, a warm start from an
@@ -55,6 +61,7 @@ class PathSampler(BaseSampler):
         stop_after_worse: int = 2,
         ratios: int = 3,
         retrain: int = 3,
+        refine: int = 4,
     ) -> None:
         if points < 2:
             raise ValueError(f"a path needs at least 2 points, but got {points=}")
@@ -69,17 +76,25 @@ class PathSampler(BaseSampler):
             raise ValueError(f"ratios must be 1 (λ₁ and λ₂ together) to 9, but got {ratios=}")
         if not 1 <= retrain <= 20:
             raise ValueError(f"retrain must be 1 to 20 points, but got {retrain=}")
+        if not 0 <= refine <= 50:
+            raise ValueError(f"refine must be 0 to 50 trials, but got {refine=}")
         self.points = points
         self.epochs_fraction = epochs_fraction
         self.patience = patience
         self.stop_after_worse = stop_after_worse
         self.ratios = ratios
         self.retrain = retrain
+        self.refine = refine
         self._random = RandomSampler(seed=seed)
 
     def point_epochs(self, epochs: int) -> int:
         """The epochs a warm-started point trains at most."""
         return max(1, math.ceil(self.epochs_fraction * epochs))
+
+    @property
+    def reserved(self) -> int:
+        """Trials the walks leave to what comes after them: re-trains and refinement."""
+        return self.retrain + self.refine
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -151,6 +166,32 @@ def ratio_walks(spec: SweepSpec, cls: str, points: int, ratios: int) -> list[Wal
     if not (both and applies_l1):
         return []
     return [_walk(spec, cls, d, points) for d in directions(ratios) if d != (1.0, 1.0)]
+
+
+def compass(
+    spec: SweepSpec, params: dict[str, Any], points: int, share: float
+) -> list[dict[str, Any]]:
+    """Points ``share`` of a walk's step (in log space) away from ``params``: λ₁ and λ₂ up
+    and down together, then each alone (the ranges' own λ only, inside their bounds)."""
+    space = spec.search_space
+    steps = {}
+    for name in ("l1", "l2"):
+        value = getattr(space, name)
+        if isinstance(value, Range) and name in params:
+            steps[name] = math.log(value.high / value.low) / (points - 1) * share
+    moves = [dict.fromkeys(steps, 1.0), dict.fromkeys(steps, -1.0)]
+    if len(steps) > 1:
+        moves += [{n: sign} for n in steps for sign in (1.0, -1.0)]
+    found = []
+    for move in moves:
+        moved = dict(params)
+        for name, sign in move.items():
+            bounds: Range = getattr(space, name)
+            value = float(params[name]) * math.exp(sign * steps[name])
+            moved[name] = min(bounds.high, max(bounds.low, value))
+        if moved != params and moved not in found:
+            found.append(moved)
+    return found
 
 
 def point_params(

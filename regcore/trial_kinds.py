@@ -27,6 +27,7 @@ PATH_STEP = "path_step"  # a path's point: 0 is its dense start, 1… the walk
 PATH_WALK = "path_walk"  # the walk a path point is on (regcore.path.Walk.key)
 WARM_START = "warm_start"  # the trial number a path point started from
 PATH_RETRAIN = "path_retrain"  # a path point trained again from scratch: that point's number
+PATH_REFINE = "path_refine"  # a from-scratch step away from a path's best: the trial it left
 CONFIRM = "confirm"  # a confirmation trial: the key of the setting it repeats
 CONFIRM_SEED = "confirm_seed"  # the seed a confirmation trial trains with
 CONFIRM_SPLIT = "confirm_split"  # the data split it uses, where the workload can vary it
@@ -43,6 +44,7 @@ class TrialKind(StrEnum):
     PATH_START = "path_start"
     PATH_POINT = "path_point"
     PATH_RETRAIN = "path_retrain"
+    PATH_REFINE = "path_refine"
     CONFIRM = "confirm"
     CONFIRM_BASELINE = "confirm_baseline"
 
@@ -101,6 +103,14 @@ RULES: dict[TrialKind, KindRules] = {
         baseline=False,
         in_search_study=True,
     ),
+    TrialKind.PATH_REFINE: KindRules(
+        uses_budget=True,
+        prunable=False,
+        requeued=False,
+        from_scratch=True,
+        baseline=False,
+        in_search_study=True,
+    ),
     TrialKind.CONFIRM: KindRules(
         uses_budget=False,
         prunable=False,
@@ -127,6 +137,8 @@ def kind_of(trial: _HasAttrs) -> TrialKind:
         return TrialKind.CONFIRM_BASELINE if attrs.get(BASELINE) else TrialKind.CONFIRM
     if PATH_RETRAIN in attrs:
         return TrialKind.PATH_RETRAIN
+    if PATH_REFINE in attrs:
+        return TrialKind.PATH_REFINE
     if PATH_STEP in attrs:
         return TrialKind.PATH_START if attrs[PATH_STEP] == 0 else TrialKind.PATH_POINT
     if attrs.get(BASELINE):

@@ -14,17 +14,19 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from regcore.path import PathSampler, Walk, class_walks, point_params, ratio_walks
+from regcore.path import PathSampler, Walk, class_walks, compass, point_params, ratio_walks
 from regcore.spec import SweepSpec
 from regcore.spec._suggest import create_sampler
 from regcore.store import FixedPoint
 from regcore.trial_kinds import (
     BASELINE,
+    PATH_REFINE,
     PATH_RETRAIN,
     PATH_STEP,
     PATH_WALK,
@@ -40,6 +42,8 @@ _log = logging.getLogger(__name__)
 HOLDER, WALKED, FINISHED = "path_worker", "path_walked", "path_finished"
 
 Weights = dict[str, torch.Tensor]
+_FROM_SCRATCH = (TrialKind.PATH_RETRAIN, TrialKind.PATH_REFINE)
+_TIE = 1e-3  # a refinement moves only for a better value by more than this share
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,20 @@ class PathRun:
         sampler = create_sampler(self.spec)
         assert isinstance(sampler, PathSampler)
         self.options = sampler
+        # The walks leave this much budget to the trials from scratch after them (at most
+        # half of what the dense start leaves, so that a small budget still walks).
+        self.reserve = min(sampler.reserved, (self.spec.budget.n_trials - 1) // 2)
         self.sign = -1.0 if self.spec.objectives[0].direction == "maximize" else 1.0
 
     def run(self) -> None:
+        """Walk, re-train the best walk's best, refine it, re-train the next best walks'
+        (see :mod:`regcore.path`); finished once all of it ran."""
+        if self._walks() and self._retrain(self._class_walks()) and self._refine():
+            self.study.set_user_attr(FINISHED, True)
+
+    def _walks(self) -> bool:
+        """Walk what is left to walk, while the budget leaves room for the re-trains; False
+        when the path must stop (stopped, or no budget even for its dense start)."""
         walked = list(self.study.user_attrs.get(WALKED, []))
         first = class_walks(self.spec, self.options.points)
         dense: Start | None = None
@@ -87,12 +102,16 @@ class PathRun:
             walks = stage if stage is not None else self._ratio_walks(first)
             for walk in (w for w in walks if w.key not in walked):
                 dense = dense or self._dense()
-                if dense is None or not self._walk(walk, dense):
-                    return  # out of budget, or stopped
-                walked.append(walk.key)
+                if dense is None:
+                    return False
+                ended = self._walk(walk, dense)
+                if ended == "stopped":
+                    return False
+                walked.append(walk.key)  # a walk the budget cut short is not walked again
                 self.study.set_user_attr(WALKED, walked)
-        if self._retrain():
-            self.study.set_user_attr(FINISHED, True)
+                if ended == "budget":
+                    return True  # what is left is the re-trains'
+        return True
 
     def _ratio_walks(self, first: list[Walk]) -> list[Walk]:
         """The λ₁/λ₂ directions of the class whose diagonal walk reached the best value."""
@@ -117,18 +136,23 @@ class PathRun:
         frozen = self._frozen(trial)
         return Start(trial.number, warm.trained, self._key(frozen))
 
-    def _walk(self, walk: Walk, dense: Start) -> bool:
-        """Walk ``walk``'s points from ``dense``; False when the path must stop here."""
+    def _walk(self, walk: Walk, dense: Start) -> Literal["walked", "budget", "stopped"]:
+        """Walk ``walk``'s points from ``dense``: to its end (or to where λ is past what
+        helps), until only the re-trains' budget is left, or until the worker stops."""
         start = dense
         best, worse, beaten = math.inf, 0, False
         for step, (l1, l2) in enumerate(walk.points, start=1):
             params, distributions = point_params(self.spec, walk.method_class, l1, l2)
             attrs = {PATH_STEP: step, PATH_WALK: walk.key, WARM_START: start.number}
-            trial = self.claim(
-                FixedPoint(params=params, distributions=distributions, user_attrs=attrs)
+            point = FixedPoint(
+                params=params,
+                distributions=distributions,
+                user_attrs=attrs,
+                reserve=self.reserve,  # what the trials from scratch will need
             )
+            trial = self.claim(point)
             if trial is None:
-                return False
+                return "budget"
             warm = WarmStart(
                 weights=start.weights,
                 epochs=self.options.point_epochs(self.spec.training.epochs),
@@ -137,7 +161,7 @@ class PathRun:
             state = self.train(trial, warm)
             frozen = self._frozen(trial)
             if frozen.user_attrs.get("interrupted"):
-                return False
+                return "stopped"
             if state != TrialState.COMPLETE or warm.trained is None or frozen.value is None:
                 break  # diverged: a larger λ will not do better
             value = self._key(frozen)
@@ -147,37 +171,77 @@ class PathRun:
             if beaten and worse >= self.options.stop_after_worse:
                 break  # λ is past what helps
         _log.info("%s: walk %s done", self.spec.name, walk.key)
-        return True
+        return "walked"
 
-    def _retrain(self) -> bool:
-        """Re-train the best point of the best walks from scratch, best first, stepping back
-        to smaller λ while a re-train is worse than the dense start; False if it could not
-        go on (out of budget, or stopped)."""
-        points = self._points()
+    def _class_walks(self) -> list[list[FrozenTrial]]:
+        """Each class's best walk (its points, smallest λ first), the best class first."""
         walks: dict[str, list[FrozenTrial]] = {}
-        for t in sorted(points, key=lambda t: t.user_attrs[PATH_STEP]):
+        for t in sorted(self._points(), key=lambda t: t.user_attrs[PATH_STEP]):
             walks.setdefault(str(t.user_attrs.get(PATH_WALK, "")), []).append(t)
+        best: dict[str, list[FrozenTrial]] = {}
+        for walk in sorted(walks.values(), key=lambda w: min(self._key(t) for t in w)):
+            best.setdefault(str(walk[0].params.get("method_class", "")), walk)
+        return list(best.values())
+
+    def _retrain(self, walks: list[list[FrozenTrial]]) -> bool:
+        """For the first ``retrain`` of ``walks``: re-train its best point from scratch, then
+        smaller λ along it while that does better, or while what it gave is worse than the
+        dense start (a λ a trained network survives can kill one at initialization); False
+        if it could not go on (out of budget, or stopped)."""
         dense = self._dense_value()
-        ranked = sorted(walks.values(), key=lambda w: min(self._key(t) for t in w))
-        for walk in ranked[: self.options.retrain]:
-            at = walk.index(min(walk, key=self._key))
+        for walk in walks[: self.options.retrain]:
+            at, last = walk.index(min(walk, key=self._key)), math.inf
             while at >= 0:
-                value = self._retrained(walk[at])
+                point = walk[at]
+                value = self._scratch(point, {PATH_RETRAIN: point.number}, point.params)
                 if value is None:
                     return False
-                if value < dense:
-                    break
-                at -= 1  # worse than no λ from scratch: a smaller λ may not kill it
+                if value >= last and value < dense:
+                    break  # smaller λ no longer helps
+                last, at = min(last, value), at - 1
         return True
 
-    def _retrained(self, point: FrozenTrial) -> float | None:
-        """``point`` trained from scratch (again only if it never was): its value, inf if it
-        failed; None when it could not run."""
+    def _refine(self) -> bool:
+        """A compass search from scratch around the best from-scratch result (see
+        :func:`regcore.path.compass`), ``refine`` trials at most; False if it could not go
+        on (out of budget, or stopped)."""
+        finished = self.study.get_trials(deepcopy=False)
+        left = self.options.refine - sum(PATH_REFINE in t.user_attrs for t in finished)
+        share = 0.5
+        while left > 0 and share >= 0.125:
+            best = self._best_from_scratch()
+            if best is None or self._key(best) >= self._dense_value():
+                return True  # no λ beat λ = 0 from scratch: nothing to refine
+            moved = False
+            for params in compass(self.spec, best.params, self.options.points, share):
+                if left == 0:
+                    break
+                value = self._scratch(best, {PATH_REFINE: best.number}, params)
+                if value is None:
+                    return False
+                left -= 1
+                if value < self._key(best) - _TIE * abs(self._key(best)):
+                    moved = True
+                    break  # from the better point, at the same step
+            if not moved:
+                share /= 2
+        return True
+
+    def _best_from_scratch(self) -> FrozenTrial | None:
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        found = [t for t in complete if kind_of(t) in _FROM_SCRATCH]
+        return min(found, key=self._key) if found else None
+
+    def _scratch(
+        self, source: FrozenTrial, attrs: dict[str, int], params: dict[str, Any]
+    ) -> float | None:
+        """``params`` (of ``source``'s distributions) trained from scratch, marked ``attrs``,
+        unless a finished trial already was: its value (inf if it failed); None when it
+        could not run (out of budget, or stopped)."""
         for t in self.study.get_trials(deepcopy=False):
-            if t.user_attrs.get(PATH_RETRAIN) == point.number and t.state.is_finished():
+            if t.state.is_finished() and kind_of(t) in _FROM_SCRATCH and t.params == params:
                 return self._key(t)
-        attrs = {PATH_RETRAIN: point.number}
-        fixed = FixedPoint(params=point.params, distributions=point.distributions, user_attrs=attrs)
+        fixed = FixedPoint(params=params, distributions=source.distributions, user_attrs=attrs)
         trial = self.claim(fixed)
         if trial is None:
             return None

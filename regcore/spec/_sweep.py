@@ -54,13 +54,25 @@ for _section, _model in _NESTED.items():
         _HOMES.setdefault(_field, []).append(_section)
 
 
+def _default_search_filled(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the default strategy where it names no sampler or no pruner (a
+    ``sampler: {seed: 3}`` keeps its seed). Options without a name are the options of
+    the sampler's and pruner's own default (TPE, Hyperband), as before there was a path."""
+    sampler, pruner = data.get("sampler", {}), data.get("pruner", {})
+    if isinstance(sampler, dict) and "name" not in sampler and not sampler.get("options"):
+        data = {**data, "sampler": {**default_search(data)["sampler"], **sampler}}
+    if isinstance(pruner, dict) and "name" not in pruner and not pruner.get("options"):
+        data = {**data, "pruner": {"name": "none", **pruner}}  # a default that prunes none
+    return data
+
+
 def default_search(data: dict[str, Any]) -> dict[str, Any]:
     """What a spec that names no sampler runs (bench/time_to_lambda.py measured it): path
     mode where the space allows it (λ as log ranges, nothing else searched, one objective,
     one trial at a time, a loop that can warm-start), without a pruner; else TPE, without a
     pruner too (early epochs rank λ wrongly when its benefit shows late). Read off the raw
     spec: a part that is invalid is reported as such, whatever is chosen here."""
-    tpe = {"sampler": {"name": "tpe"}, "pruner": data.get("pruner", {"name": "none"})}
+    tpe = {"sampler": {"name": "tpe"}, "pruner": {"name": "none"}}
     space = data.get("search_space")
     objectives = data.get("objectives")
     execution = data.get("execution")
@@ -88,7 +100,7 @@ def default_search(data: dict[str, Any]) -> dict[str, Any]:
         return tpe
     if isinstance(kind, TrainingFunction) and not kind.warm_start:
         return tpe
-    return {"sampler": {"name": "path"}, "pruner": data.get("pruner", {"name": "none"})}
+    return {"sampler": {"name": "path"}, "pruner": {"name": "none"}}
 
 
 def _default_objectives() -> list[ObjectiveSpec]:
@@ -210,9 +222,7 @@ class SweepSpec(SpecModel):
             data = {"confirm": {"seeds": 0}, **data}
             if "pruner" not in data:
                 data = {**data, "pruner": {"name": two_objective_pruners()[0]}}
-        if "sampler" not in data:
-            data = {**data, **default_search(data)}
-        return data
+        return _default_search_filled(data)
 
     def _problems(self) -> list[InitErrorDetails]:
         space = self.search_space

@@ -99,11 +99,13 @@ def claim_next_sweep(
 @dataclass(frozen=True, kw_only=True)
 class FixedPoint:
     """One trial to claim with exactly these parameters (and their distributions) and user
-    attributes, outside the sampler and the queue: a path's next point."""
+    attributes, outside the sampler and the queue: a path's next point. ``reserve``: claim
+    it only if that many trials of budget are left after it (for what must come later)."""
 
     params: dict[str, Any]
     distributions: dict[str, BaseDistribution]
     user_attrs: dict[str, Any]
+    reserve: int = 0
 
 
 def claim_trials(
@@ -132,11 +134,11 @@ def claim_trials(
     with lock.hold():
         counts = count_trials(engine, study.study_name)
         room = n_trials - counts.used
-        if room > 0 and fixed is not None:
-            return [_create_running(study, fixed)]
+        if fixed is not None:
+            return [_create_running(study, fixed)] if room > fixed.reserve else []
         if room > 0:
             return [study.ask() for _ in range(min(k, room))]
-        if fixed is not None or counts.running:
+        if counts.running:
             return []
         _supersede_waiting(study)
         trial = None if after_search is None else after_search()

@@ -98,10 +98,11 @@ def test_a_path_walks_each_class_from_the_dense_start_and_retrains_its_best(
     assert study.user_attrs[FINISHED] is True
 
 
-def test_a_path_stops_at_the_budget(tmp_path: Path) -> None:
+def test_a_path_keeps_budget_for_its_retrain_from_scratch(tmp_path: Path) -> None:
     study = run(make_spec(budget={"n_trials": 3}), tmp_path)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
-    assert FINISHED not in study.user_attrs
+    kinds = [("path_step" in t.user_attrs, "path_retrain" in t.user_attrs) for t in study.trials]
+    assert kinds == [(True, False), (True, False), (False, True)]  # dense, a point, re-train
 
 
 def test_only_one_live_worker_walks_a_path() -> None:
@@ -155,8 +156,9 @@ def test_a_lambda_only_a_warm_start_survives_is_never_recommended(tmp_path: Path
     # test_fragile: warm-started, λ₂ = 0.1 looks best (0.35); from scratch it gives ln 3.
     study = run(fragile_spec(), tmp_path, plugins=PLUGINS)
     retrains = [t for t in study.trials if "path_retrain" in t.user_attrs]
-    assert [t.params["l2"] for t in retrains] == pytest.approx([1e-1, 1e-2, 1e-3])
-    assert [t.value for t in retrains] == pytest.approx([math.log(3), math.log(3), 0.40])
+    # Down the walk from its warm best while from scratch does better: 1e-4 no longer does.
+    assert [t.params["l2"] for t in retrains] == pytest.approx([1e-1, 1e-2, 1e-3, 1e-4])
+    assert [t.value for t in retrains] == pytest.approx([math.log(3), math.log(3), 0.40, 0.42])
     result = confirmation(study)
     assert result is not None
     assert result.recommended is not None
@@ -172,3 +174,16 @@ def test_a_walk_goes_on_until_lambda_beats_the_dense_start(tmp_path: Path) -> No
     steps = [t.params["l2"] for t in study.trials if t.user_attrs.get("path_step", 0) >= 1]
     assert len(steps) == 6  # the whole walk: 1e-6 … 1e-1
     assert min(t.value for t in study.trials if "path_retrain" in t.user_attrs) == 0.40
+
+
+def test_the_best_from_scratch_is_refined_by_half_steps_around_it(tmp_path: Path) -> None:
+    # test_fragile from scratch: λ₂ = 1e-3 is best, worse on either side of it.
+    study = run(fragile_spec(refine=4), tmp_path, plugins=PLUGINS)
+    refined = [t for t in study.trials if "path_refine" in t.user_attrs]
+    assert len(refined) == 4
+    best = next(t for t in study.trials if t.user_attrs.get("path_retrain") and t.value == 0.40)
+    assert {t.user_attrs["path_refine"] for t in refined} == {best.number}  # it never moved
+    # Half a walk's step (1 decade here) up and down, then a quarter.
+    steps = sorted(round(math.log10(t.params["l2"] / 1e-3), 3) for t in refined)
+    assert steps == [-0.5, -0.25, 0.25, 0.5]
+    assert all(t.value > 0.40 for t in refined)

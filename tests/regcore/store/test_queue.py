@@ -10,8 +10,10 @@ from typing import Any
 import optuna
 import pytest
 import sqlalchemy as sa
+from optuna.distributions import FloatDistribution
 
 from regcore.store import (
+    FixedPoint,
     StudyLock,
     SweepNotFoundError,
     WorkerNotFoundError,
@@ -121,6 +123,32 @@ def test_claim_trials_asks_until_the_budget_is_used(engine: sa.Engine, url: str)
         assert claim_trials(engine, study, n_trials=4, lock=lock, k=3) == []
         assert count_trials(engine, study.study_name).used == 4
         assert second.number == 1
+    finally:
+        lock.dispose()
+        storage.engine.dispose()
+
+
+def test_a_fixed_point_keeps_its_reserve_and_never_falls_back_to_the_sampler(
+    engine: sa.Engine, url: str
+) -> None:
+    storage = create_storage(url)
+    study = optuna.create_study(study_name=f"fixed-{uuid.uuid4().hex[:8]}", storage=storage)
+    lock = StudyLock(url, study.study_name)
+    point = FixedPoint(
+        params={"l2": 1e-3},
+        distributions={"l2": FloatDistribution(1e-6, 1e-1, log=True)},
+        user_attrs={"path_step": 1},
+        reserve=2,  # two trials of budget must be left after it
+    )
+    try:
+        (first,) = claim_trials(engine, study, n_trials=4, lock=lock, fixed=point)
+        assert (first.params, first.user_attrs) == ({"l2": 1e-3}, {"path_step": 1})
+        study.tell(first, 0.3)
+        assert len(claim_trials(engine, study, n_trials=4, lock=lock, fixed=point)) == 1
+        assert claim_trials(engine, study, n_trials=4, lock=lock, fixed=point) == []
+        assert len(study.trials) == 2  # room for 2, no more than its reserve: nothing asked
+        plain = FixedPoint(params={}, distributions={}, user_attrs={"path_retrain": 0})
+        assert len(claim_trials(engine, study, n_trials=4, lock=lock, fixed=plain)) == 1
     finally:
         lock.dispose()
         storage.engine.dispose()
