@@ -10,7 +10,7 @@ weight_decay   no   yes  the optimizer's coupled decay, ``weight_decay = 2·λ�
 decoupled      yes  yes  before the update ``p ← p − lr·(λ₁·sign p + 2λ₂·p)`` (AdamW-like)
 loss           yes  yes  ``R(w)`` added to the loss (per backward)
 hook           yes  yes  per-parameter post-accumulate-grad hooks (per backward)
-fused          yes  yes  one ``torch._foreach_*`` pass over the gradients before the step
+fused          yes  yes  one in-place pass over the gradients inside the step, before the update
 proximal       yes  yes  after the step, soft-thresholding with the optimizer's own step:
                          the only method that produces exact zeros
 ============== ==== ==== ==============================================================
