@@ -12,6 +12,7 @@ and a confirmation's trials, which live in a study of their own, are
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,3 +173,22 @@ def method_costs(study: optuna.Study) -> dict[str, dict[str, float]]:
         for key, value in attrs.items()
         if key.startswith(COST_PROBE_PREFIX)
     }
+
+
+def failure_reasons(study: optuna.Study, *, most: int = 5) -> list[tuple[str, int]]:
+    """Why the study's trials failed: each ``fail_reason`` without where it was raised
+    (`` (at file:line)``), most common first with how many trials failed for it; past
+    ``most`` reasons, the rest are counted together as "other reasons"."""
+    reasons = Counter(
+        _reason(t) for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    )
+    common = reasons.most_common(most)
+    rest = sum(reasons.values()) - sum(n for _, n in common)
+    return common + ([("other reasons", rest)] if rest else [])
+
+
+def _reason(trial: FrozenTrial) -> str:
+    text = str(trial.user_attrs.get("fail_reason") or "no reason recorded")
+    first = (text.strip().splitlines() or ["no reason recorded"])[0]
+    reason = first.split(" (at ")[0].strip()
+    return reason if len(reason) <= 200 else reason[:197] + "..."

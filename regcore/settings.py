@@ -17,6 +17,7 @@ from regcore.webhook_targets import parse_allow
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REGSWEEP_", extra="ignore")
 
+    # sqlite:///FILE, or postgresql://USER:PASSWORD@HOST/DB (postgres://... is read the same)
     database_url: str = "sqlite:///regsweep.db"
     # Comma-separated name:token or name:token:role entries (ops:t0k3n:admin,alice:s3cret,
     # grafana:r3ad:read); unset = auth off. Roles: read (every GET), submit (the default:

@@ -26,7 +26,7 @@ from service.errors import install_error_handlers
 from service.limits import MIB, BodyLimitMiddleware
 from service.metrics import LatencyMiddleware, ServiceMetrics
 from service.routes import ROUTERS
-from service.study_view import BestCache
+from service.study_view import BestCache, FailureCache
 
 DESCRIPTION = """\
 Submit sweeps over L1/L2 regularization (λ₁, λ₂ and the implementation method), follow
@@ -88,6 +88,7 @@ def create_app(
     app.state.tokens = TokenRegistry(api_tokens, read_only_open=read_only_open)
     app.state.metrics = ServiceMetrics(database=database)
     app.state.best_cache = BestCache()
+    app.state.failure_cache = FailureCache()
     app.state.webhook_targets = targets
     app.state.courier = courier
     install_error_handlers(app)

@@ -57,7 +57,7 @@ def _sweep(
             storage,
             sweep_id=row.id,
             study_name=row.study_name,
-            complete=counts.by_state["COMPLETE"],
+            count=counts.by_state["COMPLETE"],
         )
     except KeyError:  # deleted while the batch is read: shown without its best
         if study_view.exists(storage, row.study_name):

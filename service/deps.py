@@ -29,6 +29,9 @@ from service.errors import ApiError
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: How long /readyz waits for the database to take its write.
+PROBE_TIMEOUT_S = 2.0
+_NO_ROW_WRITE = sa.text("UPDATE sweeps SET priority = priority WHERE 1 = 0")
 # Ids are what regcore.store makes (hex); anything else cannot exist, so it is never queried
 # (PostgreSQL would refuse some strings, a NUL byte say, with an error instead of no rows).
 _ID_CHARS = frozenset("0123456789abcdefABCDEF")
@@ -73,10 +76,33 @@ class Database:
                 "the database is unavailable; retry shortly (GET /readyz says when it is back)",
             ) from exc
 
-    def ping(self) -> None:
-        """Raise unless a query reaches the database."""
+    def ping(self, *, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        """Raise unless the database takes a write within ``timeout_s``.
+
+        A database that answers reads may refuse writes: a read-only file or replica, a
+        standby after failover, a user without the grant, a write lock held by a stuck
+        process. So the probe runs an UPDATE of the queue that matches no row, in a
+        transaction rolled back: the database checks it may write and takes the write lock,
+        and nothing is written or grows.
+        """
+        ms = round(timeout_s * 1000)
         with self.engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
+            sqlite = connection.dialect.name == "sqlite"
+            busy_ms = None
+            try:
+                with connection.begin() as transaction:
+                    if sqlite:  # the pool's connections wait a minute for a lock; not a probe
+                        busy_ms = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                        connection.exec_driver_sql(f"PRAGMA busy_timeout = {ms}")
+                    else:
+                        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                    connection.execute(_NO_ROW_WRITE)
+                    transaction.rollback()
+            finally:
+                if busy_ms is not None:  # the connection goes back to the pool as it came
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_ms)}")
+                    connection.rollback()
 
     def dispose(self) -> None:
         with self._lock:

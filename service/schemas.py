@@ -92,11 +92,19 @@ class SweepPage(BaseModel):
     count: int = Field(description="sweeps matching the filter, on every page")
 
 
+class FailureCount(BaseModel):
+    reason: str = Field(description="a failed trial's fail_reason, without where it was raised")
+    trials: int = Field(description="trials that failed for it")
+
+
 class SweepDetail(SweepListItem):
     """A sweep with its spec and what its study has found so far."""
 
     spec: dict[str, Any]
     trials: dict[str, int] = Field(description="trials by Optuna state")
+    failures: list[FailureCount] = Field(
+        description="why trials failed, most common first (5 reasons, then 'other reasons')"
+    )
     best: TrialOut | None = Field(description="single objective: the best COMPLETE trial")
     pareto: list[TrialOut] | None = Field(description="two objectives: the Pareto front")
 

@@ -18,19 +18,21 @@ import contextlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import optuna
 import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
+from regcore.results import failure_reasons
 from regcore.store import SweepNotFoundError, SweepRow, TrialCounts, get_sweep
 from service.errors import ApiError
-from service.schemas import Progress, TrialOut, TrialStateName
+from service.schemas import FailureCount, Progress, TrialOut, TrialStateName
 
 Best = tuple[TrialOut | None, list[TrialOut] | None]
+T = TypeVar("T")
 
 
 def progress(counts: TrialCounts, *, n_trials: int) -> Progress:
@@ -150,26 +152,49 @@ def trial_page(
     return [trial_out(t) for t in trials[offset : offset + limit]], len(trials)
 
 
-class BestCache:
-    """``best_of`` per (sweep id, COMPLETE trials): a COMPLETE trial never changes, and a
-    sweep id is never reused, so an entry is right for as long as its key matches."""
+def failures_of(study: optuna.Study | None) -> list[FailureCount]:
+    """Why its trials failed, most common reason first."""
+    if study is None:
+        return []
+    return [FailureCount(reason=r, trials=n) for r, n in failure_reasons(study)]
 
-    def __init__(self, *, size: int = 1024) -> None:
+
+class CountCache(Generic[T]):
+    """``of(study)`` per (sweep id, number of trials in a final state): such a trial never
+    changes, and a sweep id is never reused, so an entry is right for as long as its key
+    matches (COMPLETE trials for ``best_of``, FAIL ones for ``failures_of``)."""
+
+    def __init__(self, of: Callable[[optuna.Study | None], T], *, size: int = 1024) -> None:
+        self.of = of
         self.size = size
-        self._entries: OrderedDict[tuple[str, int], Best] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int], T] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(
-        self, storage: optuna.storages.BaseStorage, *, sweep_id: str, study_name: str, complete: int
-    ) -> Best:
-        key = (sweep_id, complete)
+        self, storage: optuna.storages.BaseStorage, *, sweep_id: str, study_name: str, count: int
+    ) -> T:
+        key = (sweep_id, count)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
-        best = best_of(load(storage, study_name))
+        value = self.of(load(storage, study_name))
         with self._lock:
-            self._entries[key] = best
+            self._entries[key] = value
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-        return best
+        return value
+
+
+class BestCache(CountCache[Best]):
+    """The best trial (or Pareto front) per (sweep, COMPLETE trials)."""
+
+    def __init__(self, *, size: int = 1024) -> None:
+        super().__init__(best_of, size=size)
+
+
+class FailureCache(CountCache[list[FailureCount]]):
+    """Why trials failed, per (sweep, FAIL trials)."""
+
+    def __init__(self, *, size: int = 1024) -> None:
+        super().__init__(failures_of, size=size)

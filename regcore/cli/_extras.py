@@ -47,5 +47,5 @@ def require_driver(url: str, *, command: str) -> None:
         # Not echoed: a URL carries the database password.
         console.print("[red]the database URL is not one; write e.g. sqlite:///regsweep.db[/red]")
         raise typer.Exit(2) from None
-    if backend == "postgresql":
+    if backend in ("postgresql", "postgres"):  # postgres:// is read as postgresql://
         require("postgres", command=command)

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from regcore.cli._app import app, console, settings, show
 from regcore.cli._client import call_service
@@ -96,23 +98,45 @@ def _open(url: str, *, command: str) -> Iterator[_Database]:
 # -- status -----------------------------------------------------------------------------------
 
 
-def _table(sweeps: list[dict[str, Any]]) -> Table:
+def _table(sweeps: list[dict[str, Any]]) -> RenderableType:
+    """The sweeps' table (with an error column when one failed); for one sweep, its error
+    in full and why its trials failed below."""
     table = Table()
-    for column in ("id", "name", "status", "priority", "done", "best"):
-        table.add_column(column)
+    errors = any(s.get("error") for s in sweeps)
+    for column in ("id", "name", "status", "priority", "done", "best") + ("error",) * errors:
+        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
     for s in sweeps:
         progress = s.get("progress") or {}
         best = s.get("best") or {}
         values = best.get("values") or []
-        table.add_row(
+        cells = [
             s["id"],
             s["name"],
             s["status"],
             str(s.get("priority", "")),
             f"{progress.get('finished', '?')}/{progress.get('n_trials', '?')}",
             ", ".join(f"{v:.4g}" for v in values) or "–",
-        )
-    return table
+        ]
+        error = str(s.get("error") or "").strip()
+        first = (error.splitlines() or [""])[0]
+        table.add_row(*cells, *([first[:80] if len(sweeps) > 1 else first] * errors))
+    if len(sweeps) != 1:
+        return table
+    return Group(table, *_why(sweeps[0]))
+
+
+def _why(sweep: dict[str, Any]) -> list[Text]:
+    """What failed: the sweep's error in full, and its failed trials by reason."""
+    lines = []
+    error = str(sweep.get("error") or "").strip()
+    if "\n" in error:  # the table shows its first line
+        lines.append(Text(f"error: {error}", style="red"))
+    failures = sweep.get("failures") or []
+    if failures:
+        total = sum(int(f["trials"]) for f in failures)
+        lines.append(Text(f"{total} failed trial(s), by reason:", style="red"))
+        lines += [Text(f"  {f['trials']} × {f['reason']}") for f in failures]
+    return lines
 
 
 def _rows(database: _Database, ref: str | None) -> list[dict[str, Any]]:
@@ -129,12 +153,16 @@ def _rows(database: _Database, ref: str | None) -> list[dict[str, Any]]:
         n_trials = int((sweep.spec.get("budget") or {}).get("n_trials", 0))
         progress = {"finished": counts[sweep.study_name].finished, "n_trials": n_trials}
         row: dict[str, Any] = {"id": sweep.id, "name": sweep.name, "status": sweep.status}
-        row.update(priority=sweep.priority, progress=progress, best=None)
+        row.update(priority=sweep.priority, progress=progress, best=None, error=sweep.error)
         study = database.study(sweep) if ref is not None else None
         if study is not None and len(study.directions) == 1:
             complete = [t for t in study.get_trials(deepcopy=False) if t.values]
             if complete:
                 row["best"] = {"values": study.best_trial.values}
+        if study is not None:
+            from regcore.results import failure_reasons
+
+            row["failures"] = [{"reason": r, "trials": n} for r, n in failure_reasons(study)]
         rows.append(row)
     return rows
 
@@ -147,14 +175,15 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until Ctrl-C.")] = False,
     storage: Storage = None,
 ) -> None:
-    """Show one sweep (or all): status, trials done of the budget, best value."""
+    """Show one sweep (or all): status, trials done of the budget, best value, and what
+    failed (the sweep's error, its failed trials by reason)."""
     url, config = _database_url(storage), settings()
     if url is not None:
         with _open(url, command="status") as database:
             show(lambda: _table(_rows(database, sweep)), watch=watch)
         return
 
-    def fetch() -> Table:
+    def fetch() -> RenderableType:
         if sweep is None:
             page = call_service(config, "GET", "/v1/sweeps", params={"limit": 100})
             return _table(page["data"])

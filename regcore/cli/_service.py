@@ -44,6 +44,14 @@ def db_upgrade() -> None:
     console.print(f"database at revision {head} ({change}): {shown}")
 
 
+def _reach_database(url: str) -> None:
+    """Connect once (upgrading its tables, as every worker does): a database that cannot be
+    reached then ends the command with the app's one line, before any child process."""
+    from regcore.store import upgrade_database
+
+    upgrade_database(url)
+
+
 def _worker_options(config: Settings, device: str) -> WorkerOptions:
     from worker.daemon import WorkerOptions
 
@@ -87,6 +95,7 @@ def worker(
     if count == 0:
         console.print("[red]--gpus all: no CUDA device is visible; use --device cpu[/red]")
         raise typer.Exit(2)
+    _reach_database(config.database_url)  # here, once, rather than a traceback per process
     options = [_worker_options(config, f"cuda:{index}") for index in range(count)]
     console.print(f"starting {count} worker processes ({', '.join(o.device for o in options)})")
     if run_worker_processes(options).failed:
@@ -118,6 +127,7 @@ def serve(
         )
     child = None
     if with_worker:
+        _reach_database(config.database_url)  # before the worker's process starts
         context = multiprocessing.get_context("spawn")
         child = context.Process(
             target=worker_process_main,

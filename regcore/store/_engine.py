@@ -23,10 +23,21 @@ from regcore.store._optuna import SQLITE_BUSY_TIMEOUT_S, sqlite_path
 _BEGIN_OPTION = "regsweep_sqlite_begin"
 
 
+def normalize_url(url: str) -> str:
+    """``url`` as SQLAlchemy names its database: ``postgres://`` (libpq's and many hosts'
+    short form, which SQLAlchemy refuses) as ``postgresql://``; any other URL unchanged.
+    Every engine regsweep makes, Optuna's storage's included, reads its URL through this."""
+    if url.startswith(("postgres://", "postgres+")):
+        return "postgresql" + url.removeprefix("postgres")
+    return url
+
+
 def create_engine_for(url: str, *, pool_size: int = 2) -> sa.Engine:
-    """An engine for ``url`` (``sqlite:///FILE`` or ``postgresql://...``)."""
+    """An engine for ``url`` (``sqlite:///FILE`` or ``postgresql://...``; ``postgres://``
+    too)."""
     if pool_size < 1:
         raise ValueError(f"pool_size must be at least 1, but got {pool_size=}")
+    url = normalize_url(url)
     backend = sa.make_url(url).get_backend_name()
     if backend != "sqlite":
         return sa.create_engine(

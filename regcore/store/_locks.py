@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from regcore.store._engine import normalize_url
 from regcore.store._optuna import sqlite_path
 
 _memory_locks: dict[str, threading.Lock] = {}
@@ -55,7 +56,7 @@ class StudyLock:
         if self._path is None and not url.startswith("sqlite"):
             # A connection per hold, closed after it: a worker keeps no idle connection for
             # each sweep it ever claimed (a batch of 20 sweeps would otherwise hold 20).
-            self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            self._engine = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
 
     @contextmanager
     def hold(self) -> Iterator[None]:

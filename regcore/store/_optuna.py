@@ -46,6 +46,9 @@ def create_storage(
     one silent for ``grace_s`` is failed by ``optuna.storages.fail_stale_trials`` and re-queued
     with the same parameters, at most ``max_retries`` times.
     """
+    from regcore.store._engine import normalize_url  # here: _engine imports this module
+
+    url = normalize_url(url)
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

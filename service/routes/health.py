@@ -10,7 +10,7 @@ import logging
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from service.deps import DatabaseDep
+from service.deps import PROBE_TIMEOUT_S, DatabaseDep
 from service.errors import ERROR_RESPONSES, ApiError, ErrorBody
 
 _log = logging.getLogger(__name__)
@@ -30,16 +30,21 @@ def read_health() -> Health:
 
 @router.get(
     "/readyz",
-    responses={503: {"model": ErrorBody, "description": "the database cannot be reached"}},
+    responses={
+        503: {"model": ErrorBody, "description": "the database cannot be reached or written"}
+    },
 )
 def read_ready(database: DatabaseDep) -> Health:
-    """The database answers a query; 503 otherwise."""
+    """The database takes a write (checked without writing anything); 503 otherwise."""
     try:
         database.ping()
     except Exception as exc:
         # The reason may hold the URL (and its password): the log only.
         _log.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
         raise ApiError(
-            503, "the database cannot be reached; check REGSWEEP_DATABASE_URL and the server"
+            503,
+            "the database cannot be reached or refuses writes (read-only, or locked for over "
+            f"{PROBE_TIMEOUT_S:g} s); check REGSWEEP_DATABASE_URL, the server and the service "
+            "log",
         ) from None
     return Health(status="ready")

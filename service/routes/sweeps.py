@@ -123,16 +123,14 @@ def read_sweeps(
 def read_sweep(
     _caller: ReaderDep, sweep: SweepDep, engine: EngineDep, storage: StorageDep, request: Request
 ) -> SweepDetail:
-    """One sweep: its spec, trial counts, progress and best trial (or Pareto front)."""
+    """One sweep: its spec, trials by state and why they failed, progress, best trial."""
     counts = store.count_trials(engine, sweep.study_name)
     cache: study_view.BestCache = request.app.state.best_cache
+    failure_cache: study_view.FailureCache = request.app.state.failure_cache
+    where = {"sweep_id": sweep.id, "study_name": sweep.study_name}
     with study_view.reading(storage, sweep):
-        best, pareto = cache.get(
-            storage,
-            sweep_id=sweep.id,
-            study_name=sweep.study_name,
-            complete=counts.by_state["COMPLETE"],
-        )
+        best, pareto = cache.get(storage, **where, count=counts.by_state["COMPLETE"])
+        failures = failure_cache.get(storage, **where, count=counts.by_state["FAIL"])
     n_trials = int(sweep.spec.get("budget", {}).get("n_trials", 1))
     return SweepDetail(
         **SweepOut.of(sweep).model_dump(),
@@ -141,6 +139,7 @@ def read_sweep(
         progress=study_view.progress(counts, n_trials=n_trials),
         best=best,
         pareto=pareto,
+        failures=failures,
     )
 
 

@@ -4,7 +4,9 @@ metric the dashboards use."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +14,7 @@ from fastapi import FastAPI
 
 from regcore.store import heartbeat_worker, register_worker
 from service import create_app
+from tests.postgres import admin_engine
 from tests.service.conftest import MakeApp, client_for, make_spec
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +110,69 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(make_app: MakeApp)
         text = (await client.get("/metrics")).text
 
     assert 'route="/healthz"' not in text
+
+
+async def test_readyz_is_503_while_the_database_refuses_writes(
+    make_app: MakeApp, database_url: str
+) -> None:
+    """Reads still answer (the old probe said ready); a write would fail: a PostgreSQL
+    database turned read-only (as a standby is), a SQLite file whose write lock is held."""
+    url = sa.make_url(database_url)
+    blocker: Any = None
+    if url.get_backend_name() == "postgresql":
+        admin = admin_engine()
+        with admin.connect() as connection:
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = on'
+            )
+    else:
+        blocker = sqlite3.connect(str(url.database), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process mid-write, stuck
+    try:
+        async with client_for(make_app()) as client:
+            refused = await client.get("/readyz")
+            listed = await client.get("/v1/sweeps")
+    finally:
+        if blocker is not None:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        else:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(
+                    f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = off'
+                )
+            admin.dispose()
+    async with client_for(make_app()) as client:
+        ready = await client.get("/readyz")
+
+    assert listed.status_code == 200, listed.text
+    assert refused.status_code == 503, refused.text
+    assert "refuses writes" in refused.json()["detail"]
+    assert ready.status_code == 200, ready.text
+
+
+async def test_readyz_writes_nothing(make_app: MakeApp) -> None:
+    app = make_app()
+    async with client_for(app) as client:
+        await client.post("/v1/sweeps", json=make_spec("kept"))
+        await client.get("/readyz")
+        before = _footprint(app)
+        answers = [(await client.get("/readyz")).status_code for _ in range(20)]
+
+    assert answers == [200] * 20
+    assert _footprint(app) == before
+
+
+def _footprint(app: FastAPI) -> tuple[Any, ...]:
+    """What a write would change: the queue's rows, and the SQLite file and its WAL (a
+    transaction that wrote anything, even rolled back, leaves frames there), or the size of
+    PostgreSQL's table."""
+    engine = engine_of(app)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT id, priority, status FROM sweeps").all()
+        if engine.dialect.name == "postgresql":
+            size = connection.exec_driver_sql("SELECT pg_relation_size('sweeps')").scalar()
+            return (rows, size)
+    path = Path(str(engine.url.database))
+    wal = path.with_name(path.name + "-wal")
+    return (rows, path.stat().st_size, wal.stat().st_size if wal.exists() else 0)
