@@ -12,14 +12,16 @@ which trains each point with a small fraction of the dense budget), one worker:
    glmnet's α: λ₁ alone, λ₂ alone, and in between), when both are ranges and the class
    applies λ₁;
 4. re-trains from scratch, for the whole epochs, the best point of each class's best walk
-   (``retrain`` classes, the best first): warm starts can generalize worse than training
+   (``retrain`` classes, the best first; a class whose walks never beat the dense start is
+   left out): warm starts can generalize worse than training
    from scratch (Ash & Adams, NeurIPS 2020), and a λ a trained network survives can kill
    one at initialization. Each then steps back along its walk to smaller λ, re-training,
    while that does better or while what it gave is worse than the dense start;
-5. refines the best from-scratch result by a compass search from scratch (``refine``
-   trials): half a walk's step up and down λ₁ and λ₂ together, then each alone, moving to
-   a better point (by more than 0.1 %) or halving the step: a path's points are only a
-   grid's resolution.
+5. refines the best from-scratch result by a search from scratch (``refine`` trials): half
+   a walk's step up and down the walk it came from, moving to a better point (by more than
+   0.1 %) or halving the step (to an eighth), then each λ up and down alone from a quarter
+   step: a path's points are only a grid's resolution, and the best λ often lies just
+   short of the one that kills the network.
 
 The path's answer is the best of its from-scratch trials (and the dense start), never a
 warm start's value.
@@ -61,7 +63,7 @@ class PathSampler(BaseSampler):
         stop_after_worse: int = 2,
         ratios: int = 3,
         retrain: int = 3,
-        refine: int = 4,
+        refine: int = 6,
     ) -> None:
         if points < 2:
             raise ValueError(f"a path needs at least 2 points, but got {points=}")
@@ -123,6 +125,7 @@ class Walk:
     key: str  # "proximal", or "proximal λ₁:λ₂ 1:0" for a direction off the diagonal
     method_class: str
     points: list[tuple[float, float]]
+    direction: tuple[float, float] = (1.0, 1.0)  # the share of each log range it covers
 
 
 def _along(value: float | Range, share: float, t: float) -> float:
@@ -139,7 +142,8 @@ def _walk(spec: SweepSpec, cls: str, direction: tuple[float, float], points: int
     l1s = [_along(space.l1, direction[0], t) if applies_l1 else 0.0 for t in steps]  # type: ignore[arg-type]
     l2s = [_along(space.l2, direction[1], t) for t in steps]  # type: ignore[arg-type]
     key = cls if direction == (1.0, 1.0) else f"{cls} λ₁:λ₂ {direction[0]:g}:{direction[1]:g}"
-    return Walk(key=key, method_class=cls, points=list(zip(l1s, l2s, strict=True)))
+    points_ = list(zip(l1s, l2s, strict=True))
+    return Walk(key=key, method_class=cls, points=points_, direction=direction)
 
 
 def class_walks(spec: SweepSpec, points: int) -> list[Walk]:
@@ -169,19 +173,27 @@ def ratio_walks(spec: SweepSpec, cls: str, points: int, ratios: int) -> list[Wal
 
 
 def compass(
-    spec: SweepSpec, params: dict[str, Any], points: int, share: float
+    spec: SweepSpec,
+    params: dict[str, Any],
+    points: int,
+    share: float,
+    *,
+    along: tuple[float, float] | None,
 ) -> list[dict[str, Any]]:
-    """Points ``share`` of a walk's step (in log space) away from ``params``: λ₁ and λ₂ up
-    and down together, then each alone (the ranges' own λ only, inside their bounds)."""
+    """Points ``share`` of a walk's step (in log space) away from ``params``: up and down
+    the walk's ``along`` direction, or (None) each λ up and down alone; the ranges' own λ
+    only, inside their bounds."""
     space = spec.search_space
     steps = {}
-    for name in ("l1", "l2"):
+    for i, name in enumerate(("l1", "l2")):
         value = getattr(space, name)
-        if isinstance(value, Range) and name in params:
-            steps[name] = math.log(value.high / value.low) / (points - 1) * share
-    moves = [dict.fromkeys(steps, 1.0), dict.fromkeys(steps, -1.0)]
-    if len(steps) > 1:
-        moves += [{n: sign} for n in steps for sign in (1.0, -1.0)]
+        weight = 1.0 if along is None else along[i]
+        if isinstance(value, Range) and name in params and weight > 0:
+            steps[name] = math.log(value.high / value.low) / (points - 1) * share * weight
+    if along is not None:
+        moves = [dict.fromkeys(steps, 1.0), dict.fromkeys(steps, -1.0)]
+    else:
+        moves = [{n: sign} for n in steps for sign in (1.0, -1.0)]
     found = []
     for move in moves:
         moved = dict(params)

@@ -25,6 +25,7 @@ class _HasAttrs(Protocol):
 BASELINE = "baseline"  # trains with λ₁ = λ₂ = 0 (True)
 PATH_STEP = "path_step"  # a path's point: 0 is its dense start, 1… the walk
 PATH_WALK = "path_walk"  # the walk a path point is on (regcore.path.Walk.key)
+PATH_DIRECTION = "path_direction"  # that walk's direction in the λ₁ × λ₂ plane: [e₁, e₂]
 WARM_START = "warm_start"  # the trial number a path point started from
 PATH_RETRAIN = "path_retrain"  # a path point trained again from scratch: that point's number
 PATH_REFINE = "path_refine"  # a from-scratch step away from a path's best: the trial it left

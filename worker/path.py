@@ -26,6 +26,7 @@ from regcore.spec._suggest import create_sampler
 from regcore.store import FixedPoint
 from regcore.trial_kinds import (
     BASELINE,
+    PATH_DIRECTION,
     PATH_REFINE,
     PATH_RETRAIN,
     PATH_STEP,
@@ -53,6 +54,16 @@ class Start:
     number: int
     weights: Weights
     value: float  # sign-adjusted: smaller is better
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same point: equal parameters, λ equal up to rounding (a step up and back down)."""
+    if a.keys() != b.keys():
+        return False
+    return all(
+        math.isclose(a[k], b[k], rel_tol=1e-9) if isinstance(a[k], float) else a[k] == b[k]
+        for k in a
+    )
 
 
 def take_path(study: optuna.Study, worker_id: str, *, alive: Callable[[str], bool]) -> bool:
@@ -143,7 +154,12 @@ class PathRun:
         best, worse, beaten = math.inf, 0, False
         for step, (l1, l2) in enumerate(walk.points, start=1):
             params, distributions = point_params(self.spec, walk.method_class, l1, l2)
-            attrs = {PATH_STEP: step, PATH_WALK: walk.key, WARM_START: start.number}
+            attrs = {
+                PATH_STEP: step,
+                PATH_WALK: walk.key,
+                PATH_DIRECTION: list(walk.direction),
+                WARM_START: start.number,
+            }
             point = FixedPoint(
                 params=params,
                 distributions=distributions,
@@ -174,13 +190,16 @@ class PathRun:
         return "walked"
 
     def _class_walks(self) -> list[list[FrozenTrial]]:
-        """Each class's best walk (its points, smallest λ first), the best class first."""
+        """Each class's best walk (its points, smallest λ first), the best class first; a
+        class none of whose points beat the dense start, even warm, is left out."""
         walks: dict[str, list[FrozenTrial]] = {}
         for t in sorted(self._points(), key=lambda t: t.user_attrs[PATH_STEP]):
             walks.setdefault(str(t.user_attrs.get(PATH_WALK, "")), []).append(t)
+        dense = self._dense_value()
         best: dict[str, list[FrozenTrial]] = {}
         for walk in sorted(walks.values(), key=lambda w: min(self._key(t) for t in w)):
-            best.setdefault(str(walk[0].params.get("method_class", "")), walk)
+            if min(self._key(t) for t in walk) < dense:
+                best.setdefault(str(walk[0].params.get("method_class", "")), walk)
         return list(best.values())
 
     def _retrain(self, walks: list[list[FrozenTrial]]) -> bool:
@@ -193,7 +212,8 @@ class PathRun:
             at, last = walk.index(min(walk, key=self._key)), math.inf
             while at >= 0:
                 point = walk[at]
-                value = self._scratch(point, {PATH_RETRAIN: point.number}, point.params)
+                attrs = {PATH_RETRAIN: point.number, **self._direction(point)}
+                value = self._scratch(point, attrs, point.params)
                 if value is None:
                     return False
                 if value >= last and value < dense:
@@ -202,30 +222,40 @@ class PathRun:
         return True
 
     def _refine(self) -> bool:
-        """A compass search from scratch around the best from-scratch result (see
-        :func:`regcore.path.compass`), ``refine`` trials at most; False if it could not go
-        on (out of budget, or stopped)."""
+        """A search from scratch around the best from-scratch result (see
+        :func:`regcore.path.compass`): along its walk, then each λ alone; ``refine`` trials
+        at most; False if it could not go on (out of budget, or stopped)."""
         finished = self.study.get_trials(deepcopy=False)
         left = self.options.refine - sum(PATH_REFINE in t.user_attrs for t in finished)
-        share = 0.5
-        while left > 0 and share >= 0.125:
-            best = self._best_from_scratch()
-            if best is None or self._key(best) >= self._dense_value():
-                return True  # no λ beat λ = 0 from scratch: nothing to refine
-            moved = False
-            for params in compass(self.spec, best.params, self.options.points, share):
-                if left == 0:
-                    break
-                value = self._scratch(best, {PATH_REFINE: best.number}, params)
-                if value is None:
-                    return False
-                left -= 1
-                if value < self._key(best) - _TIE * abs(self._key(best)):
-                    moved = True
-                    break  # from the better point, at the same step
-            if not moved:
-                share /= 2
+        for along_walk, share in ((True, 0.5), (False, 0.25)):
+            while left > 0 and share >= 0.125:
+                best = self._best_from_scratch()
+                if best is None or self._key(best) >= self._dense_value():
+                    return True  # no λ beat λ = 0 from scratch: nothing to refine
+                direction = best.user_attrs.get(PATH_DIRECTION, [1.0, 1.0])
+                along = (float(direction[0]), float(direction[1])) if along_walk else None
+                moves = compass(self.spec, best.params, self.options.points, share, along=along)
+                moved = False
+                for params in moves:
+                    if left == 0:
+                        break
+                    attrs = {PATH_REFINE: best.number, **self._direction(best)}
+                    value = self._scratch(best, attrs, params)
+                    if value is None:
+                        return False
+                    left -= 1
+                    if value < self._key(best) - _TIE * abs(self._key(best)):
+                        moved = True
+                        break  # from the better point, at the same step
+                if not moved:
+                    share /= 2
         return True
+
+    @staticmethod
+    def _direction(trial: FrozenTrial) -> dict[str, Any]:
+        """The walk direction a trial from scratch carries on from ``trial``."""
+        found = trial.user_attrs.get(PATH_DIRECTION)
+        return {} if found is None else {PATH_DIRECTION: found}
 
     def _best_from_scratch(self) -> FrozenTrial | None:
         complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -233,13 +263,13 @@ class PathRun:
         return min(found, key=self._key) if found else None
 
     def _scratch(
-        self, source: FrozenTrial, attrs: dict[str, int], params: dict[str, Any]
+        self, source: FrozenTrial, attrs: dict[str, Any], params: dict[str, Any]
     ) -> float | None:
         """``params`` (of ``source``'s distributions) trained from scratch, marked ``attrs``,
         unless a finished trial already was: its value (inf if it failed); None when it
         could not run (out of budget, or stopped)."""
         for t in self.study.get_trials(deepcopy=False):
-            if t.state.is_finished() and kind_of(t) in _FROM_SCRATCH and t.params == params:
+            if t.state.is_finished() and kind_of(t) in _FROM_SCRATCH and _same(t.params, params):
                 return self._key(t)
         fixed = FixedPoint(params=params, distributions=source.distributions, user_attrs=attrs)
         trial = self.claim(fixed)

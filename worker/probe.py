@@ -1,9 +1,12 @@
-"""The cost probe: every listed method's training step, timed on the sweep's own model.
+"""The cost probe: the training step of each method a sweep chooses between, timed on the
+sweep's own model.
 
 Methods of one class train the same model (:func:`regcore.regularizers.method_class`), so a
 sweep runs the cheapest; which one that is depends on the model and the device. Before its
-first trial of a sweep on a device, a worker times each listed method (and no regularizer,
-for reference) for a few dozen steps of the built-in loop, in two interleaved rounds, and
+first trial of a sweep on a device, a worker times each listed method of every class that
+lists several (and no regularizer, for reference; a class of one method runs it whatever it
+costs, so timing it would be spent for nothing: on small workloads the probe cost as much
+as a trial) for a few dozen steps of the built-in loop, in two interleaved rounds, and
 keeps the median step time in the study's user attribute ``cost_probe:<device>``. Other
 workers on the same kind of device read it; the report shows it as the cost of each
 implementation (times from trials are not comparable: they ran at different moments on a
@@ -44,8 +47,15 @@ def device_label(device: torch.device) -> str:
     return device.type
 
 
+def choices(spec: SweepSpec) -> list[str]:
+    """The methods a sweep chooses between: those of its classes with several methods (a
+    class of one runs it whatever it costs, so timing it would be spent for nothing)."""
+    return [m for methods in spec.method_classes.values() if len(methods) > 1 for m in methods]
+
+
 def measure(spec: SweepSpec, *, device: str | None, data_dir: Path | None) -> dict[str, float]:
-    """Median ms per training step of each of ``spec``'s methods (and of ``none``)."""
+    """Median ms per training step of each method the sweep chooses between (and of
+    ``none``, no regularizer, for reference)."""
     workload = build_workload(spec.workload.name, spec.workload.params, data_dir=data_dir)
     config = train_config(spec, lr=spec.optimizer.lr)
     config = dataclasses.replace(
@@ -55,7 +65,7 @@ def measure(spec: SweepSpec, *, device: str | None, data_dir: Path | None) -> di
         config = dataclasses.replace(config, device=device)
     times: dict[str, float] = {}
     for _ in range(ROUNDS):
-        for method in (NONE, *spec.methods):
+        for method in (NONE, *choices(spec)):
             l1 = 1e-4 if method in L1_METHODS else 0.0
             l2 = 0.0 if method == NONE else 1e-4
             result = train_workload(
@@ -80,12 +90,13 @@ class CostProbes:
         self._lock = threading.Lock()
 
     def costs(self, study: optuna.Study, spec: SweepSpec) -> dict[str, float] | None:
-        """ms per step by method for ``study`` on this worker's device; None for one method
-        or where a probe is impossible (a training function, a failed probe)."""
+        """ms per step by method for ``study`` on this worker's device; None where there is
+        nothing to choose (no class with several methods) or a probe is impossible (a
+        training function, a failed probe)."""
         if isinstance(get_workload(spec.workload.name), TrainingFunction):
             return None
-        if len(spec.methods) < 2:
-            return None  # nothing to choose or compare
+        if not choices(spec):
+            return None
         with self._lock:
             if study.study_name not in self._known:
                 self._known[study.study_name] = self._probe(study, spec)
@@ -95,7 +106,7 @@ class CostProbes:
         try:
             label = device_label(resolve_device(self._device or spec.training.device))
             recorded = method_costs(study).get(label)
-            if recorded is not None and all(m in recorded for m in spec.methods):
+            if recorded is not None and all(m in recorded for m in choices(spec)):
                 return recorded
             costs = measure(spec, device=self._device, data_dir=self._data_dir)
             study.set_user_attr(COST_PROBE_PREFIX + label, costs)
