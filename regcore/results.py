@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from regcore.trial_kinds import kind_of, rules_of
+from regcore.trial_kinds import rules_of
 
 #: Optuna parameters that say which regularizer and how much (the rest are "other" ones).
 REGULARIZER_PARAMS = ("method_class", "method", "l1", "l2")
@@ -153,11 +153,6 @@ def _class_of(trial: FrozenTrial) -> str:
     """A trial's method class; a trial from before classes existed, its method."""
     attrs = trial.user_attrs
     return str(attrs.get("method_class", attrs.get("method", "?")))
-
-
-def kinds_in(study: optuna.Study) -> set[str]:
-    """The kinds of trial a study holds (``search``, ``path_point``, ...)."""
-    return {kind_of(t).value for t in study.get_trials(deepcopy=False)}
 
 
 #: Study user attributes of the cost probe: ``cost_probe:<device>`` → ms per step by method.

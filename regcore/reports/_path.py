@@ -1,10 +1,12 @@
-"""Path mode (:mod:`regcore.path`): the objective along each class's regularization path.
+"""Path mode (:mod:`regcore.path`): the objective along each walk of the regularization path.
 
 A path starts at the dense λ = 0 model (``path_step`` 0, the baseline), walks λ up one
-warm-started point after another (``path_step`` 1, 2, …; ``warm_start``: the trial it
-started from), and re-trains its best point from scratch for every epoch
-(``path_retrain``: the point it repeats). Warm starts can generalize worse than training
-from scratch, so the report gives both values, and the re-trained one is what to expect.
+warm-started point after another (``path_step`` 1, 2, …, on walk ``path_walk``;
+``warm_start``: the trial it started from), re-trains points from scratch for every epoch
+(``path_retrain``: the point it repeats) and refines the best of those from scratch
+(``path_refine``). Warm starts can generalize worse than training from scratch — a λ a
+trained network survives can kill one at initialization — so the report gives both, and the
+values from scratch are what to expect.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from regcore.reports._facts import SweepFacts, class_of, search_trials
 from regcore.reports._html import Note, num
-from regcore.reports._trial_plots import BASELINE_COLOUR, by_class, colour, hover
+from regcore.reports._trial_plots import BASELINE_COLOUR, colour, hover
 
 
 def _lambda(trial: FrozenTrial, name: str) -> float:
@@ -34,13 +36,23 @@ def has_path(study: optuna.Study) -> bool:
 def _parts(
     study: optuna.Study,
 ) -> tuple[list[FrozenTrial], list[FrozenTrial], list[FrozenTrial]]:
-    """Complete dense starts and points (by step), and every re-train however it ended."""
+    """Complete dense starts and points (by step), and every trial from scratch (re-trains
+    and refinements) however it ended."""
     trials = search_trials(study)
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
     dense = [t for t in done if t.user_attrs.get("path_step") == 0]
     points = [t for t in done if int(t.user_attrs.get("path_step", 0) or 0) >= 1]
     points.sort(key=lambda t: (int(t.user_attrs["path_step"]), t.number))
-    return dense, points, [t for t in trials if "path_retrain" in t.user_attrs]
+    scratch = [t for t in trials if {"path_retrain", "path_refine"} & t.user_attrs.keys()]
+    return dense, points, scratch
+
+
+def _walks(points: list[FrozenTrial]) -> dict[str, list[FrozenTrial]]:
+    """The points by walk (a path from before walks had names: by class)."""
+    walks: dict[str, list[FrozenTrial]] = {}
+    for t in points:
+        walks.setdefault(str(t.user_attrs.get("path_walk", class_of(t))), []).append(t)
+    return walks
 
 
 def _axis(points: list[FrozenTrial]) -> str:
@@ -60,7 +72,7 @@ def path_figure(study: optuna.Study, facts: SweepFacts) -> Any | Note:
         symbol += " (λ₁ walks with it)"
     metric = facts.metrics[0]
     fig = go.Figure()
-    for name, trials in by_class(points).items():
+    for name, trials in _walks(points).items():
         on_axis = [t for t in trials if _lambda(t, axis) > 0]
         fig.add_trace(
             go.Scatter(
@@ -68,24 +80,28 @@ def path_figure(study: optuna.Study, facts: SweepFacts) -> Any | Note:
                 x=[_lambda(t, axis) for t in on_axis],
                 y=[t.values[0] for t in on_axis],
                 mode="lines+markers",
-                marker={"color": colour(name), "size": 8},
+                marker={"color": colour(class_of(trials[0])), "size": 8},
                 hovertext=[f"{hover(t)}<br>step {t.user_attrs['path_step']}" for t in on_axis],
                 hoverinfo="x+y+text",
             )
         )
-    by_number = {t.number: t for t in points}
     for t in retrains:
-        source = by_number.get(int(t.user_attrs["path_retrain"]))
-        if t.state != TrialState.COMPLETE or not t.values or source is None:
+        if t.state != TrialState.COMPLETE or not t.values or _lambda(t, axis) <= 0:
             continue
+        refined = "path_refine" in t.user_attrs
+        what = "refined from scratch" if refined else "re-trained from scratch"
         fig.add_trace(
             go.Scatter(
-                name=f"re-trained from scratch (trial {t.number})",
-                x=[_lambda(source, axis)],
+                name=f"{what} (trial {t.number})",
+                x=[_lambda(t, axis)],
                 y=[t.values[0]],
                 mode="markers",
-                marker={"symbol": "star", "size": 16, "color": colour(class_of(source))},
-                hovertext=[f"trial {t.number}: trial {source.number}'s point, from scratch"],
+                marker={
+                    "symbol": "diamond" if refined else "star",
+                    "size": 12 if refined else 16,
+                    "color": colour(class_of(t)),
+                },
+                hovertext=[f"trial {t.number}: {hover(t)}, from scratch"],
                 hoverinfo="x+y+text",
             )
         )
@@ -103,33 +119,38 @@ def path_figure(study: optuna.Study, facts: SweepFacts) -> Any | Note:
     return fig
 
 
+def _setting(trial: FrozenTrial) -> str:
+    return (
+        f"{class_of(trial)}, λ₁ = {num(_lambda(trial, 'l1'), 'g')}, "
+        f"λ₂ = {num(_lambda(trial, 'l2'), 'g')}"
+    )
+
+
 def path_summary(study: optuna.Study, facts: SweepFacts) -> str | None:
-    """One line for the best section: the best point's warm-started value and its value
-    re-trained from scratch (None without a path)."""
-    _, points, retrains = _parts(study)
+    """One line for the best section: the best point's warm-started value, that point from
+    scratch, and the best from scratch (None without a path)."""
+    _, points, scratch = _parts(study)
     if not points:
         return None
     metric = facts.metrics[0]
     sign = -1.0 if facts.directions[0] == "maximize" else 1.0
-    retrain = max(retrains, key=lambda t: t.number, default=None)
-    by_number = {t.number: t for t in points}
-    source = None if retrain is None else by_number.get(int(retrain.user_attrs["path_retrain"]))
-    if source is None:
-        source = min(points, key=lambda t: (sign * t.values[0], t.number))
-    setting = (
-        f"{class_of(source)}, λ₁ = {num(_lambda(source, 'l1'), 'g')}, "
-        f"λ₂ = {num(_lambda(source, 'l2'), 'g')}"
-    )
+    source = min(points, key=lambda t: (sign * t.values[0], t.number))
     head = (
-        f"Path: the best point (trial {source.number}: {setting}) reached {metric} = "
+        f"Path: the best point (trial {source.number}: {_setting(source)}) reached {metric} = "
         f"{num(source.values[0])} warm-started"
     )
-    if retrain is None:
-        return f"{head}; it has not been re-trained from scratch yet."
-    if retrain.state != TrialState.COMPLETE or not retrain.values:
-        state = retrain.state.name.lower()
-        return f"{head}; its re-train from scratch (trial {retrain.number}) is {state}."
+    again = next((t for t in scratch if t.user_attrs.get("path_retrain") == source.number), None)
+    if again is None:
+        head += "; it has not been re-trained from scratch yet"
+    elif again.state != TrialState.COMPLETE or not again.values:
+        head += f"; its re-train from scratch (trial {again.number}) is {again.state.name.lower()}"
+    else:
+        head += f", {num(again.values[0])} trained from scratch (trial {again.number})"
+    done = [t for t in scratch if t.state == TrialState.COMPLETE and t.values]
+    if not done:
+        return f"{head}."
+    best = min(done, key=lambda t: (sign * t.values[0], t.number))
     return (
-        f"{head}, and {num(retrain.values[0])} re-trained from scratch for every epoch "
-        f"(trial {retrain.number}): expect the re-trained value."
+        f"{head}. The best trained from scratch is trial {best.number} ({_setting(best)}): "
+        f"{num(best.values[0])}, what to expect."
     )

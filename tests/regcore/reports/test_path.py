@@ -37,14 +37,23 @@ def test_path_figure_has_a_line_per_class_the_dense_start_and_the_retrain() -> N
     assert "dense start, λ = 0 (trial 0): 0.72" in texts(layout)
 
 
-def test_best_section_gives_the_path_value_and_the_retrained_one() -> None:
+def test_best_section_gives_the_path_value_the_retrained_one_and_the_best_from_scratch() -> None:
     study = make_study()
     roles = walk_path(study)
+    refined = add_trial(
+        study,
+        method_class="penalty",
+        l1=2e-4,
+        l2=2e-4,
+        values=[0.31],
+        attrs={"path_refine": roles["retrain"]},
+    )
     best = section(sweep_report(study, spec=make_spec(**PATH)), "best")
     point = study.trials[roles["best_point"]]
     assert f"Path: the best point (trial {point.number}: proximal," in best
-    assert f"reached val_loss = {point.value:.6g} warm-started, and 0.33 re-trained" in best
-    assert f"(trial {roles['retrain']}): expect the re-trained value." in best
+    assert f"reached val_loss = {point.value:.6g} warm-started, 0.33 trained from scratch" in best
+    assert f"(trial {roles['retrain']}). The best trained from scratch is trial {refined}" in best
+    assert "(penalty, λ₁ = 0.0002, λ₂ = 0.0002): 0.31, what to expect." in best
 
 
 def test_a_retrain_not_finished_yet_is_said() -> None:
