@@ -331,6 +331,7 @@ def run_regsweep(job: Job, spec: SweepSpec, *, stop: bool = False) -> dict[str, 
     """
     import optuna
 
+    from worker.daemon import WorkerOptions
     from worker.local import LocalOptions, Progress, run_local_sweep
     from worker.probe import ROUNDS, STEPS, WARMUP
 
@@ -365,7 +366,7 @@ def run_regsweep(job: Job, spec: SweepSpec, *, stop: bool = False) -> dict[str, 
         # run_local_sweep gives each worker cpu_count // workers threads; every run of this
         # bench trains with the same thread count, so values of one setting agree.
         with mock.patch("os.cpu_count", return_value=job.threads * job.workers):
-            options = LocalOptions(storage_url=url, workers=job.workers)
+            options = LocalOptions(worker=WorkerOptions(database_url=url), workers=job.workers)
             run = run_local_sweep(spec, options, on_progress=partial(watch, url))
         run_s = time.perf_counter() - clock
         for opened in storage:
@@ -770,7 +771,12 @@ class Row:
 def table_rows(summary: dict[str, Any]) -> list[Row]:
     s = summary["strategies"]
     tpe = s.get("tpe", {}).get("median_epochs")
-    searches = {k: v for k, v in s.items() if k != "grid" and "error" not in v}
+    # The best search is held to the targets; none is where no median got there.
+    searches = {
+        k: v
+        for k, v in s.items()
+        if k != "grid" and "error" not in v and not math.isinf(v["median_epochs"])
+    }
     best_search = min(searches, key=lambda k: searches[k]["median_epochs"], default=None)
     rows = []
     for strategy, row in s.items():
