@@ -71,8 +71,8 @@ fourth, unlike them: λ = 0 overfits (val_loss 0.950 at epoch 23, 1.511 at 200),
 rank λ backwards (Spearman −0.64 to −0.69 at epochs 1, 3, 9 with the final ranking of 11
 settings; +0.85 at 81), and a λ that helps from trained weights kills the network from
 scratch (λ₂ = 0.1 by the penalty: ln 3 from scratch, 0.887 warm-started from the λ = 0
-weights; 40 of the grid's 72 penalty and proximal points end at ln 3). Checked first
-(one trial each, 2026-11): λ barely matters on ``breast_cancer_logreg`` (val_loss 0.0620 at
+weights; 41 of the grid's 72 penalty and proximal points end within 0.001 of ln 3). Checked
+first (one trial each, 2026-11): λ barely matters on ``breast_cancer_logreg`` (val_loss 0.0620 at
 λ = 0, 0.0618 at best, val_fraction 0.5) nor on ``diabetes_linear`` (0.510 → 0.502), nor on
 examples/digits_cnn.yaml as it is (300 images, 60 epochs: every λ tried was worse than
 λ = 0), while ``digits_cnn`` on 150 images for 150 epochs overfits: 0.320 at λ = 0, 0.300 at
