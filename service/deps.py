@@ -154,10 +154,12 @@ _RENAME = "give it another name, or delete the old one first"
 
 def refuse_taken_name(name: str, engine: sa.Engine, storage: optuna.storages.BaseStorage) -> None:
     """409 when a sweep, or a study made outside the service (``regsweep run``), has the name:
-    a new sweep would otherwise resume that study's trials."""
+    a new sweep would otherwise resume that study's trials. A study that a submission killed
+    half-way left does not count: submitting again makes it anew."""
+    from regcore.studies import study_takes_name
+
     with contextlib.suppress(SweepNotFoundError):
         get_sweep_by_name(engine, name)
         raise ApiError(409, f"a sweep named {name!r} exists; {_RENAME}", field="name")
-    with contextlib.suppress(KeyError):
-        storage.get_study_id_from_name(name)
+    if study_takes_name(storage, name):
         raise ApiError(409, f"an Optuna study named {name!r} exists; {_RENAME}", field="name")

@@ -9,7 +9,9 @@ can cut the line (every live connection closed, new ones refused) as if the serv
 
 During an outage the listening socket is closed, so a client's connect is refused
 (``ECONNREFUSED``, what a stopped server gives); afterwards the proxy listens on the same port
-again and forwards as before. Each connection is served by one thread; an outage and
+again and forwards as before. ``latency_s`` (settable at any time) holds every answer from the
+server back that long, as a server that far away would: each round trip takes ``latency_s``
+more. Each connection is served by one thread; an outage and
 :meth:`TcpProxy.close` end those threads and join them, so nothing outlives the proxy.
 """
 
@@ -18,7 +20,8 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from types import TracebackType
 
@@ -28,9 +31,12 @@ _CHUNK = 65536
 class _Pipe:
     """One client connection and its upstream connection, pumped by one thread."""
 
-    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+    def __init__(
+        self, client: socket.socket, upstream: socket.socket, latency: Callable[[], float]
+    ) -> None:
         self.client = client
         self.upstream = upstream
+        self.latency = latency
         self.thread = threading.Thread(target=self._pump, name="tcp-proxy-pipe", daemon=True)
 
     def _pump(self) -> None:
@@ -45,6 +51,9 @@ class _Pipe:
                         data = source.recv(_CHUNK)
                         if not data:  # one side closed (or kill() shut both): end both
                             return
+                        delay = self.latency() if source is self.upstream else 0.0
+                        if delay > 0:
+                            time.sleep(delay)  # the answer travels from far away
                         peer[source].sendall(data)
             except OSError:
                 return
@@ -66,9 +75,12 @@ class _Pipe:
 class TcpProxy:
     """Forwards ``127.0.0.1:<port>`` to ``target``; :meth:`outage` plays a server stop."""
 
-    def __init__(self, target: tuple[str, int], *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target: tuple[str, int], *, host: str = "127.0.0.1", latency_s: float = 0.0
+    ) -> None:
         self.target = target
         self.host = host
+        self.latency_s = latency_s  # added to every round trip through the proxy
         self.port = 0  # a free port, chosen by the first bind and kept across outages
         self.cut_connections = 0  # how many live connections the outages have closed
         self._lock = threading.Lock()
@@ -165,7 +177,7 @@ class TcpProxy:
                     client.close()  # the real server is down: so are we
                     continue
                 upstream.settimeout(None)
-                pipe = _Pipe(client, upstream)
+                pipe = _Pipe(client, upstream, lambda: self.latency_s)
                 with self._lock:
                     self._pipes = {p for p in self._pipes if p.thread.is_alive()}
                     self._pipes.add(pipe)

@@ -47,7 +47,7 @@ from regcore.store import (
     register_worker,
     upgrade_database,
 )
-from regcore.studies import SpecMismatchError
+from regcore.studies import SpecMismatchError, remove_half_made
 from regcore.trial_kinds import rules_of
 from regcore.webhook_targets import WebhookTargets
 from worker import recovery
@@ -89,6 +89,7 @@ class Worker:
         self.options = options
         self.state = WorkerState()
         self._full: dict[str, float] = {}  # sweep id → until when its trials are all claimed
+        self._next_sweep_up = 0.0  # when to look for half-made studies next (monotonic)
         self._registering = threading.Lock()
         # Training functions run in a child process, reused from trial to trial.
         self._functions = FunctionRunner(threads=options.threads)
@@ -202,6 +203,7 @@ class Worker:
         self._execution.settle()
         for ended in expire_sweeps(self._engine):
             self._announcer.announce(ended)
+        self._sweep_up()
         claim_started = time.perf_counter()  # after the announcements, which are not claims
         now = time.monotonic()
         self._full = {k: v for k, v in self._full.items() if v > now}
@@ -274,6 +276,15 @@ class Worker:
             self._engine, study.study_name, older_than_s=self.options.grace_s
         ):
             recovery.settle(self._storage, study, lost, why="its worker lost it before it began")
+
+    def _sweep_up(self) -> None:
+        """Every grace period: remove the studies that submissions killed half-way left
+        without their sweep (:func:`regcore.studies.remove_half_made`)."""
+        now = time.monotonic()
+        if now < self._next_sweep_up:
+            return
+        self._next_sweep_up = now + self.options.grace_s
+        remove_half_made(self._engine, self._storage, older_than_s=self.options.grace_s)
 
     def _ended(self, sweep_id: str) -> bool:
         try:

@@ -16,7 +16,12 @@ from regcore.store._batches import (
 from regcore.store._engine import create_engine_for
 from regcore.store._locks import StudyLock
 from regcore.store._migrate import VERSION_TABLE, current_revision, head_revision, upgrade_database
-from regcore.store._optuna import create_storage, set_user_attrs, sqlite_path
+from regcore.store._optuna import (
+    create_storage,
+    create_study_with_attrs,
+    set_user_attrs,
+    sqlite_path,
+)
 from regcore.store._outbox import (
     OutboxRow,
     claim_outbox_event,
@@ -63,6 +68,7 @@ from regcore.store._trials import (
     count_trials,
     count_trials_by_study,
     orphaned_trials,
+    studies_without_sweep,
 )
 from regcore.store._workers import (
     deregister_worker,
@@ -102,6 +108,7 @@ __all__ = [
     "count_trials_by_study",
     "create_engine_for",
     "create_storage",
+    "create_study_with_attrs",
     "current_revision",
     "delete_batch",
     "delete_sweep",
@@ -129,5 +136,6 @@ __all__ = [
     "set_user_attrs",
     "sqlite_path",
     "stale_workers",
+    "studies_without_sweep",
     "upgrade_database",
 ]

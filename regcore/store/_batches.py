@@ -28,9 +28,11 @@ def insert_batch(
     owner: str | None = None,
     deadline: datetime | None = None,
     webhook_url: str | None = None,
+    sweep_ids: Sequence[str] | None = None,
 ) -> tuple[BatchRow, list[SweepRow]]:
     """Queue the batch ``name`` and its sweeps (specs as JSON, each with ``name``,
-    ``priority`` and ``budget.deadline``): all of them, or none when a name is taken."""
+    ``priority`` and ``budget.deadline``; ids ``sweep_ids``, by default new ones): all of
+    them, or none when a name is taken."""
     batch = {
         "name": name,
         "spec": spec_json,
@@ -48,8 +50,9 @@ def insert_batch(
             owner=owner,
             deadline=_deadline_of(spec),
             batch_name=name,
+            sweep_id=None if sweep_ids is None else sweep_ids[i],
         )
-        for spec in sweeps_json
+        for i, spec in enumerate(sweeps_json)
     ]
     wanted = [name] + [r["name"] for r in rows]
     try:

@@ -8,7 +8,7 @@ workers do not exhaust the server, with pre-ping so a dropped connection is repl
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +95,50 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
                 session, models.TrialUserAttributeModel, trial._trial_id, key, value
             )
     trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def create_study_with_attrs(
+    storage: optuna.storages.BaseStorage,
+    *,
+    name: str,
+    directions: Sequence[str],
+    attrs: Mapping[str, Any],
+) -> None:
+    """Create the study ``name`` with its user attributes ``attrs`` in one transaction, as
+    ``RDBStorage.create_new_study`` writes a study (``optuna.create_study`` then
+    ``set_user_attr`` leaves a study without them between the two: one a process killed
+    there leaves is no one's). Raises ``optuna.exceptions.DuplicatedStudyError``."""
+    import json
+
+    from optuna.storages._cached_storage import _CachedStorage
+
+    kinds = [optuna.study.StudyDirection[d.upper()] for d in directions]
+    backend = storage._backend if isinstance(storage, _CachedStorage) else storage
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        study = optuna.create_study(study_name=name, storage=storage, directions=kinds)
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        return
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with _create_scoped_session(backend.scoped_session) as session:
+            session.add(
+                models.StudyModel(
+                    study_name=name,
+                    directions=[
+                        models.StudyDirectionModel(objective=i, direction=d)
+                        for i, d in enumerate(kinds)
+                    ],
+                    user_attributes=[
+                        models.StudyUserAttributeModel(key=k, value_json=json.dumps(v))
+                        for k, v in attrs.items()
+                    ],
+                )
+            )
+    except IntegrityError:
+        raise optuna.exceptions.DuplicatedStudyError(
+            f"a study named {name!r} exists already"
+        ) from None

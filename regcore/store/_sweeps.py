@@ -38,8 +38,10 @@ def insert_sweep(
     owner: str | None = None,
     deadline: datetime | None = None,
     study_name: str | None = None,
+    sweep_id: str | None = None,
 ) -> SweepRow:
-    """Queue a new sweep; its study is named ``study_name`` (by default ``name``)."""
+    """Queue a new sweep (with id ``sweep_id``, by default a new one); its study is named
+    ``study_name`` (by default ``name``)."""
     values = sweep_values(
         spec_json=spec_json,
         name=name,
@@ -47,6 +49,7 @@ def insert_sweep(
         owner=owner,
         deadline=deadline,
         study_name=study_name,
+        sweep_id=sweep_id,
     )
     try:
         with write(engine) as connection:
@@ -70,10 +73,11 @@ def sweep_values(
     deadline: datetime | None = None,
     study_name: str | None = None,
     batch_name: str | None = None,
+    sweep_id: str | None = None,
 ) -> dict[str, Any]:
     """The row of a newly queued sweep."""
     return {
-        "id": new_id(),
+        "id": sweep_id or new_id(),
         "name": name,
         "study_name": study_name or name,
         "status": "queued",

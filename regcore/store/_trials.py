@@ -8,11 +8,14 @@ was interrupted, or whose worker died, does not: the sweep still ends with exact
 the sweep's confirmation study (:func:`confirmation_study_name`; :mod:`regcore.confirm`).
 
 One ``GROUP BY`` over Optuna's ``trials`` table (its schema is stable across 4.x and 5.x)
-instead of loading every trial: a claim reads the count on every trial it starts.
+instead of loading every trial: a claim reads the count on every trial it starts. Recovery
+reads Optuna's tables here too: trials lost before their first heartbeat, studies left
+without their sweep.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
+from regcore.store._tables import sweeps
 from regcore.trial_kinds import CONFIRM
 
 # Lightweight handles onto Optuna's tables (no import of Optuna's private ORM models).
@@ -38,6 +42,9 @@ trials = sa.table(
 trial_heartbeats = sa.table("trial_heartbeats", sa.column("trial_id"))
 trial_user_attributes = sa.table(
     "trial_user_attributes", sa.column("trial_id"), sa.column("key"), sa.column("value_json")
+)
+study_user_attributes = sa.table(
+    "study_user_attributes", sa.column("study_id"), sa.column("key"), sa.column("value_json")
 )
 STATES = tuple(s.name for s in TrialState)
 
@@ -183,3 +190,18 @@ def orphaned_trials(engine: sa.Engine, study_name: str, *, older_than_s: float) 
     )
     with engine.connect() as connection:
         return [int(i) for i in connection.execute(query).scalars()]
+
+
+def studies_without_sweep(engine: sa.Engine, *, marked: str) -> list[tuple[str, Any]]:
+    """The studies that carry the user attribute ``marked`` but have no sweep row: (study
+    name, the attribute's value) each. A submission killed before its row was inserted
+    leaves such a study (:func:`regcore.studies.remove_half_made`)."""
+    row = sa.select(sweeps.c.id).where(sweeps.c.study_name == studies.c.study_name)
+    query = (
+        sa.select(studies.c.study_name, study_user_attributes.c.value_json)
+        .join(study_user_attributes, study_user_attributes.c.study_id == studies.c.study_id)
+        .where(study_user_attributes.c.key == marked, ~row.exists())
+        .order_by(studies.c.study_name)
+    )
+    with engine.connect() as connection:
+        return [(str(name), json.loads(value)) for name, value in connection.execute(query)]

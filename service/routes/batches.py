@@ -6,25 +6,21 @@ answers with an estimate of whether the batch fits before its deadline.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
-import optuna
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
+from regcore import studies
 from regcore.batch import BatchSpec, parse_batch
 from regcore.spec import SpecError
 from regcore.store import (
     BatchNotFoundError,
     BatchRow,
     batch_sweeps,
-    delete_batch,
     get_batch,
-    insert_batch,
 )
-from regcore.studies import open_study
 from service import batch_view, reports
 from service.auth import ReaderDep, SubmitterDep
 from service.bodies import read_json, spec_problems
@@ -94,24 +90,17 @@ def create_batch(
     )
     for spec in specs:
         refuse_taken_name(spec.name, engine, storage)
-    row, sweeps = insert_batch(
+    # Every study whole before any sweep of the batch is queued (claimable).
+    row, sweeps = studies.create_batch(
         engine,
+        storage,
+        specs,
         name=batch.name,
         spec_json=batch.model_dump(mode="json"),
-        sweeps_json=[s.to_json_dict() for s in specs],
         owner=caller.name,
         deadline=batch.deadline,
         webhook_url=batch.notify.webhook_url,
     )
-    try:
-        for spec, sweep in zip(specs, sweeps, strict=True):
-            open_study(spec, storage, user_attrs={"sweep_id": sweep.id, "batch": batch.name})
-    except BaseException:
-        delete_batch(engine, batch.name)  # no queued sweep without its study
-        for spec in specs:
-            with contextlib.suppress(KeyError):
-                optuna.delete_study(study_name=spec.name, storage=storage)
-        raise
     response.headers["Location"] = str(request.app.url_path_for("read_batch", name=row.name))
     cache: BestCache = request.app.state.best_cache
     out = batch_view.batch_out(engine, storage, cache, row, sweeps)

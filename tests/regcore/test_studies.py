@@ -10,17 +10,32 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
+import sqlalchemy as sa
 import torch
 from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec, parse_spec
-from regcore.store import create_storage
-from regcore.studies import open_study
+from regcore.store import (
+    SweepNameTakenError,
+    create_engine_for,
+    create_storage,
+    get_sweep,
+    upgrade_database,
+)
+from regcore.studies import (
+    CREATED_AT,
+    create_sweep,
+    open_study,
+    remove_half_made,
+    resume_sweep,
+    study_takes_name,
+)
 from tests.waiting import free_port
 from worker.runner import run_trial
 
@@ -129,3 +144,84 @@ def test_the_dashboard_serves_the_best_trials_weights(
         weights = torch.load(io.BytesIO(response.read()), weights_only=True)
     assert weights  # a state dict: parameter name → tensor
     assert all(isinstance(v, torch.Tensor) for v in weights.values())
+
+
+# ---- a sweep is claimable only once its study is whole ----------------------------------------
+
+
+def store(tmp_path: Path) -> tuple[sa.Engine, optuna.storages.RDBStorage]:
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    upgrade_database(url)
+    return create_engine_for(url), create_storage(url)
+
+
+def half_made(storage: optuna.storages.RDBStorage, spec: SweepSpec, *, age_s: float) -> None:
+    """What a submission killed after making its study, before its row, leaves."""
+    study = optuna.create_study(study_name=spec.name, storage=storage)
+    made = datetime.now(UTC) - timedelta(seconds=age_s)
+    study.set_user_attr(CREATED_AT, made.isoformat())
+    study.set_user_attr("sweep_id", "deadbeef0000")
+
+
+def test_create_sweep_makes_the_study_whole_with_the_sweeps_id(tmp_path: Path) -> None:
+    engine, storage = store(tmp_path)
+    row = create_sweep(engine, storage, make_spec(), owner="alice")
+    study = optuna.load_study(study_name=row.study_name, storage=storage)
+    assert study.user_attrs["sweep_id"] == row.id
+    assert study.user_attrs["workload"] == "sparse_regression"
+    (baseline,) = study.trials
+    assert baseline.user_attrs == {"baseline": True}
+    assert get_sweep(engine, row.id).status == "queued"
+    with pytest.raises(SweepNameTakenError):
+        create_sweep(engine, storage, make_spec())
+
+
+def test_a_study_a_killed_submission_left_is_made_again_by_the_next(tmp_path: Path) -> None:
+    engine, storage = store(tmp_path)
+    half_made(storage, make_spec(), age_s=0)
+    assert not study_takes_name(storage, "dashboard-test")
+    row = create_sweep(engine, storage, make_spec())
+    study = optuna.load_study(study_name="dashboard-test", storage=storage)
+    assert study.user_attrs["sweep_id"] == row.id
+    assert [t.user_attrs for t in study.trials] == [{"baseline": True}]
+
+
+def test_a_study_made_without_a_sweep_keeps_its_name(tmp_path: Path) -> None:
+    engine, storage = store(tmp_path)
+    optuna.create_study(study_name="by-hand", storage=storage)
+    # An earlier version's `regsweep run` made this one, with its spec and without a sweep.
+    old = optuna.create_study(study_name="dashboard-test", storage=storage)
+    old.set_user_attr("spec", make_spec().to_compact_dict())
+    for name in ("by-hand", "dashboard-test"):
+        assert study_takes_name(storage, name)
+        with pytest.raises(SweepNameTakenError, match="made without a sweep"):
+            create_sweep(engine, storage, named(name))
+    assert optuna.load_study(study_name="dashboard-test", storage=storage).user_attrs == {
+        "spec": make_spec().to_compact_dict()
+    }
+
+
+def named(name: str) -> SweepSpec:
+    return parse_spec({**make_spec().to_json_dict(), "name": name})
+
+
+def test_recovery_removes_what_killed_submissions_left_once_old_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    engine, storage = store(tmp_path)
+    spec = make_spec()
+    half_made(storage, spec, age_s=120)
+    half_made(storage, named("young"), age_s=0)
+    whole = create_sweep(engine, storage, named("whole"))
+    old_run = named("old-run")
+    optuna.create_study(study_name="old-run", storage=storage).set_user_attr(
+        "spec", old_run.to_compact_dict()
+    )
+    assert remove_half_made(engine, storage, older_than_s=60) == ["dashboard-test"]
+    names = set(optuna.get_all_study_names(storage))
+    assert names == {"young", "whole", "old-run"}
+    assert get_sweep(engine, whole.id).status == "queued"
+    # resume_sweep adopts the study an earlier version's run made, from the same spec.
+    adopted = resume_sweep(engine, storage, old_run)
+    study = optuna.load_study(study_name="old-run", storage=storage)
+    assert study.user_attrs["sweep_id"] == adopted.id
