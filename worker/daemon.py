@@ -109,11 +109,7 @@ class Worker:
         upgrade_database(o.database_url)
         self._engine = create_engine_for(o.database_url, pool_size=o.pool_size)
         self._storage = create_storage(
-            o.database_url,
-            pool_size=o.pool_size,
-            heartbeat_s=o.heartbeat_s,
-            grace_s=o.grace_s,
-            max_retries=o.max_retries,
+            o.database_url, pool_size=o.pool_size, heartbeat_s=o.heartbeat_s, grace_s=o.grace_s
         )
         # Delivers the outbox's webhooks (any sweep's, not only this worker's) on its own
         # thread, so a slow receiver delays neither claims nor heartbeats.
@@ -271,10 +267,9 @@ class Worker:
 
     def _recover(self, study: optuna.Study) -> None:
         """End ``study``'s trials whose workers died (their retries are queued)."""
-        optuna.storages.fail_stale_trials(study)
-        for lost in orphaned_trials(
-            self._engine, study.study_name, older_than_s=self.options.grace_s
-        ):
+        o = self.options
+        recovery.fail_stale(self._storage, study, grace_s=o.grace_s, max_retries=o.max_retries)
+        for lost in orphaned_trials(self._engine, study.study_name, older_than_s=o.grace_s):
             recovery.settle(self._storage, study, lost, why="its worker lost it before it began")
 
     def _sweep_up(self) -> None:

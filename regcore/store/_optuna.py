@@ -38,13 +38,12 @@ def create_storage(
     pool_size: int = 2,
     heartbeat_s: float | None = None,
     grace_s: float | None = None,
-    max_retries: int | None = None,
 ) -> optuna.storages.RDBStorage:
     """An ``RDBStorage`` for ``url``, creating the SQLite file (in WAL mode) if needed.
 
     With ``heartbeat_s``, running trials are expected to beat (``record_heartbeat``) that often;
-    one silent for ``grace_s`` is failed by ``optuna.storages.fail_stale_trials`` and re-queued
-    with the same parameters, at most ``max_retries`` times.
+    one silent for ``grace_s`` is stale: a worker ends it and queues its retry
+    (``worker.recovery.fail_stale``, which records why, as Optuna's own callback cannot).
     """
     from regcore.store._engine import normalize_url  # here: _engine imports this module
 
@@ -59,9 +58,6 @@ def create_storage(
         heartbeat = {
             "heartbeat_interval": max(1, round(heartbeat_s)),
             "grace_period": None if grace_s is None else max(1, round(grace_s)),
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=max_retries
-            ),
         }
     return optuna.storages.RDBStorage(
         url, engine_kwargs=_engine_kwargs(url, pool_size=pool_size), **heartbeat

@@ -152,10 +152,15 @@ def test_a_killed_workers_trial_fails_and_is_retried_within_the_budget(cluster: 
     # a broken step fails in seconds, naming itself, instead of at a sweep-wide timeout.
     wait_until(lambda: state_of_killed() != TrialState.RUNNING, 45, "the trial to go stale")
     assert state_of_killed() == TrialState.FAIL
+    attrs = cluster.study("kill-9").trials[killed].user_attrs
+    assert attrs["fail_reason"] == (
+        "interrupted: its worker stopped beating for over 4 s (killed, or its machine lost)"
+    )
+    assert attrs["final_failure"] is False
 
     def retries() -> list[optuna.trial.FrozenTrial]:
         trials = cluster.study("kill-9").trials
-        return [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+        return [t for t in trials if t.user_attrs.get("retry_of") == killed]
 
     wait_until(lambda: len(retries()) == 1, 10, "the killed trial's retry to be queued")
     wait_until(lambda: cluster.status(sweep) == "completed", 60, "the sweep to complete")

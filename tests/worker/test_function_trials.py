@@ -144,8 +144,14 @@ def test_a_vanished_workers_function_trial_is_retried(cluster: Cluster) -> None:
     wait_until(lambda: cluster.status(sweep) == "completed", 120, "the sweep")
     trials = cluster.study("fn-kill").trials
     assert trials[killed].state == TrialState.FAIL
-    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert trials[killed].user_attrs["fail_reason"] == (
+        "interrupted: its worker stopped beating for over 4 s (killed, or its machine lost)"
+    )
+    assert trials[killed].user_attrs["final_failure"] is False  # it used no budget
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == killed]
     assert [t.state for t in retried] == [TrialState.COMPLETE]
+    assert retried[0].params == trials[killed].params
+    assert retried[0].user_attrs["workers_lost"] == 1
     assert count_trials(cluster.engine, "fn-kill").finished == 3
 
 

@@ -94,6 +94,7 @@ def test_a_vanished_workers_members_are_retried_within_the_budget(cluster: Clust
     assert count_trials(cluster.engine, "population-kill").finished == 6
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert failed  # the killed worker's members, failed as stale...
-    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    assert all(t.user_attrs["fail_reason"].startswith("interrupted: its worker") for t in failed)
+    retried = {t.user_attrs.get("retry_of") for t in trials} - {None}
     assert {t.number for t in failed} <= retried  # ...and run again
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 6
