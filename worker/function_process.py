@@ -7,6 +7,7 @@ answers with a :data:`Verdict`).
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -51,6 +52,7 @@ class FunctionOutcome:
     metrics: dict[str, float] = field(default_factory=dict)  # returned, and measured after
     history: list[dict[str, float]] = field(default_factory=list)
     device: str = ""
+    code: str = ""  # which code ran: the provenance of the function as this child imported it
 
 
 def child_main(conn: multiprocessing.connection.Connection, stop: Any, threads: int | None) -> None:
@@ -63,9 +65,20 @@ def child_main(conn: multiprocessing.connection.Connection, stop: Any, threads: 
     if threads is not None:
         torch.set_num_threads(threads)
     while (call := conn.recv()) is not None:
-        conn.send(("outcome", _run(call, conn, stop)))
+        outcome = _run(call, conn, stop)
+        conn.send(("outcome", dataclasses.replace(outcome, code=_code(call.workload))))
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the next trial starts with the device's memory free
+
+
+def _code(workload: str) -> str:
+    """The provenance of the code this process imported for ``workload`` ("" if none)."""
+    from regcore.workloads import WorkloadError, get_workload, provenance
+
+    try:
+        return provenance(get_workload(workload))
+    except WorkloadError:
+        return ""
 
 
 def _exit_with(sentinel: int) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.function_process import FunctionCall, FunctionOutcome, Verdict, child_main
-from worker.training import EarlyStop, TrainingInterrupted, TrainResult
+from worker.training import DivergedError, EarlyStop, TrainingInterrupted, TrainResult
 
 _log = logging.getLogger(__name__)
 _POLL_S = 0.1
@@ -152,18 +152,27 @@ def train_function(
     should_stop: Callable[[], bool],
     grace_s: float,
     early_stop: EarlyStop | None = None,
+    ran: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Run ``call`` and return what it measured, or raise as the built-in loop does:
-    ``optuna.TrialPruned``, :class:`~worker.training.TrainingInterrupted`, or
+    ``optuna.TrialPruned``, :class:`~worker.training.TrainingInterrupted`,
+    :class:`~worker.training.DivergedError` (``on_epoch`` found a non-finite objective), or
     :class:`TrialFailed` with the reason (error, out of memory, invalid, died). With
-    ``early_stop`` the trial ends, as done, once its monitored metric stops improving."""
+    ``early_stop`` the trial ends, as done, once its monitored metric stops improving.
+    ``ran`` hears which code the child ran (its provenance: the child imports plug-ins
+    itself, maybe after they were edited), however the trial ended."""
     import optuna
+
+    diverged: list[DivergedError] = []
 
     def on_report(epoch: int, metrics: dict[str, float]) -> Verdict:
         try:
             on_epoch(epoch, metrics)
         except optuna.TrialPruned:
             return "prune"
+        except DivergedError as exc:
+            diverged.append(exc)
+            return "stop"  # the child stops as asked, and is reused for the next trial
         if early_stop is not None:
             early_stop.improved(epoch, metrics)
             if early_stop.spent:
@@ -172,6 +181,10 @@ def train_function(
 
     started = time.perf_counter()
     outcome = runner.run(call, on_report=on_report, should_stop=should_stop, grace_s=grace_s)
+    if ran is not None and outcome.code:
+        ran(outcome.code)
+    if diverged:
+        raise diverged[0]
     if outcome.kind == "pruned":
         raise optuna.TrialPruned(outcome.reason)
     if outcome.kind == "interrupted":

@@ -149,6 +149,7 @@ def run_trial(
                     should_stop=stop,
                     grace_s=grace_s,
                     early_stop=watch,
+                    ran=reporter.ran,
                 )
                 if warm is not None and call.warm_to is not None:
                     warm.trained = torch.load(call.warm_to, weights_only=True)

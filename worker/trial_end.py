@@ -26,6 +26,7 @@ from regcore.spec._suggest import TrialPoint
 from regcore.store import set_user_attrs
 from regcore.trial_kinds import rules_of
 from regcore.workloads import Registered, provenance
+from worker.training import DivergedError
 
 _log = logging.getLogger(__name__)
 
@@ -44,38 +45,59 @@ def record_setting(
 
 class Reporter:
     """After each epoch: ``epochs_run`` (a running trial's progress, live in the dashboard)
-    and the objective to the pruner (which may stop the trial); the learning curves are
-    written once the trial ends (:meth:`ended`, in the one transaction of its last
-    attributes)."""
+    and the objective to the pruner (which may stop the trial); an objective that is NaN or
+    infinite ends the trial as diverged. The learning curves (and, for a training function,
+    the code its process ran) are written once the trial ends (:meth:`ended`, in the one
+    transaction of its last attributes)."""
 
     def __init__(self, trial: optuna.Trial, spec: SweepSpec) -> None:
         self._trial = trial
         self._spec = spec
         self._curves: dict[str, list[float | None]] = {}
+        self._code: str | None = None
+        self._diverged = False
         # Optuna's pruners are single-objective; some kinds of trial run to their end.
         self._prunable = not spec.is_multi_objective and rules_of(trial).prunable
 
     def __call__(self, epoch: int, metrics: dict[str, Any]) -> None:
+        """Record ``epoch``'s ``metrics``; raises :class:`~worker.training.DivergedError`
+        for a non-finite objective (else it would be stored as null and the trial go on to
+        COMPLETE), and ``optuna.TrialPruned`` when the pruner stops the trial."""
         self._trial.set_user_attr("epochs_run", epoch + 1)
         for name in dict.fromkeys((*CURVES, self._spec.objectives[0].metric)):
             if name in metrics:
                 value = float(metrics[name])
                 self._curves.setdefault(name, []).append(value if math.isfinite(value) else None)
+        for objective in self._spec.objectives:
+            if objective.metric in metrics and not math.isfinite(metrics[objective.metric]):
+                self._diverged = True
+                raise DivergedError(
+                    f"{objective.metric} became {metrics[objective.metric]} in epoch "
+                    f"{epoch + 1}; λ or the learning rate is too large"
+                )
         if not self._prunable:
             return
         value = float(metrics[self._spec.objectives[0].metric])
-        if math.isfinite(value):
-            self._trial.report(value, epoch)
+        self._trial.report(value, epoch)
         if self._trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
     def diverged(self) -> None:
-        """The epoch whose training loss went non-finite ends the curves (as None)."""
-        self._curves.setdefault("train_loss", []).append(None)
+        """The epoch whose training loss went non-finite ends the curves (as None), unless
+        its report already did."""
+        if not self._diverged:
+            self._diverged = True
+            self._curves.setdefault("train_loss", []).append(None)
+
+    def ran(self, code: str) -> None:
+        """The code that ran (a training function's process imports it itself)."""
+        self._code = code
 
     def ended(self) -> dict[str, Any]:
-        """What the trial records of its epochs once it ends: its learning ``curves``."""
-        return {"curves": self._curves} if self._curves else {}
+        """What the trial records of its epochs once it ends: its learning ``curves``, and
+        the ``code`` that ran when it was not the worker's own."""
+        curves = {"curves": self._curves} if self._curves else {}
+        return curves | ({"code": self._code} if self._code else {})
 
 
 def fail(

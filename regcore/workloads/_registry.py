@@ -13,9 +13,11 @@ import hashlib
 import importlib
 import logging
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, packages_distributions, version
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -27,6 +29,10 @@ ENTRY_POINT_GROUP = "regsweep.workloads"
 Registered = type[Workload[Any]] | TrainingFunction
 _log = logging.getLogger(__name__)
 _REGISTRY: dict[str, Registered] = {}
+# Module → the hash of its source when it registered its first workload, that is, when it
+# was imported: the code that runs, whatever the file says later (a module imported again
+# is another module object, hashed anew).
+_CODE: weakref.WeakKeyDictionary[ModuleType, str] = weakref.WeakKeyDictionary()
 _FAILED: dict[str, str] = {}  # entry-point name → why its plug-in did not load
 _MODULES: list[str] = []  # the plug-in modules imported by name, in order
 _plugins_loaded = False
@@ -51,28 +57,45 @@ def register_workload(cls: W) -> W:
             f"{where(cls)} another name"
         )
     _REGISTRY[cls.name] = cls
+    module = sys.modules.get(_code(cls).__module__)
+    if module is not None:
+        _code_of(module)  # its source now, as it is imported
     return cls
+
+
+def _code(item: Registered) -> Any:
+    return item.function if isinstance(item, TrainingFunction) else item
 
 
 def where(item: Registered) -> str:
     """``module.qualname`` of a workload class or training function."""
-    code = item.function if isinstance(item, TrainingFunction) else item
+    code = _code(item)
     return f"{code.__module__}.{code.__qualname__}"
 
 
 def provenance(item: Registered) -> str:
     """Which code ``item`` is: its distribution's name and version when installed
-    (``"regsweep 0.1.0"``), else its module's file hash (``"my_model.train sha256:…"``)."""
-    code = item.function if isinstance(item, TrainingFunction) else item
-    module = sys.modules[code.__module__]
+    (``"regsweep 0.1.0"``), else the hash of its module's source as it was imported
+    (``"my_model.train sha256:…"``; the file edited since does not change what ran)."""
+    module = sys.modules[_code(item).__module__]
     names = _distributions().get(module.__name__.split(".")[0], [])
     for name in names:
         with contextlib.suppress(PackageNotFoundError):
             return f"{name} {version(name)}"
-    path = getattr(module, "__file__", None)
-    if path is None:
-        return f"{module.__name__} (no file)"
-    return f"{module.__name__} sha256:{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]}"
+    return _code_of(module)
+
+
+def _code_of(module: ModuleType) -> str:
+    """The module's source hash, read once: when it registers its first workload, which
+    is while (or right after) it is imported."""
+    if module not in _CODE:
+        path = getattr(module, "__file__", None)
+        if path is None:
+            _CODE[module] = f"{module.__name__} (no file)"
+        else:
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+            _CODE[module] = f"{module.__name__} sha256:{digest}"
+    return _CODE[module]
 
 
 @functools.cache

@@ -26,6 +26,7 @@ class LinearParams(BaseModel):
     seconds_per_epoch: float = Field(default=0.0, ge=0, description="sleep per epoch")
     exit_on_trial: int | None = Field(default=None, description="os._exit(3) in this trial")
     ignore_stop: bool = False
+    nan_in_epoch: int | None = Field(default=None, description="report val_loss NaN then")
 
 
 def _data(params: LinearParams, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,6 +67,8 @@ def linear(ctx: TrialContext) -> dict[str, float]:
         train_loss = float(loss.detach())
         time.sleep(params.seconds_per_epoch)
         metrics = {"val_loss": val_loss, "train_loss": train_loss}
+        if params.nan_in_epoch == epoch + 1:  # a broken metric; what it returns is fine
+            metrics["val_loss"] = float("nan")
         if params.ignore_stop:
             while True:  # never reports, never asks should_stop
                 time.sleep(0.1)

@@ -175,8 +175,11 @@ def test_a_non_finite_objective_fails_the_trial_though_training_was_finite(
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.FAIL
     attrs = study.trials[0].user_attrs
-    assert math.isfinite(attrs["train_loss"])
-    assert attrs["fail_reason"] == f"diverged: objective values [{bad}]"
+    assert all(math.isfinite(v) for v in curves_of(study)["train_loss"])
+    assert attrs["fail_reason"] == (
+        f"diverged: val_loss became {bad} in epoch 1; λ or the learning rate is too large"
+    )
+    assert attrs["epochs_run"] == 1  # the epoch that reported it ends the trial
     assert attrs["final_failure"] is True  # the point itself is bad: it uses budget
 
 
@@ -307,7 +310,7 @@ def test_a_pruned_trial_records_its_curves_up_to_the_pruning_epoch(tmp_path: Pat
 
 def test_a_diverging_trial_records_its_curves_until_it_diverged(tmp_path: Path) -> None:
     # One full-batch SGD step an epoch, far past the stable lr: the loss grows ~10¹¹-fold a
-    # step and overflows float32 in epoch 5; the epochs before it are the curves.
+    # step; the validation loss overflows float32 first (in epoch 4), which ends the trial.
     spec = make_spec(
         optimizer={"name": "sgd", "lr": 1e5},
         search_space={"l1": 0, "l2": 0, "method": "fused"},
@@ -316,17 +319,15 @@ def test_a_diverging_trial_records_its_curves_until_it_diverged(tmp_path: Path) 
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.FAIL
     attrs = study.trials[0].user_attrs
-    assert attrs["fail_reason"].startswith("diverged")
+    epochs_run = attrs["epochs_run"]
+    assert attrs["fail_reason"].startswith(f"diverged: val_loss became inf in epoch {epochs_run}")
     curves = curves_of(study)
-    assert 1 <= attrs["epochs_run"] < 8
-    assert len(curves["val_loss"]) == attrs["epochs_run"]
-    # The epoch that diverged ends the training curve, as None: it has no validation.
-    assert len(curves["train_loss"]) == attrs["epochs_run"] + 1
-    assert curves["train_loss"][-1] is None
+    assert 1 <= epochs_run < 8
+    assert len(curves["val_loss"]) == len(curves["train_loss"]) == epochs_run
     train = [v for v in curves["train_loss"] if v is not None and math.isfinite(v)]
-    assert len(train) == attrs["epochs_run"]  # else it would have diverged sooner
+    assert len(train) == epochs_run  # the training loss was still finite
     assert train == sorted(train)  # growing
-    assert curves["val_loss"][-1] is None  # the overflow, after the last epoch that ran
+    assert curves["val_loss"][-1] is None  # the overflow, in the last epoch that ran
 
 
 def test_a_trial_diverging_in_its_first_epoch_still_has_curves(tmp_path: Path) -> None:
@@ -345,7 +346,7 @@ def test_a_non_finite_validation_loss_shows_as_none_in_the_curves(tmp_path: Path
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.FAIL
     curves = curves_of(study)
-    assert curves["val_loss"] == [None, None, None]  # stored as JSON: NaN is no JSON number
+    assert curves["val_loss"] == [None]  # stored as JSON: NaN is no JSON number
     assert all(v is not None and math.isfinite(v) for v in curves["train_loss"])
 
 

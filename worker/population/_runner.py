@@ -29,7 +29,7 @@ from regcore.spec import SweepSpec
 from regcore.spec._suggest import TrialPoint, suggest
 from regcore.workloads import build_workload, get_workload
 from worker.population._trainer import PopulationTrainer
-from worker.training import TrainConfig, train_config
+from worker.training import DivergedError, TrainConfig, train_config
 from worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 
 
@@ -144,6 +144,12 @@ class PopulationRun:
             held.reporter(member.epoch - 1, metrics)
         except optuna.TrialPruned:
             self._leave(trainer, slot, pruned(self.study, held.trial, held.reporter))
+            return
+        except DivergedError as exc:  # its objective is not finite
+            reason = f"diverged: {exc}"
+            self._leave(
+                trainer, slot, fail(self.study, held.trial, held.reporter, reason, final=True)
+            )
             return
         if member.epoch < self.spec.training.epochs:
             return

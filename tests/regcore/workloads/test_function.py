@@ -3,6 +3,7 @@ entry point or REGSWEEP_PLUGINS, and which code a trial ran (provenance)."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,27 @@ def test_plugin_modules_register_their_functions(
     assert _registry.plugin_modules() == ("my_loose_module",)
     # Not installed: the module's file hash says which code ran.
     assert provenance(get_workload("loose_fn")).startswith("my_loose_module sha256:")
+
+
+def test_provenance_is_the_code_imported_not_the_file_edited_since(
+    registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "my_edited_module.py"
+    source.write_text(PLUGIN.format(name="edited_fn"))
+    imported = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_edited_module", raising=False)
+    load_plugin_modules(["my_edited_module"])
+    source.write_text(PLUGIN.format(name="edited_fn").replace("0.0", "1.0"))  # edited after
+    function = get_workload("edited_fn")
+    assert provenance(function) == f"my_edited_module sha256:{imported}"
+    assert function(context()) == {"val_loss": 0.0}  # the code that runs is the imported
+    # Imported again, the module is the edited code, and says so.
+    monkeypatch.delitem(sys.modules, "my_edited_module")
+    monkeypatch.setattr(_registry, "_REGISTRY", {})
+    load_plugin_modules(["my_edited_module"])
+    edited = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    assert provenance(get_workload("edited_fn")) == f"my_edited_module sha256:{edited}"
 
 
 def test_a_plugin_module_that_fails_to_import_is_named(registry: None) -> None:
