@@ -31,6 +31,9 @@ class SweepOut(BaseModel):
     study_name: str = Field(description="the Optuna study (what optuna-dashboard shows)")
     cancel_requested: bool
     error: str | None
+    note: str | None = Field(
+        description="why it waits while no worker runs it (a worker cannot build its workload)"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -121,6 +124,10 @@ class WorkerOut(BaseModel):
     current_trial_number: int | None
     claims: int = Field(description="trials this worker has claimed since it started")
     claim_seconds: float = Field(description="seconds those claims took in all")
+    cannot_run: dict[str, str] = Field(
+        description="workloads it cannot build (plug-in missing, another version), and why: "
+        "their sweeps are left to workers that can"
+    )
 
 
 class WorkerList(BaseModel):

@@ -51,7 +51,7 @@ from regcore.studies import SpecMismatchError, remove_half_made
 from regcore.trial_kinds import rules_of
 from regcore.webhook_targets import WebhookTargets
 from worker import recovery
-from worker.claims import HeldSweeps, SweepClaims
+from worker.claims import Buildable, HeldSweeps, SweepClaims
 from worker.execute import Execution
 from worker.functions import FunctionRunner
 from worker.heartbeat import Heartbeat, Running, WorkerState
@@ -119,6 +119,7 @@ class Worker:
             every_s=o.heartbeat_s,
         )
         self._announcer = Announcer(engine=self._engine, courier=self._courier)
+        self._buildable = Buildable(engine=self._engine)
         self._held = HeldSweeps(
             engine=self._engine,
             storage=self._storage,
@@ -207,9 +208,11 @@ class Worker:
             sweep = claim_next_sweep(
                 self._engine,
                 worker_id=self.worker_id,
-                exclude=tuple(self._full),
+                exclude=(*self._full, *self._buildable.left),
                 only=self.options.sweep_id,
+                accept=self._buildable.accept,
             )
+            self._buildable.tell(self.worker_id)
         except WorkerNotFoundError:
             self._register(self.worker_id)  # removed as stale by another worker: come back
             return True
@@ -219,11 +222,11 @@ class Worker:
                 self.state.stop.set()  # the one sweep this worker is for is over
             return False
         try:
-            spec = parse_spec(sweep.spec)
+            spec = parse_spec(sweep.spec)  # it parsed when claimed (Buildable.accept)
             study = self._held.study(sweep, spec)
         except (SpecError, SpecMismatchError) as exc:
-            # The sweep itself is broken (a workload since removed, a clashing study): end it
-            # with the reason rather than fail on it round after round.
+            # The sweep clashes with its study: end it with the reason rather than fail on
+            # it round after round.
             self._announcer.end(sweep.id, "failed", error=str(exc))
             return True
         if self._timed_out(sweep, spec):

@@ -99,12 +99,15 @@ def _open(url: str, *, command: str) -> Iterator[_Database]:
 
 
 def _table(sweeps: list[dict[str, Any]]) -> RenderableType:
-    """The sweeps' table (with an error column when one failed); for one sweep, its error
-    in full and why its trials failed below."""
+    """The sweeps' table (with an error column when one failed, a note column when one
+    waits for a worker that can run it); for one sweep, its error in full and why its
+    trials failed below."""
     table = Table()
     errors = any(s.get("error") for s in sweeps)
-    for column in ("id", "name", "status", "priority", "done", "best") + ("error",) * errors:
-        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
+    notes = any(s.get("note") for s in sweeps)
+    extra = ("error",) * errors + ("note",) * notes
+    for column in ("id", "name", "status", "priority", "done", "best", *extra):
+        table.add_column(column, overflow="fold" if column in extra else "ellipsis")
     for s in sweeps:
         progress = s.get("progress") or {}
         best = s.get("best") or {}
@@ -119,7 +122,8 @@ def _table(sweeps: list[dict[str, Any]]) -> RenderableType:
         ]
         error = str(s.get("error") or "").strip()
         first = (error.splitlines() or [""])[0]
-        table.add_row(*cells, *([first[:80] if len(sweeps) > 1 else first] * errors))
+        note = [str(s.get("note") or "")] * notes
+        table.add_row(*cells, *([first[:80] if len(sweeps) > 1 else first] * errors), *note)
     if len(sweeps) != 1:
         return table
     return Group(table, *_why(sweeps[0]))
@@ -154,6 +158,7 @@ def _rows(database: _Database, ref: str | None) -> list[dict[str, Any]]:
         progress = {"finished": counts[sweep.study_name].finished, "n_trials": n_trials}
         row: dict[str, Any] = {"id": sweep.id, "name": sweep.name, "status": sweep.status}
         row.update(priority=sweep.priority, progress=progress, best=None, error=sweep.error)
+        row["note"] = sweep.note
         study = database.study(sweep) if ref is not None else None
         if study is not None and len(study.directions) == 1:
             complete = [t for t in study.get_trials(deepcopy=False) if t.values]

@@ -75,6 +75,7 @@ from regcore.store._workers import (
     heartbeat_worker,
     is_live_worker,
     list_workers,
+    record_cannot_run,
     register_worker,
     stale_workers,
 )
@@ -129,6 +130,7 @@ __all__ = [
     "list_workers",
     "orphaned_trials",
     "past_trial_seconds",
+    "record_cannot_run",
     "record_outbox_attempt",
     "register_worker",
     "reopen_sweep",

@@ -50,26 +50,23 @@ def claim_next_sweep(
     worker_id: str,
     exclude: Collection[str] = (),
     only: str | None = None,
+    accept: Callable[[SweepRow], bool] | None = None,
 ) -> SweepRow | None:
     """The highest-priority runnable sweep (oldest first within a priority), or None.
 
     Runnable: queued or running, not cancelled, deadline not passed, not one of the
     ``exclude`` ids (a worker's sweeps whose budget is taken while others run their last
     trials) and, with ``only``, that sweep (``regsweep run``'s workers work on theirs alone).
-    A queued sweep is marked running; the worker's row records the sweep, in the same
-    transaction.
+    A sweep that ``accept`` refuses (one whose workload the worker cannot build) is passed
+    over, untouched, for the next. A queued sweep is marked running; the worker's row
+    records the sweep, in the same transaction, and the sweep's note of what it waited for
+    is cleared.
     """
     now = utcnow()
-    conditions = [_runnable(now), sweeps.c.id.not_in(list(exclude))]
+    passed: list[str] = list(exclude)
+    conditions = [_runnable(now)]
     if only is not None:
         conditions.append(sweeps.c.id == only)
-    pick = (
-        sa.select(sweeps)
-        .where(*conditions)
-        .order_by(sweeps.c.priority.desc(), sweeps.c.created_at, sweeps.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
     with write(engine) as connection:
         worker = connection.execute(sa.select(workers.c.id).where(workers.c.id == worker_id))
         if worker.first() is None:
@@ -77,17 +74,31 @@ def claim_next_sweep(
                 f"worker {worker_id!r} is not registered (or was removed as stale); "
                 "register it with register_worker() before claiming"
             )
-        row = connection.execute(pick).mappings().first()
-        if row is None:
-            return None
-        sweep = SweepRow.from_mapping(row)
+        while True:
+            pick = (
+                sa.select(sweeps)
+                .where(*conditions, sweeps.c.id.not_in(passed))
+                .order_by(sweeps.c.priority.desc(), sweeps.c.created_at, sweeps.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            row = connection.execute(pick).mappings().first()
+            if row is None:
+                return None
+            sweep = SweepRow.from_mapping(row)
+            if accept is None or accept(sweep):
+                break
+            passed.append(sweep.id)
+        changes: dict[str, Any] = {"note": None} if sweep.note is not None else {}
         if sweep.status == "queued":
+            changes |= {"status": "running", "started_at": now}
+        if changes:
             connection.execute(
                 sa.update(sweeps)
-                .where(sweeps.c.id == sweep.id, sweeps.c.status == "queued")
-                .values(status="running", started_at=now)
+                .where(sweeps.c.id == sweep.id, sweeps.c.status == sweep.status)
+                .values(changes)
             )
-            sweep = SweepRow.from_mapping({**row, "status": "running", "started_at": now})
+            sweep = SweepRow.from_mapping({**row, **changes})
         connection.execute(
             sa.update(workers)
             .where(workers.c.id == worker_id)

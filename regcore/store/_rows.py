@@ -7,7 +7,7 @@ The service maps the errors to HTTP: not found → 404, taken name and state con
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Self
 
@@ -30,6 +30,7 @@ class SweepRow:
     cancel_requested: bool
     error: str | None
     batch_name: str | None = None
+    note: str | None = None  # why it waits while no worker runs it
 
     @property
     def is_final(self) -> bool:
@@ -53,10 +54,13 @@ class WorkerRow:
     status: str
     claims: int = 0
     claim_seconds: float = 0.0
+    cannot_run: dict[str, str] = field(default_factory=dict)  # workload → why it cannot build it
 
     @classmethod
     def from_mapping(cls, row: Mapping[Any, Any]) -> Self:
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        values = {f.name: row[f.name] for f in fields(cls)}
+        values["cannot_run"] = values["cannot_run"] or {}  # NULL: nothing it cannot run
+        return cls(**values)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -91,6 +91,7 @@ def sweep_values(
         "cancel_requested": False,
         "error": None,
         "batch_name": batch_name,
+        "note": None,
     }
 
 

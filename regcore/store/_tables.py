@@ -80,6 +80,8 @@ class SweepTable(Base):
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(sa.Boolean)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # Why it waits while no worker runs it (a worker that cannot build its workload says so).
+    note: Mapped[str | None] = mapped_column(sa.Text)
     batch_name: Mapped[str | None] = mapped_column(
         sa.String(100), sa.ForeignKey("batches.name", ondelete="CASCADE"), index=True
     )
@@ -121,6 +123,8 @@ class WorkerTable(Base):
     # Totals since the worker started: trials claimed, and the seconds the claims took.
     claims: Mapped[int] = mapped_column(sa.Integer, server_default="0", default=0)
     claim_seconds: Mapped[float] = mapped_column(sa.Float, server_default="0", default=0.0)
+    # Workloads it cannot build (plug-in missing, another version): name → why.
+    cannot_run: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
 
     __table_args__ = (sa.CheckConstraint(sa.column("status").in_(WORKER_STATUSES), name="status"),)
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from regcore.store._engine import read, write
 from regcore.store._rows import SweepNotFoundError, WorkerNotFoundError, WorkerRow
 from regcore.store._sweeps import new_id
-from regcore.store._tables import WORKER_STATUSES, utcnow, workers
+from regcore.store._tables import RUNNABLE_STATUSES, WORKER_STATUSES, sweeps, utcnow, workers
 
 
 def register_worker(engine: sa.Engine, *, host: str, pid: int, device: str) -> WorkerRow:
@@ -78,6 +78,44 @@ def heartbeat_worker(
             f"worker {worker_id!r} is not registered (it may have been removed as stale); "
             "register again with register_worker()"
         )
+
+
+def record_cannot_run(
+    engine: sa.Engine, worker_id: str, *, sweep_id: str, workload: str, reason: str
+) -> bool:
+    """Record that worker ``worker_id`` cannot build ``workload`` (and why) on its row and,
+    while the sweep is runnable and no other worker holds it, on the sweep: what it waits
+    for (:attr:`SweepRow.note`, cleared by the claim of a worker that can). True if the
+    sweep's note was set."""
+    with write(engine) as connection:
+        me = connection.execute(sa.select(workers).where(workers.c.id == worker_id)).mappings()
+        row = me.first()
+        if row is None:
+            raise WorkerNotFoundError(
+                f"worker {worker_id!r} is not registered (it may have been removed as stale); "
+                "register again with register_worker()"
+            )
+        known = {**(row["cannot_run"] or {}), workload: reason}
+        connection.execute(
+            sa.update(workers).where(workers.c.id == worker_id).values(cannot_run=known)
+        )
+        held = sa.select(workers.c.id).where(
+            workers.c.current_sweep_id == sweep_id, workers.c.id != worker_id
+        )
+        note = (
+            f"waiting for a worker that can run workload {workload!r}: worker {worker_id} on "
+            f"{row['host']} cannot ({reason})"
+        )
+        noted = connection.execute(
+            sa.update(sweeps)
+            .where(
+                sweeps.c.id == sweep_id,
+                sweeps.c.status.in_(RUNNABLE_STATUSES),
+                ~held.exists(),
+            )
+            .values(note=note)
+        )
+        return noted.rowcount == 1
 
 
 def deregister_worker(engine: sa.Engine, worker_id: str) -> None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import optuna
 import pytest
@@ -68,7 +68,7 @@ class Cluster:
         open_study(spec, self.storage, user_attrs={"sweep_id": row.id})
         return row.id
 
-    def start_workers(self, n: int) -> None:
+    def start_workers(self, n: int, *, stderr: IO[str] | None = None) -> None:
         env = {
             **os.environ,
             "REGSWEEP_DATABASE_URL": self.url,
@@ -82,7 +82,9 @@ class Cluster:
         command = [sys.executable, "-m", "regcore.cli", "worker", "--device", "cpu"]
         for _ in range(n):
             # Each in a process group of its own, as on a machine of its own (kill_machine).
-            worker = subprocess.Popen(command, env=env, cwd=self.folder, start_new_session=True)
+            worker = subprocess.Popen(
+                command, env=env, cwd=self.folder, start_new_session=True, stderr=stderr
+            )
             self.workers.append(worker)
 
     def kill_machine(self, pid: int) -> None:

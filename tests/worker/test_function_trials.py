@@ -4,9 +4,11 @@ registered through REGSWEEP_PLUGINS."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,11 +20,20 @@ import yaml
 from optuna.trial import TrialState
 
 from regcore.spec import parse_spec
-from regcore.store import count_trials, insert_sweep, list_workers, request_cancel
+from regcore.store import (
+    count_trials,
+    create_storage,
+    get_sweep,
+    insert_sweep,
+    list_workers,
+    request_cancel,
+)
 from regcore.studies import open_study
 from regcore.workloads import load_plugin_modules
 from tests.waiting import wait_until
 from tests.worker.test_daemon import Cluster
+from worker.functions import FunctionRunner
+from worker.runner import run_trial
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = "tests.plugins.functions"
@@ -155,6 +166,88 @@ def test_a_vanished_workers_function_trial_is_retried(cluster: Cluster) -> None:
     assert count_trials(cluster.engine, "fn-kill").finished == 3
 
 
+def test_a_nan_reported_by_a_training_function_fails_its_trial_as_diverged(
+    tmp_path: Path,
+) -> None:
+    spec = parse_spec(spec_data("fn-nan", 1, nan_in_epoch=2))
+    storage = create_storage(f"sqlite:///{tmp_path / 'nan.db'}")
+    study = optuna.create_study(storage=storage, directions=spec.directions)
+    runner = FunctionRunner(threads=1)
+    try:
+        # It reports NaN in epoch 2 of 4, and returns a finite val_loss all the same.
+        assert run_trial(study, study.ask(), spec, functions=runner) == TrialState.FAIL
+        trial = study.trials[0]
+        assert trial.user_attrs["fail_reason"].startswith(
+            "diverged: val_loss became nan in epoch 2;"
+        )
+        assert trial.user_attrs["final_failure"] is True
+        assert trial.user_attrs["curves"]["val_loss"][1] is None
+        assert trial.user_attrs["epochs_run"] == 2  # stopped there, not run to its end
+        fine = parse_spec(spec_data("fn-nan", 1))
+        assert run_trial(study, study.ask(), fine, functions=runner) == TrialState.COMPLETE
+    finally:
+        runner.close(kill=True)
+        storage.engine.dispose()
+
+
+VERSIONED = """\
+import os
+import time
+
+from regcore.workloads import TrialContext, training_function
+
+VERSION = {version}
+
+
+@training_function(name="versioned", metrics=("val_loss", "version"))
+def train(ctx: TrialContext) -> dict[str, float]:
+    if VERSION == 1 and ctx.number == 2:
+        os._exit(3)  # its process dies: the next trial's process imports the file anew
+    for epoch in range(ctx.epochs):
+        time.sleep(0.5)  # the file is edited while the next trials run
+        ctx.report(epoch, {{"val_loss": 1.0 / (epoch + 1)}})
+    return {{"val_loss": 0.5, "version": float(VERSION)}}
+"""
+
+
+def test_a_trial_records_the_code_its_process_imported_not_the_file_edited_since(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "versioned_plugin.py"
+    codes = {}
+    for version in (1, 2):
+        text = VERSIONED.format(version=version)
+        codes[version] = "versioned_plugin sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    source.write_text(VERSIONED.format(version=1))
+    env = {"REGSWEEP_PLUGINS": "versioned_plugin", "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    cluster = Cluster(f"sqlite:///{tmp_path / 'regsweep.db'}", tmp_path, env=env)
+    try:
+        data = spec_data("fn-code", 5, epochs=3)
+        data["workload"] = {"name": "versioned"}
+        row = insert_sweep(cluster.engine, spec_json=data, name="fn-code")
+        cluster.start_workers(1)
+
+        def first_done() -> bool:
+            try:
+                return cluster.study("fn-code").trials[0].state == TrialState.COMPLETE
+            except (KeyError, IndexError):
+                return False
+
+        wait_until(first_done, 90, "the first trial")
+        source.write_text(VERSIONED.format(version=2))  # edited while the worker runs
+        wait_until(lambda: cluster.status(row.id) == "completed", 120, "the sweep")
+        trials = cluster.study("fn-code").trials
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        ran = {int(t.user_attrs["version"]) for t in complete}
+        assert ran == {1, 2}  # the old code ran after the edit, then the new
+        for trial in complete:
+            assert trial.user_attrs["code"] == codes[int(trial.user_attrs["version"])], trial
+        (died,) = [t for t in trials if t.state == TrialState.FAIL]
+        assert died.user_attrs["code"] == codes[1]  # the worker's own import: version 1
+    finally:
+        cluster.stop()
+
+
 def test_regsweep_run_runs_a_training_function_and_records_its_code(tmp_path: Path) -> None:
     spec_file = tmp_path / "fn.yaml"
     data = spec_data("fn-run", 4, width=2)
@@ -178,3 +271,43 @@ def test_regsweep_run_runs_a_training_function_and_records_its_code(tmp_path: Pa
         assert trial.user_attrs["code"].startswith("tests.plugins.functions sha256:")
         assert len(trial.user_attrs["curves"]["train_loss"]) == 4
         assert "sparsity" in trial.user_attrs
+
+
+def test_a_worker_without_the_plugin_leaves_the_sweep_to_one_with_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'regsweep.db'}"
+    log = tmp_path / "without.log"
+    without = Cluster(url, tmp_path, env={"PYTHONPATH": str(ROOT)})  # no REGSWEEP_PLUGINS
+    with_plugin = Cluster(url, tmp_path, env=ENV)
+    try:
+        sweep = submit(with_plugin, spec_data("fn-elsewhere", 3))
+        with log.open("w") as output:
+            without.start_workers(1, stderr=output)
+
+        wait_until(lambda: bool(list_workers(without.engine)), 90, "the worker to start")
+        time.sleep(3)  # its rounds go by (it polls every second): it leaves the sweep alone
+        row = get_sweep(without.engine, sweep)
+        assert row.status == "queued", row.error  # left for a worker that can run it
+        (lacking,) = list_workers(without.engine)
+        assert "unknown workload 'test_linear'" in lacking.cannot_run["test_linear"]
+        assert row.note is not None
+        assert row.note.startswith(
+            f"waiting for a worker that can run workload 'test_linear': worker {lacking.id} on "
+        )
+        shown = subprocess.run(
+            [sys.executable, "-m", "regcore.cli", "status", sweep, "--storage", url],
+            env={**os.environ, **ENV, "COLUMNS": "1000"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert f"worker {lacking.id} on" in shown.stdout, shown.stdout + shown.stderr
+        with_plugin.start_workers(1)
+        wait_until(lambda: with_plugin.status(sweep) == "completed", 120, "the sweep")
+        assert get_sweep(without.engine, sweep).note is None  # cleared by the claim
+        complete = with_plugin.study("fn-elsewhere").get_trials(states=(TrialState.COMPLETE,))
+        assert len(complete) == 3
+    finally:
+        without.stop()
+        with_plugin.stop()
+    assert log.read_text().count("needs workload 'test_linear'") == 1

@@ -27,6 +27,7 @@ from regcore.store import (
     get_sweep_by_name,
     insert_sweep,
     list_workers,
+    record_cannot_run,
     register_worker,
     request_cancel,
 )
@@ -105,6 +106,42 @@ def test_claim_of_one_sweep_never_gives_another(engine: sa.Engine, worker_id: st
     finish_sweep(engine, mine, "completed")
     assert claim_next_sweep(engine, worker_id=worker_id, only=mine) is None
     assert get_sweep(engine, urgent).status == "queued"
+
+
+def test_claim_passes_over_a_sweep_the_worker_cannot_build_untouched(
+    engine: sa.Engine, worker_id: str
+) -> None:
+    alien, mine = add(engine, "alien", priority=9), add(engine, "mine")
+    sweep = claim_next_sweep(engine, worker_id=worker_id, accept=lambda s: s.id != alien)
+    assert sweep is not None
+    assert sweep.id == mine
+    assert get_sweep(engine, alien).status == "queued"  # not started, not failed
+    assert claim_next_sweep(engine, worker_id=worker_id, accept=lambda s: False) is None
+
+
+def test_a_worker_that_cannot_build_a_sweep_says_why_until_one_that_can_claims_it(
+    engine: sa.Engine, worker_id: str
+) -> None:
+    sweep_id = add(engine, "needs-a-plugin")
+    why = "unknown workload 'my_cnn'; choose one of digits_mlp, ..."
+    noted = record_cannot_run(engine, worker_id, sweep_id=sweep_id, workload="my_cnn", reason=why)
+    assert noted is True
+    [me] = list_workers(engine)
+    assert me.cannot_run == {"my_cnn": why}
+    assert get_sweep(engine, sweep_id).note == (
+        f"waiting for a worker that can run workload 'my_cnn': worker {worker_id} on test "
+        f"cannot ({why})"
+    )
+    able = register_worker(engine, host="gpu-box", pid=1, device="cuda").id
+    claimed_sweep = claim_next_sweep(engine, worker_id=able)
+    assert claimed_sweep is not None
+    assert (claimed_sweep.id, claimed_sweep.note) == (sweep_id, None)
+    assert get_sweep(engine, sweep_id).note is None
+    # While a worker runs it, another that cannot says so on its own row only.
+    other = add(engine, "other")
+    assert not record_cannot_run(engine, worker_id, sweep_id=sweep_id, workload="x", reason="y")
+    assert get_sweep(engine, sweep_id).note is None
+    assert get_sweep(engine, other).note is None
 
 
 def test_claim_trials_asks_until_the_budget_is_used(engine: sa.Engine, url: str) -> None:
