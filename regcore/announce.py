@@ -218,7 +218,8 @@ class Courier:
     failed attempt is retried after ``backoff_s`` doubling up to ``max_wait_s`` (or a 429's
     longer Retry-After) until the event is ``give_up_after_s`` old. ``close(drain_s=...)``
     delivers what is due for up to ``drain_s`` more, then stops; events left are any other
-    deliverer's to take.
+    deliverer's to take. With ``sweep_id`` it takes that sweep's events alone (its
+    ``targets`` may not be what other sweeps' deliverers allow).
     """
 
     def __init__(
@@ -232,10 +233,12 @@ class Courier:
         backoff_s: float = 2.0,
         max_wait_s: float = 600.0,
         give_up_after_s: float = 86400.0,
+        sweep_id: str | None = None,
     ) -> None:
         if not 0 < timeout_s < lease_s:
             raise ValueError(f"need 0 < timeout_s < lease_s, but got {timeout_s=}, {lease_s=}")
         self._database = database
+        self._sweep_id = sweep_id
         self._targets = targets
         self._every_s, self._timeout_s, self._lease_s = every_s, timeout_s, lease_s
         self._backoff_s, self._max_wait_s = backoff_s, max_wait_s
@@ -262,7 +265,7 @@ class Courier:
         engine, storage = self._database()
         attempted = 0
         while not (self._stop.is_set() and time.monotonic() >= self._until):
-            event = claim_outbox_event(engine, lease_s=self._lease_s)
+            event = claim_outbox_event(engine, lease_s=self._lease_s, sweep_id=self._sweep_id)
             if event is None:
                 break
             self._deliver(engine, storage, event)

@@ -15,6 +15,7 @@ from regcore.spec import parse_spec
 from regcore.store import create_storage
 from tests.product import Product
 from tests.waiting import wait_until
+from worker.daemon import WorkerOptions
 from worker.local import LocalOptions, run_local_sweep
 
 # No sampler, no pruner: what a spec gets by default (here a path: λ₁ is a log range).
@@ -64,7 +65,9 @@ def test_the_same_decision_at_any_worker_count_and_through_the_service(tmp_path:
     runs = []
     for workers in (1, 2):
         url = f"sqlite:///{tmp_path / f'run{workers}.db'}"
-        run = run_local_sweep(parse_spec(SPEC), LocalOptions(storage_url=url, workers=workers))
+        run = run_local_sweep(
+            parse_spec(SPEC), LocalOptions(worker=WorkerOptions(database_url=url), workers=workers)
+        )
         assert run.outcome == "completed"
         runs.append(decided(run.study))
     url = f"sqlite:///{tmp_path / 'service.db'}"

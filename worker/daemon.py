@@ -23,14 +23,16 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy as sa
 
 from regcore.announce import Announcer, Courier
+from regcore.settings import Settings
 from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.store import (
     SweepNotFoundError,
@@ -61,15 +63,21 @@ _log = logging.getLogger(__name__)
 _WEBHOOK_WAIT_S = 15.0  # at exit, for due webhooks (those left wait for other deliverers)
 
 
+_SETTINGS = Settings.model_fields  # the settings' defaults are the options' defaults
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorkerOptions:
+    """What a worker runs with: :meth:`from_settings` reads them from ``REGSWEEP_*``, for
+    ``regsweep worker``, ``serve --with-worker`` and ``run`` alike."""
+
     database_url: str
     device: str = "auto"  # auto: the spec's training.device
     data_dir: Path | None = None
     artifact_dir: Path | None = None  # where the best trials' weights go (optuna.artifacts)
-    heartbeat_s: float = 10.0
-    grace_s: float = 60.0
-    max_retries: int = 2
+    heartbeat_s: float = _SETTINGS["heartbeat_s"].default
+    grace_s: float = _SETTINGS["grace_s"].default
+    max_retries: int = _SETTINGS["max_retries"].default
     idle_poll_s: float = 1.0
     pool_size: int = 2
     sweep_id: str | None = None  # work on this sweep alone, and exit once it has ended
@@ -80,6 +88,22 @@ class WorkerOptions:
     # Hosts and networks webhooks may reach though loopback, link-local or private
     # (REGSWEEP_WEBHOOK_ALLOW).
     webhook_allow: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **changes: Any) -> WorkerOptions:
+        """The options ``settings`` give a worker (the one place they are read), with
+        ``changes`` (a device, a sweep to work on alone) on top."""
+        read = cls(
+            database_url=settings.database_url,
+            data_dir=settings.data_dir,
+            artifact_dir=settings.artifact_dir,
+            heartbeat_s=settings.heartbeat_s,
+            grace_s=settings.grace_s,
+            max_retries=settings.max_retries,
+            plugins=settings.plugin_modules,
+            webhook_allow=settings.webhook_allow_list,
+        )
+        return replace(read, **changes)
 
 
 class Worker:
@@ -111,12 +135,14 @@ class Worker:
         self._storage = create_storage(
             o.database_url, pool_size=o.pool_size, heartbeat_s=o.heartbeat_s, grace_s=o.grace_s
         )
-        # Delivers the outbox's webhooks (any sweep's, not only this worker's) on its own
-        # thread, so a slow receiver delays neither claims nor heartbeats.
+        # Delivers the outbox's webhooks on its own thread, so a slow receiver delays neither
+        # claims nor heartbeats: any sweep's, or with ``sweep_id`` (``regsweep run``) that
+        # sweep's alone (its allow list is its own: another's refusal here would be final).
         self._courier = Courier(
             database=lambda: (self._engine, self._storage),
             targets=WebhookTargets(o.webhook_allow),
             every_s=o.heartbeat_s,
+            sweep_id=o.sweep_id,
         )
         self._announcer = Announcer(engine=self._engine, courier=self._courier)
         self._buildable = Buildable(engine=self._engine)

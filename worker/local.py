@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import optuna
@@ -42,14 +41,16 @@ _POLL_S = 0.5
 
 @dataclass(frozen=True, kw_only=True)
 class LocalOptions:
-    storage_url: str
+    """``workers`` processes, each with the options ``worker`` gives
+    (``WorkerOptions.from_settings``: everything ``REGSWEEP_*`` says, the database and the
+    webhooks' allow list included), limited to the sweep."""
+
+    worker: WorkerOptions
     workers: int = 1
-    data_dir: Path | None = None
-    artifact_dir: Path | None = None  # where the best trials' weights go (optuna.artifacts)
-    heartbeat_s: float = 10.0
-    grace_s: float = 60.0
-    max_retries: int = 2
-    plugins: tuple[str, ...] = ()  # modules the workers import first (REGSWEEP_PLUGINS)
+
+    @property
+    def storage_url(self) -> str:
+        return self.worker.database_url
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,15 +104,9 @@ def _device_for(index: int, requested: str) -> str:
 def _worker_options(options: LocalOptions, spec: SweepSpec, sweep_id: str) -> list[WorkerOptions]:
     threads = max(1, (os.cpu_count() or 1) // options.workers)
     return [
-        WorkerOptions(
-            database_url=options.storage_url,
+        replace(
+            options.worker,
             device=_device_for(index, spec.training.device),
-            data_dir=options.data_dir,
-            artifact_dir=options.artifact_dir,
-            heartbeat_s=options.heartbeat_s,
-            grace_s=options.grace_s,
-            max_retries=options.max_retries,
-            plugins=options.plugins,
             idle_poll_s=_POLL_S,
             sweep_id=sweep_id,
             stop_wait_s=0.0,  # Ctrl-C ends the running trials now; they are queued again

@@ -112,6 +112,7 @@ def run(
     import sqlalchemy as sa
 
     from regcore.studies import SpecMismatchError
+    from worker.daemon import WorkerOptions
     from worker.local import LocalOptions, run_local_sweep
 
     config = settings()
@@ -119,14 +120,7 @@ def run(
     require_driver(url, command="run")
     loaded = load_spec_or_exit(spec)
     options = LocalOptions(
-        storage_url=url,
-        workers=workers,
-        data_dir=config.data_dir,
-        artifact_dir=config.artifact_dir,
-        heartbeat_s=config.heartbeat_s,
-        grace_s=config.grace_s,
-        max_retries=config.max_retries,
-        plugins=config.plugin_modules,
+        worker=WorkerOptions.from_settings(config, database_url=url), workers=workers
     )
     columns = (
         TextColumn("[bold]{task.description}"),

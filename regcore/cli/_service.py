@@ -55,17 +55,7 @@ def _reach_database(url: str) -> None:
 def _worker_options(config: Settings, device: str) -> WorkerOptions:
     from worker.daemon import WorkerOptions
 
-    return WorkerOptions(
-        database_url=config.database_url,
-        device=device,
-        data_dir=config.data_dir,
-        artifact_dir=config.artifact_dir,
-        heartbeat_s=config.heartbeat_s,
-        grace_s=config.grace_s,
-        max_retries=config.max_retries,
-        plugins=config.plugin_modules,
-        webhook_allow=config.webhook_allow_list,
-    )
+    return WorkerOptions.from_settings(config, device=device)
 
 
 @app.command()

@@ -167,8 +167,11 @@ def close_batch(connection: sa.Connection, name: str) -> bool:
     return True
 
 
-def claim_outbox_event(engine: sa.Engine, *, lease_s: float) -> OutboxRow | None:
-    """The due event first in line, leased to the caller for ``lease_s``, or None.
+def claim_outbox_event(
+    engine: sa.Engine, *, lease_s: float, sweep_id: str | None = None
+) -> OutboxRow | None:
+    """The due event first in line (of sweep ``sweep_id`` alone, if given: ``regsweep
+    run``'s workers deliver their own sweep's), leased to the caller for ``lease_s``, or None.
 
     Its ``attempts`` counts this claim; pass it to :func:`record_outbox_attempt`.
     """
@@ -176,6 +179,8 @@ def claim_outbox_event(engine: sa.Engine, *, lease_s: float) -> OutboxRow | None
         raise ValueError(f"lease_s must be positive, but got {lease_s=}")
     now = utcnow()
     due = outbox.c.next_attempt_at <= now
+    if sweep_id is not None:
+        due = sa.and_(due, outbox.c.sweep_id == sweep_id)
     with read(engine) as connection:  # an idle poll takes no write lock (SQLite's is global)
         if connection.execute(sa.select(outbox.c.id).where(due).limit(1)).first() is None:
             return None

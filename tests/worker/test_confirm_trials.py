@@ -16,6 +16,7 @@ from regcore.spec import SweepSpec
 from regcore.store import count_trials, create_engine_for
 from regcore.workloads import load_plugin_modules
 from tests.worker.test_local import make_spec
+from worker.daemon import WorkerOptions
 from worker.local import LocalOptions, run_local_sweep
 
 PLUGINS = ("tests.plugins.functions",)
@@ -31,7 +32,10 @@ def test_confirmation_runs_after_the_exact_budget_with_new_seeds(
     workers: int, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    run = run_local_sweep(make_confirming_spec(), LocalOptions(storage_url=url, workers=workers))
+    run = run_local_sweep(
+        make_confirming_spec(),
+        LocalOptions(worker=WorkerOptions(database_url=url), workers=workers),
+    )
     assert run.outcome == "completed"
     search = run.study.trials
     confirm_study = confirmation_study(run.study)
@@ -73,7 +77,9 @@ def test_a_small_gain_on_every_seed_is_confirmed_where_welch_saw_none(tmp_path: 
         budget={"n_trials": 4},
         confirm={"seeds": 4, "top": 1},
     )
-    options = LocalOptions(storage_url=f"sqlite:///{tmp_path / 'p.db'}", plugins=PLUGINS)
+    options = LocalOptions(
+        worker=WorkerOptions(database_url=f"sqlite:///{tmp_path / 'p.db'}", plugins=PLUGINS)
+    )
     run = run_local_sweep(spec, options)
     result = confirmation(run.study)
     assert result is not None

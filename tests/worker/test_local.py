@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
 import subprocess
@@ -15,9 +17,20 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from regcore.settings import Settings
 from regcore.spec import SweepSpec, parse_spec
-from regcore.store import count_trials, create_storage
+from regcore.store import (
+    count_trials,
+    create_engine_for,
+    create_storage,
+    finish_sweep,
+    insert_sweep,
+    list_outbox_events,
+    upgrade_database,
+)
 from regcore.studies import SpecMismatchError, open_study
+from tests.webhooks import receiving
+from worker.daemon import WorkerOptions
 from worker.local import LocalOptions, run_local_sweep
 
 SPARSE = {"n_samples": 400, "n_features": 40, "n_informative": 4, "noise": 0.3}
@@ -43,6 +56,11 @@ def make_spec(**overrides: Any) -> SweepSpec:
     return parse_spec(data)
 
 
+def local_worker(tmp_path: Path) -> WorkerOptions:
+    """A worker's options on a SQLite file in ``tmp_path``."""
+    return WorkerOptions(database_url=f"sqlite:///{tmp_path / 's.db'}")
+
+
 def states(study: optuna.Study) -> dict[str, int]:
     counts: dict[str, int] = {}
     for t in study.trials:
@@ -53,7 +71,7 @@ def states(study: optuna.Study) -> dict[str, int]:
 @pytest.mark.parametrize("workers", [1, 3])
 def test_budget_is_exact(workers: int, tmp_path: Path) -> None:
     spec = make_spec(budget={"n_trials": 7})
-    options = LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}", workers=workers)
+    options = LocalOptions(worker=local_worker(tmp_path), workers=workers)
     run = run_local_sweep(spec, options)
     study = run.study
     assert run.outcome == "completed"
@@ -63,15 +81,19 @@ def test_budget_is_exact(workers: int, tmp_path: Path) -> None:
 
 def test_a_sweep_resumes_and_ends_with_its_budget(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
-    run_local_sweep(make_spec(budget={"n_trials": 3}), LocalOptions(storage_url=url))
-    run = run_local_sweep(make_spec(budget={"n_trials": 5}), LocalOptions(storage_url=url))
+    run_local_sweep(
+        make_spec(budget={"n_trials": 3}), LocalOptions(worker=WorkerOptions(database_url=url))
+    )
+    run = run_local_sweep(
+        make_spec(budget={"n_trials": 5}), LocalOptions(worker=WorkerOptions(database_url=url))
+    )
     study = run.study
     assert run.outcome == "completed"
     assert states(study) == {"COMPLETE": 5}
 
 
 def test_a_completed_sweep_run_again_only_shows_its_results(tmp_path: Path) -> None:
-    options = LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}")
+    options = LocalOptions(worker=local_worker(tmp_path))
     first = run_local_sweep(make_spec(budget={"n_trials": 2}), options)
     again = run_local_sweep(make_spec(budget={"n_trials": 2}), options)
     assert again.outcome == "completed"
@@ -100,7 +122,7 @@ def test_proximal_sweep_recovers_the_support_where_loss_has_no_zeros(tmp_path: P
         },
         budget={"n_trials": 11},
     )
-    study = run_local_sweep(spec, LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}")).study
+    study = run_local_sweep(spec, LocalOptions(worker=local_worker(tmp_path))).study
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     by_method = {
         m: [t for t in complete if t.user_attrs["method"] == m and not t.user_attrs.get("baseline")]
@@ -152,13 +174,72 @@ def test_ctrl_c_exits_130_marks_the_running_trial_and_a_rerun_resumes(tmp_path: 
     assert interrupted[0].state == TrialState.FAIL
 
     faster = make_spec(**{**spec.to_json_dict(), "budget": {"n_trials": 3}})
-    run = run_local_sweep(faster, LocalOptions(storage_url=url))
+    run = run_local_sweep(faster, LocalOptions(worker=WorkerOptions(database_url=url)))
     assert run.outcome == "completed"
     assert count_trials(storage.engine, "interrupt-test").finished == 3
 
 
 def test_no_trial_starts_after_the_deadline(tmp_path: Path) -> None:
     spec = make_spec(budget={"n_trials": 5, "deadline": "2020-01-01T00:00:00Z"})
-    run = run_local_sweep(spec, LocalOptions(storage_url=f"sqlite:///{tmp_path / 's.db'}"))
+    run = run_local_sweep(spec, LocalOptions(worker=local_worker(tmp_path)))
     assert run.outcome == "deadline_reached"
     assert states(run.study) == {"WAITING": 1}  # only the queued baseline, never started
+
+
+def test_worker_options_are_read_from_the_settings_in_one_place(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url="sqlite:///elsewhere.db",
+        data_dir=tmp_path / "data",
+        artifact_dir=tmp_path / "artifacts",
+        heartbeat_s=3,
+        grace_s=7,
+        max_retries=5,
+        plugins="my.models, my.functions",
+        webhook_allow="127.0.0.1,.internal",
+    )
+    options = WorkerOptions.from_settings(settings, device="cuda:1")
+    assert options == WorkerOptions(
+        database_url="sqlite:///elsewhere.db",
+        device="cuda:1",
+        data_dir=tmp_path / "data",
+        artifact_dir=tmp_path / "artifacts",
+        heartbeat_s=3,
+        grace_s=7,
+        max_retries=5,
+        plugins=("my.models", "my.functions"),
+        webhook_allow=("127.0.0.1", ".internal"),
+    )
+
+
+def test_regsweep_run_delivers_its_webhook_and_leaves_other_sweeps_events(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    upgrade_database(url)
+    engine = create_engine_for(url)
+    with receiving() as receiver:
+        # Another sweep on the shared database ended: its event waits for its deliverers.
+        theirs = {**make_spec().to_json_dict(), "name": "theirs"}
+        theirs["notify"] = {"webhook_url": receiver.url + "?theirs"}
+        other = insert_sweep(engine, spec_json=theirs, name="theirs")
+        finish_sweep(engine, other.id, "completed")
+        mine = {**make_spec().to_json_dict(), "name": "mine", "budget": {"n_trials": 2}}
+        mine["notify"] = {"webhook_url": receiver.url}
+        spec_file = tmp_path / "mine.json"
+        spec_file.write_text(json.dumps(mine))
+        env = {**os.environ, "REGSWEEP_WEBHOOK_ALLOW": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(
+            [sys.executable, "-m", "regcore.cli", "run", str(spec_file), "--storage", url],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        # Its own webhook, to a loopback address REGSWEEP_WEBHOOK_ALLOW allows, went out.
+        assert [(b["event"], b["name"]) for b in receiver.bodies] == [("sweep.finished", "mine")]
+    (left,) = list_outbox_events(engine, sweep_id=other.id)
+    assert (left.attempts, left.delivered_at, left.last_error) == (0, None, None)
+    assert left.next_attempt_at is not None  # still due: not dropped for good
+    engine.dispose()

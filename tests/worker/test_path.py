@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from regcore.confirm import confirmation
 from regcore.spec import SweepSpec, parse_spec
 from regcore.workloads import load_plugin_modules
+from worker.daemon import WorkerOptions
 from worker.local import LocalOptions, run_local_sweep
 from worker.path import FINISHED, HOLDER, take_path
 
@@ -56,7 +57,7 @@ def run(
 ) -> optuna.Study:
     tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{tmp_path / 'path.db'}"
-    options = LocalOptions(storage_url=url, workers=workers, plugins=plugins)
+    options = LocalOptions(worker=WorkerOptions(database_url=url, plugins=plugins), workers=workers)
     result = run_local_sweep(spec, options)
     assert result.outcome == "completed"
     return result.study

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from regcore.cli import app
 from regcore.spec import parse_spec
+from worker.daemon import WorkerOptions
 from worker.local import LocalOptions, run_local_sweep
 
 runner = CliRunner()
@@ -40,7 +41,10 @@ def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> LocalSweep:
         }
     )
     url = f"sqlite:///{folder / 'regsweep.db'}"
-    run = run_local_sweep(spec, LocalOptions(storage_url=url, artifact_dir=folder / "artifacts"))
+    run = run_local_sweep(
+        spec,
+        LocalOptions(worker=WorkerOptions(database_url=url, artifact_dir=folder / "artifacts")),
+    )
     assert run.outcome == "completed"
     return LocalSweep(url=url, sweep_id=run.sweep.id, name=spec.name)
 

@@ -275,3 +275,17 @@ def test_concurrent_deliverers_claim_each_event_once(engine: sa.Engine) -> None:
 def test_a_nonsensical_lease_is_refused(engine: sa.Engine) -> None:
     with pytest.raises(ValueError, match="lease_s=0"):
         claim_outbox_event(engine, lease_s=0)
+
+
+def test_a_claim_for_one_sweep_takes_only_that_sweeps_events(engine: sa.Engine) -> None:
+    mine, theirs = add(engine, unique("mine")), add(engine, unique("theirs"))
+    finish_sweep(engine, theirs, "completed")  # theirs is first in line
+    finish_sweep(engine, mine, "completed")
+    event = claim_outbox_event(engine, lease_s=60, sweep_id=mine)
+    assert event is not None
+    assert event.sweep_id == mine
+    assert claim_outbox_event(engine, lease_s=60, sweep_id=mine) is None
+    (left,) = [e for e in list_outbox_events(engine) if e.sweep_id == theirs]
+    assert left.attempts == 0  # untouched, due for a deliverer that may deliver it
+    assert left.next_attempt_at is not None
+    assert left.next_attempt_at <= datetime.now(UTC)
