@@ -97,28 +97,7 @@ def _row(row: TrialRow, *, multi: bool) -> dict[str, Any]:
 def _decision(study: optuna.Study) -> dict[str, Any] | None:
     """What the confirmation decided (None: the sweep has none, so nothing is recommended)."""
     found = confirmation(study)
-    if found is None:
-        return None
-    chosen = found.recommended
-    recommended = None
-    if chosen is not None:
-        recommended = {
-            "method": chosen.method,
-            "l1": chosen.l1,
-            "l2": chosen.l2,
-            "lr": chosen.lr,
-            "params": chosen.params,
-            "mean": chosen.mean,
-            "sd": chosen.sd,
-            "n": chosen.n,
-            "paste": chosen.paste(),
-        }
-    return {
-        "verdict": found.verdict,
-        "beats_baseline": found.beats_baseline,
-        "recommended": recommended,
-        "pending": found.pending,
-    }
+    return None if found is None else found.summary()
 
 
 def sweep_summary(

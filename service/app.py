@@ -26,7 +26,7 @@ from service.errors import install_error_handlers
 from service.limits import MIB, BodyLimitMiddleware
 from service.metrics import LatencyMiddleware, ServiceMetrics
 from service.routes import ROUTERS
-from service.study_view import BestCache, FailureCache
+from service.study_view import BestCache, DecisionCache, FailureCache
 
 DESCRIPTION = """\
 Submit sweeps over L1/L2 regularization (λ₁, λ₂ and the implementation method), follow
@@ -89,6 +89,7 @@ def create_app(
     app.state.metrics = ServiceMetrics(database=database)
     app.state.best_cache = BestCache()
     app.state.failure_cache = FailureCache()
+    app.state.decision_cache = DecisionCache()
     app.state.webhook_targets = targets
     app.state.courier = courier
     install_error_handlers(app)

@@ -100,16 +100,54 @@ class FailureCount(BaseModel):
     trials: int = Field(description="trials that failed for it")
 
 
+class SettingOut(BaseModel):
+    """A setting the confirmation trained again on new seeds."""
+
+    label: str = Field(description='"best", "#2", …, or "baseline (λ=0)" for a λ = 0 twin')
+    source: int | None = Field(description="the search trial it repeats (null: a twin)")
+    method: str
+    method_class: str
+    l1: float
+    l2: float
+    lr: float | None
+    params: dict[str, Any] = Field(description="its other searched values")
+    mean: float | None
+    sd: float | None
+    n: int = Field(description="seeds that finished")
+    wins: int | None = Field(description="seeds on which it beat its λ = 0 twin")
+    pairs: int | None = Field(description="seeds it and its twin both finished")
+    p: float | None = Field(description="one-sided paired t-test against its twin, Holm-adjusted")
+    paste: list[str] = Field(description="lines for a training script")
+
+
+class DecisionOut(BaseModel):
+    """What the confirmation decided (see the README's "Deciding λ")."""
+
+    verdict: str
+    beats_baseline: bool
+    pending: int = Field(description="confirmation trials still to run")
+    recommended: SettingOut | None
+    settings: list[SettingOut]
+
+
 class SweepDetail(SweepListItem):
     """A sweep with its spec and what its study has found so far."""
 
     spec: dict[str, Any]
-    trials: dict[str, int] = Field(description="trials by Optuna state")
+    trials: dict[str, int] = Field(description="the search's trials by Optuna state")
+    confirmation_trials: dict[str, int] = Field(
+        description="the confirmation's trials by Optuna state (they run after the search)"
+    )
     failures: list[FailureCount] = Field(
         description="why trials failed, most common first (5 reasons, then 'other reasons')"
     )
-    best: TrialOut | None = Field(description="single objective: the best COMPLETE trial")
+    best: TrialOut | None = Field(
+        description="single objective: the search's best trial trained from scratch (one seed)"
+    )
     pareto: list[TrialOut] | None = Field(description="two objectives: the Pareto front")
+    decision: DecisionOut | None = Field(
+        description="the confirmation's verdict and recommendation; null without one"
+    )
 
 
 class WorkerOut(BaseModel):

@@ -26,10 +26,11 @@ import optuna
 import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
-from regcore.results import failure_reasons
+from regcore.confirm import confirmation
+from regcore.results import best_trial, failure_reasons
 from regcore.store import SweepNotFoundError, SweepRow, TrialCounts, get_sweep
 from service.errors import ApiError
-from service.schemas import FailureCount, Progress, TrialOut, TrialStateName
+from service.schemas import DecisionOut, FailureCount, Progress, TrialOut, TrialStateName
 
 Best = tuple[TrialOut | None, list[TrialOut] | None]
 T = TypeVar("T")
@@ -130,15 +131,20 @@ def trial_out(trial: FrozenTrial) -> TrialOut:
 
 
 def best_of(study: optuna.Study | None) -> tuple[TrialOut | None, list[TrialOut] | None]:
-    """``(best, None)`` for one objective, ``(None, pareto front)`` for two."""
+    """``(best, None)`` for one objective (trained from scratch: a path's warm-started
+    points are steps, not results), ``(None, pareto front)`` for two."""
     if study is None:
         return None, None
     if len(study.directions) > 1:
         return None, [trial_out(t) for t in sorted(study.best_trials, key=lambda t: t.number)]
-    try:
-        return trial_out(study.best_trial), None
-    except ValueError:  # no COMPLETE trial yet
-        return None, None
+    found = best_trial(study)
+    return (None if found is None else trial_out(found)), None
+
+
+def decision_of(study: optuna.Study | None) -> DecisionOut | None:
+    """What the sweep's confirmation decided, None without one."""
+    found = None if study is None or len(study.directions) > 1 else confirmation(study)
+    return None if found is None else DecisionOut.model_validate(_jsonable(found.summary()))
 
 
 def trial_page(
@@ -191,6 +197,18 @@ class BestCache(CountCache[Best]):
 
     def __init__(self, *, size: int = 1024) -> None:
         super().__init__(best_of, size=size)
+
+
+class DecisionCache(CountCache[DecisionOut | None]):
+    """The confirmation's decision per (sweep, confirmation trials COMPLETE and FAIL)."""
+
+    def __init__(self, *, size: int = 1024) -> None:
+        super().__init__(decision_of, size=size)
+
+    @staticmethod
+    def key(counts: TrialCounts) -> int:
+        done = counts.confirm_by_state
+        return done["COMPLETE"] * 1_000_003 + done["FAIL"]
 
 
 class FailureCache(CountCache[list[FailureCount]]):

@@ -172,22 +172,18 @@ def run(
 
 def _all_failed(study: optuna.Study) -> bool:
     """Whether the search ran trials and none completed (it says why, before exiting 1)."""
-    from collections import Counter
-
     from optuna.trial import TrialState
 
+    from regcore.results import failure_reasons
+
     trials = study.get_trials(deepcopy=False)
-    if not trials or any(t.state == TrialState.COMPLETE for t in trials):
+    if any(t.state == TrialState.COMPLETE for t in trials):
         return False
-    reasons = Counter(
-        str(t.user_attrs.get("fail_reason", "no reason recorded")).split(" (at ")[0]
-        for t in trials
-        if t.state == TrialState.FAIL
-    )
+    reasons = failure_reasons(study, most=3)
     if not reasons:
         return False
-    console.print(f"[red]every trial failed ({sum(reasons.values())}); why:[/red]")
-    for reason, n in reasons.most_common(3):
+    console.print(f"[red]every trial failed ({sum(n for _, n in reasons)}); why:[/red]")
+    for reason, n in reasons:
         console.print(f"  {n} × {reason}", highlight=False)
     return True
 

@@ -126,7 +126,21 @@ def _table(sweeps: list[dict[str, Any]]) -> RenderableType:
         table.add_row(*cells, *([first[:80] if len(sweeps) > 1 else first] * errors), *note)
     if len(sweeps) != 1:
         return table
-    return Group(table, *_why(sweeps[0]))
+    return Group(table, *_why(sweeps[0]), *_decided(sweeps[0]))
+
+
+def _decided(sweep: dict[str, Any]) -> list[Text]:
+    """The confirmation's verdict and what to paste, or that the best is unconfirmed."""
+    decision = sweep.get("decision")
+    if not decision:
+        if sweep.get("best"):
+            return [Text("best: one seed's result, unconfirmed (no recommendation)")]
+        return []
+    lines = [Text(f"decision: {decision['verdict']}")]
+    chosen = decision.get("recommended")
+    if chosen and not decision.get("pending"):
+        lines += [Text(f"  {line}", style="bold") for line in chosen["paste"]]
+    return lines
 
 
 def _why(sweep: dict[str, Any]) -> list[Text]:
@@ -161,9 +175,13 @@ def _rows(database: _Database, ref: str | None) -> list[dict[str, Any]]:
         row["note"] = sweep.note
         study = database.study(sweep) if ref is not None else None
         if study is not None and len(study.directions) == 1:
-            complete = [t for t in study.get_trials(deepcopy=False) if t.values]
-            if complete:
-                row["best"] = {"values": study.best_trial.values}
+            from regcore.confirm import confirmation
+            from regcore.results import best_trial
+
+            found = best_trial(study)  # the search's, trained from scratch
+            row["best"] = None if found is None else {"values": found.values}
+            decided = confirmation(study)
+            row["decision"] = None if decided is None else decided.summary()
         if study is not None:
             from regcore.results import failure_reasons
 

@@ -84,6 +84,26 @@ class Setting:
         """The setting ready to paste: its Regularizer and its other searched values."""
         return paste_lines(l1=self.l1, l2=self.l2, method=self.method, params=self.params)
 
+    def summary(self) -> dict[str, Any]:
+        """Plain data (NaN where nothing is measured yet)."""
+        return {
+            "label": self.label,
+            "source": self.source,
+            "method": self.method,
+            "method_class": self.method_class,
+            "l1": self.l1,
+            "l2": self.l2,
+            "lr": self.lr,
+            "params": self.params,
+            "mean": self.mean,
+            "sd": self.sd,
+            "n": self.n,
+            "wins": self.wins if self.gains else None,
+            "pairs": len(self.gains) if self.gains else None,
+            "p": self.p_vs_baseline,
+            "paste": self.paste(),
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class Confirmation:
@@ -98,6 +118,17 @@ class Confirmation:
 
     def twin_of(self, setting: Setting) -> Setting | None:
         return next((s for s in self.settings if s.key == setting.twin), None)
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data: the verdict, the recommended setting and every confirmed one."""
+        chosen = self.recommended
+        return {
+            "verdict": self.verdict,
+            "beats_baseline": self.beats_baseline,
+            "pending": self.pending,
+            "recommended": None if chosen is None else chosen.summary(),
+            "settings": [s.summary() for s in self.settings],
+        }
 
 
 def confirmation_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -147,7 +147,8 @@ class TrainingSpec(SpecModel):
     :class:`EarlyStoppingSpec`) its best epoch's.
     """
 
-    epochs: int = Field(default=10, ge=1, le=100_000)
+    # Each epoch is a pruner step and a stored intermediate value: bounded, as work must be.
+    epochs: int = Field(default=10, ge=1, le=10_000)
     batch_size: int = Field(default=128, ge=1, le=10_000_000)
     seed: Seed = 0
     device: str = "auto"

@@ -127,18 +127,22 @@ def read_sweep(
     counts = store.count_trials(engine, sweep.study_name)
     cache: study_view.BestCache = request.app.state.best_cache
     failure_cache: study_view.FailureCache = request.app.state.failure_cache
+    decision_cache: study_view.DecisionCache = request.app.state.decision_cache
     where = {"sweep_id": sweep.id, "study_name": sweep.study_name}
     with study_view.reading(storage, sweep):
         best, pareto = cache.get(storage, **where, count=counts.by_state["COMPLETE"])
         failures = failure_cache.get(storage, **where, count=counts.by_state["FAIL"])
+        decision = decision_cache.get(storage, **where, count=decision_cache.key(counts))
     n_trials = int(sweep.spec.get("budget", {}).get("n_trials", 1))
     return SweepDetail(
         **SweepOut.of(sweep).model_dump(),
         spec=redact_secrets(sweep.spec),
         trials=dict(counts.by_state),
+        confirmation_trials=dict(counts.confirm_by_state),
         progress=study_view.progress(counts, n_trials=n_trials),
         best=best,
         pareto=pareto,
+        decision=decision,
         failures=failures,
     )
 

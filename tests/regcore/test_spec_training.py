@@ -503,3 +503,9 @@ def test_a_population_refuses_the_onecycle_schedule() -> None:
         parse_spec(data)
     problems = {p.field: p.message for p in info.value.problems}
     assert "not onecycle" in problems["training.scheduler.name"]
+
+
+def test_an_endless_number_of_epochs_is_refused() -> None:
+    # Each epoch is a pruner step and a stored intermediate value: 10**12 would never end.
+    with pytest.raises(SpecError, match="must be ≤ 10000, but got 1000000000000"):
+        parse_spec(spec_with(training={"epochs": 10**12}))

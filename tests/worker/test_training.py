@@ -201,8 +201,17 @@ def test_history_holds_one_entry_per_epoch_with_train_and_val_loss() -> None:
     for metrics in result.history:
         assert math.isfinite(metrics["train_loss"])
         assert math.isfinite(metrics["val_loss"])
-    assert result.history[-1] == result.metrics
+    assert result.history[-1].items() <= result.metrics.items()  # the last epoch's, and:
+    assert {"sparsity", "l1_norm", "l2_norm"} <= result.metrics.keys()  # of the final model
+    assert "sparsity" not in result.history[0]  # not measured every epoch, unless monitored
     assert result.history[0]["train_loss"] != result.history[-1]["train_loss"]
+
+
+def test_a_monitored_regularization_metric_is_measured_every_epoch() -> None:
+    workload = build_workload("digits_mlp", DIGITS)
+    config = TrainConfig(epochs=2, batch_size=32, device="cpu", monitor="sparsity")
+    result = train_workload(workload, l1=1e-3, l2=0.0, method="proximal", config=config)
+    assert all("sparsity" in metrics for metrics in result.history)
 
 
 # ---- what the spec's loop settings do to training -----------------------------------------

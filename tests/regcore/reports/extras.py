@@ -31,11 +31,14 @@ def confirm(
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     found = sorted((t for t in complete if not t.user_attrs.get("baseline")), key=lambda t: t.value)
     base = next(t for t in complete if t.user_attrs.get("baseline"))
-    search, study = study, optuna.create_study(
-        study_name=confirmation_study_name(study.study_name),
-        storage=study._storage,
-        directions=study.directions,
-        load_if_exists=True,
+    search, study = (
+        study,
+        optuna.create_study(
+            study_name=confirmation_study_name(study.study_name),
+            storage=study._storage,
+            directions=study.directions,
+            load_if_exists=True,
+        ),
     )
     study.set_user_attr("confirmation_of", search.study_name)
     numbers = []
