@@ -9,6 +9,7 @@ the database before any worker can see the sweep, and optuna-dashboard shows it 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from regcore.store import (
     SweepNameTakenError,
     SweepNotFoundError,
     SweepRow,
+    confirmation_study_name,
     count_trials,
     create_study_with_attrs,
     get_sweep_by_name,
@@ -207,6 +209,13 @@ def create_batch(
         for study_name, sweep_id in zip(made, ids, strict=False):
             _delete_if_ours(storage, study_name, sweep_id)
         raise
+
+
+def delete_studies(storage: optuna.storages.BaseStorage, study_name: str) -> None:
+    """Delete a sweep's study and its confirmation's, whichever exist."""
+    for name in (study_name, confirmation_study_name(study_name)):
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=name, storage=storage)
 
 
 def _delete_if_ours(storage: optuna.storages.BaseStorage, name: str, sweep_id: str) -> None:

@@ -7,7 +7,6 @@ user attributes, before any worker starts.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any, Literal
 
 import optuna
@@ -217,8 +216,7 @@ def delete_sweep(
     """Delete a sweep and its study (owner or admin; 409 while running unless force=true)."""
     require_manager(caller, owner=sweep.owner, action=f"delete sweep {sweep.id!r}")
     store.delete_sweep(engine, sweep.id, force=force)
-    with contextlib.suppress(KeyError):  # the study is already gone
-        optuna.delete_study(study_name=sweep.study_name, storage=storage)
+    studies.delete_studies(storage, sweep.study_name)  # and its confirmation's
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -83,3 +83,21 @@ async def test_a_confirmed_sweep_reads_with_its_decision_apart_from_the_search(
     assert decision["recommended"]["paste"][0].startswith("reg = Regularizer(model, l1=0, l2=")
     assert [s["label"] for s in decision["settings"]] == ["best", "baseline (λ=0)"]
     assert decision["settings"][0]["wins"] == 3
+
+
+async def test_deleting_a_sweep_deletes_its_confirmation_study_too(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    created = await client.post("/v1/sweeps", json=make_spec("gone", **CONFIRMED))
+    sweep_id = created.json()["id"]
+    study = _search(database_url, "gone")
+    queue_confirmation(study, parse_spec({**make_spec("gone", **CONFIRMED), "name": "gone"}))
+    storage = create_storage(database_url)
+    assert "gone:confirm" in optuna.get_all_study_names(storage=storage)
+
+    response = await client.delete(f"/v1/sweeps/{sweep_id}", params={"force": "true"})
+
+    assert response.status_code == 204
+    names = optuna.get_all_study_names(storage=storage)
+    assert "gone" not in names
+    assert "gone:confirm" not in names
