@@ -6,7 +6,7 @@ sweep runs the cheapest; which one that is depends on the model and the device. 
 first trial of a sweep on a device, a worker times each listed method of every class that
 lists several (and no regularizer, for reference; a class of one method runs it whatever it
 costs, so timing it would be spent for nothing: on small workloads the probe cost as much
-as a trial) for a few dozen steps of the built-in loop, in two interleaved rounds, and
+as a trial) for 15 steps of the built-in loop, in two interleaved rounds, and
 keeps the median step time in the study's user attribute ``cost_probe:<device>``. Other
 workers on the same kind of device read it; the report shows it as the cost of each
 implementation (times from trials are not comparable: they ran at different moments on a
@@ -34,8 +34,9 @@ from worker.training import resolve_device, train_config, train_workload
 
 _log = logging.getLogger(__name__)
 
-#: Steps timed per method and round, after the warm-up steps (caches, allocator, autotuning).
-STEPS, WARMUP, ROUNDS = 30, 5, 2
+#: Steps timed per method and round, after the warm-up steps (caches, allocator, autotuning):
+#: the median of 2 × 15 tells apart what matters (10 % or more), and costs half of 2 × 30.
+STEPS, WARMUP, ROUNDS = 15, 5, 2
 #: What the probe calls the unregularized step it measures for reference.
 NONE = "none"
 
