@@ -19,10 +19,12 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/regsweep demo
 
+# The docs site too: --strict fails on a broken link or anchor (no --quiet: it hides them).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: lint
 	$(BIN)/python -m pytest
