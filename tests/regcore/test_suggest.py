@@ -89,7 +89,7 @@ def test_plain_sgd_makes_decoupled_one_class_with_the_penalty() -> None:
     )
     assert spec.method_classes == {"penalty": ("loss", "decoupled")}
     trial = optuna.create_study().ask()
-    assert suggest(trial, spec).method == "loss"  # no probe: the order measured in NOTES.md
+    assert suggest(trial, spec).method == "loss"  # no probe: METHOD_TABLE.cost_rank
     assert trial.params == {}
 
 
