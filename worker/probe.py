@@ -11,7 +11,7 @@ keeps the median step time in the study's user attribute ``cost_probe:<device>``
 workers on the same kind of device read it; the report shows it as the cost of each
 implementation (times from trials are not comparable: they ran at different moments on a
 machine doing other things). Training functions own their loop: they are not probed, and
-their classes run the method the measured order in NOTES.md says is cheapest.
+their classes run the cheapest method by the cost order of ``METHOD_TABLE`` (docs/regularizers.md).
 """
 
 from __future__ import annotations
