@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from regcore.trial_kinds import rules_of
+from regcore.trial_kinds import FAIL_REASON, rules_of
 
 #: Optuna parameters that say which regularizer and how much (the rest are "other" ones).
 REGULARIZER_PARAMS = ("method_class", "method", "l1", "l2")
@@ -183,7 +183,7 @@ def failure_reasons(study: optuna.Study, *, most: int = 5) -> list[tuple[str, in
 
 
 def _reason(trial: FrozenTrial) -> str:
-    text = str(trial.user_attrs.get("fail_reason") or "no reason recorded")
+    text = str(trial.user_attrs.get(FAIL_REASON) or "no reason recorded")
     first = (text.strip().splitlines() or ["no reason recorded"])[0]
     reason = first.split(" (at ")[0].strip()
     return reason if len(reason) <= 200 else reason[:197] + "..."

@@ -37,6 +37,7 @@ from regcore.store import (
     studies_without_sweep,
 )
 from regcore.store._sweeps import new_id
+from regcore.trial_kinds import BASELINE
 
 _log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def _create_whole(
     # λ₁ = λ₂ = 0 first, so every sweep shows what regularization bought (a path trains
     # it as its dense start, worker.path).
     if not SAMPLERS[spec.sampler.name].path:
-        study.enqueue_trial(baseline_params(spec), user_attrs={"baseline": True})
+        study.enqueue_trial(baseline_params(spec), user_attrs={BASELINE: True})
     return study
 
 

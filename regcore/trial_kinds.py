@@ -35,6 +35,12 @@ CONFIRM_SPLIT = "confirm_split"  # the data split it uses, where the workload ca
 PINNED_METHOD = "pinned_method"  # the method a trial must run (a confirmation repeats one)
 TWIN = "twin"  # a confirmed setting's λ = 0 twin: its ``confirm`` key
 
+# The user attributes that say how a trial ended, when it did not complete.
+FAIL_REASON = "fail_reason"  # why it failed, in words
+FINAL_FAILURE = "final_failure"  # the point itself failed (True: it uses budget)
+INTERRUPTED = "interrupted"  # a stop, not the point, ended it (it runs again)
+RETRY_OF = "retry_of"  # the trial a retry repeats
+
 #: What a retry keeps of the trial it repeats, beside its parameters: what it is.
 IDENTITY = (BASELINE, CONFIRM, CONFIRM_SEED, CONFIRM_SPLIT, PINNED_METHOD, TWIN)
 

@@ -38,7 +38,7 @@ def demo(
 ) -> None:
     """Train digits once per method at the same λ₁, λ₂ and compare them."""
     # The worker's training loop, imported here: regcore must not depend on worker at import.
-    from regcore.regularizers import METHODS
+    from regcore.regularizers import METHODS, NO_REGULARIZER
     from regcore.workloads import build_workload
     from worker.training import TrainConfig, train_workload
 
@@ -48,7 +48,7 @@ def demo(
     table.add_column("method", no_wrap=True)
     for column in ("λ₁", "λ₂", "val loss", "accuracy", "exact zeros", "step (ms)"):
         table.add_column(column, justify="right")
-    runs = [("none", 0.0, 0.0, "loss")] + [
+    runs = [(NO_REGULARIZER, 0.0, 0.0, "loss")] + [
         (m, 0.0 if m == "weight_decay" else l1, l2, m) for m in METHODS
     ]
     with console.status("training") as status:

@@ -41,6 +41,8 @@ DECOUPLED: Final = "decoupled"
 PROXIMAL: Final = "proximal"
 #: The classes, simplest first (the order a tie between them is broken in).
 CLASSES: tuple[str, ...] = (PENALTY, DECOUPLED, PROXIMAL)
+#: The class (and, for timing and tables, the method) of training without a regularizer.
+NO_REGULARIZER: Final = "none"
 
 MethodClass = Literal["penalty", "decoupled", "proximal"]
 # How worker/population's stacked optimizer applies a method for K trials at once: "gradient"

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 import optuna
 from optuna.trial import FrozenTrial
 
+from regcore.regularizers import NO_REGULARIZER
 from regcore.reports._facts import SweepFacts
 from regcore.reports._html import Markup, code, note, num, section, table, text
 from regcore.reports._path import path_summary
@@ -36,7 +37,7 @@ def secondary_metrics(facts: SweepFacts, trials: Iterable[FrozenTrial]) -> list[
 def class_name(row: TrialRow) -> str:
     """The row's class (the baseline's: none); a row from before classes existed, its method."""
     if row.baseline:
-        return "none"
+        return NO_REGULARIZER
     return row.method if row.method_class == "?" else row.method_class
 
 

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from regcore.reports._facts import SweepFacts, class_of, search_trials
 from regcore.reports._html import Note, num
 from regcore.reports._trial_plots import BASELINE_COLOUR, colour, hover
+from regcore.trial_kinds import PATH_REFINE, PATH_RETRAIN, PATH_STEP, PATH_WALK
 
 
 def _lambda(trial: FrozenTrial, name: str) -> float:
@@ -29,7 +30,7 @@ def _lambda(trial: FrozenTrial, name: str) -> float:
 
 def has_path(study: optuna.Study) -> bool:
     return any(
-        "path_step" in t.user_attrs or "path_retrain" in t.user_attrs for t in search_trials(study)
+        PATH_STEP in t.user_attrs or PATH_RETRAIN in t.user_attrs for t in search_trials(study)
     )
 
 
@@ -40,10 +41,10 @@ def _parts(
     and refinements) however it ended."""
     trials = search_trials(study)
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    dense = [t for t in done if t.user_attrs.get("path_step") == 0]
-    points = [t for t in done if int(t.user_attrs.get("path_step", 0) or 0) >= 1]
-    points.sort(key=lambda t: (int(t.user_attrs["path_step"]), t.number))
-    scratch = [t for t in trials if {"path_retrain", "path_refine"} & t.user_attrs.keys()]
+    dense = [t for t in done if t.user_attrs.get(PATH_STEP) == 0]
+    points = [t for t in done if int(t.user_attrs.get(PATH_STEP, 0) or 0) >= 1]
+    points.sort(key=lambda t: (int(t.user_attrs[PATH_STEP]), t.number))
+    scratch = [t for t in trials if {PATH_RETRAIN, PATH_REFINE} & t.user_attrs.keys()]
     return dense, points, scratch
 
 
@@ -51,7 +52,7 @@ def _walks(points: list[FrozenTrial]) -> dict[str, list[FrozenTrial]]:
     """The points by walk (a path from before walks had names: by class)."""
     walks: dict[str, list[FrozenTrial]] = {}
     for t in points:
-        walks.setdefault(str(t.user_attrs.get("path_walk", class_of(t))), []).append(t)
+        walks.setdefault(str(t.user_attrs.get(PATH_WALK, class_of(t))), []).append(t)
     return walks
 
 
@@ -88,7 +89,7 @@ def path_figure(study: optuna.Study, facts: SweepFacts) -> Any | Note:
     for t in retrains:
         if t.state != TrialState.COMPLETE or not t.values or _lambda(t, axis) <= 0:
             continue
-        refined = "path_refine" in t.user_attrs
+        refined = PATH_REFINE in t.user_attrs
         what = "refined from scratch" if refined else "re-trained from scratch"
         fig.add_trace(
             go.Scatter(
@@ -139,7 +140,7 @@ def path_summary(study: optuna.Study, facts: SweepFacts) -> str | None:
         f"Path: the best point (trial {source.number}: {_setting(source)}) reached {metric} = "
         f"{num(source.values[0])} warm-started"
     )
-    again = next((t for t in scratch if t.user_attrs.get("path_retrain") == source.number), None)
+    again = next((t for t in scratch if t.user_attrs.get(PATH_RETRAIN) == source.number), None)
     if again is None:
         head += "; it has not been re-trained from scratch yet"
     elif again.state != TrialState.COMPLETE or not again.values:

@@ -20,15 +20,12 @@ from typing import Any
 
 import optuna
 
-from regcore.regularizers import L1_METHODS, cheapest
+from regcore.regularizers import L1_METHODS, NO_REGULARIZER, cheapest
 from regcore.spec._algorithms import PRUNERS, SAMPLERS
 from regcore.spec._params import ParamChoices, ParamRange, ParamValue
 from regcore.spec._space import Choices, Range, can_be_zero
 from regcore.spec._sweep import SweepSpec
 from regcore.trial_kinds import PINNED_METHOD, rules_of
-
-#: ``method_class`` of the λ = 0 baseline, which applies no regularizer at all.
-NO_REGULARIZER = "none"
 
 
 @dataclass(frozen=True, kw_only=True)

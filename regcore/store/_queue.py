@@ -34,6 +34,7 @@ from regcore.store._outbox import lock_batches, record_ends
 from regcore.store._rows import SweepNotFoundError, SweepRow, WorkerNotFoundError
 from regcore.store._tables import FINAL_STATUSES, RUNNABLE_STATUSES, sweeps, utcnow, workers
 from regcore.store._trials import count_trials
+from regcore.trial_kinds import FAIL_REASON, FINAL_FAILURE
 
 
 def _runnable(now: datetime) -> sa.ColumnElement[bool]:
@@ -161,7 +162,7 @@ def _supersede_waiting(study: optuna.Study) -> None:
     for _ in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         asked = study.ask()  # the oldest waiting trial
         why = "superseded: the search's budget was taken"
-        set_user_attrs(asked, {"fail_reason": why, "final_failure": False})
+        set_user_attrs(asked, {FAIL_REASON: why, FINAL_FAILURE: False})
         study.tell(asked, state=TrialState.FAIL)
 
 

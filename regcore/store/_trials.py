@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from regcore.store._tables import sweeps
-from regcore.trial_kinds import CONFIRM
+from regcore.trial_kinds import CONFIRM, FINAL_FAILURE
 
 # Lightweight handles onto Optuna's tables (no import of Optuna's private ORM models).
 studies = sa.table("studies", sa.column("study_id"), sa.column("study_name"))
@@ -113,7 +113,7 @@ def _query(study_names: Sequence[str] | None) -> sa.Select[Any]:
             final,
             sa.and_(
                 final.c.trial_id == trials.c.trial_id,
-                final.c.key == "final_failure",
+                final.c.key == FINAL_FAILURE,
                 final.c.value_json == "true",
             ),
         )
