@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from regcore.regularizers import OPTIMIZERS, Regularizer
-from regcore.spec import SchedulerSpec
+from regcore.spec import SCHEDULES, SchedulerSpec
 
 
 def lr_multipliers(model: nn.Module, lr_mult: Mapping[str, float]) -> dict[str, float]:
@@ -101,16 +101,21 @@ class Schedule:
     def factor(self, step: int | None = None) -> float:
         """The multiple of the lr for optimizer step ``step`` (0-based; the next by default)."""
         step = self.step if step is None else step
-        s = self.spec
         if step < self.warm:
             return (step + 1) / self.warm
-        if s.name == "cosine":
-            progress = (step - self.warm) / max(1, self.total - self.warm - 1)
-            low = s.min_lr_ratio or 0.0
-            return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        if s.name == "step" and s.step_epochs is not None:
-            epochs_after = (step - self.warm) // self.per_epoch
-            return float((s.gamma or 0.1) ** (epochs_after // s.step_epochs))
+        return _AFTER_WARMUP[self.spec.name](self, step - self.warm)
+
+    def _cosine(self, after: int) -> float:
+        progress = after / max(1, self.total - self.warm - 1)
+        low = self.spec.min_lr_ratio or 0.0
+        return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def _step(self, after: int) -> float:
+        assert self.spec.step_epochs is not None  # the spec requires it
+        epochs_after = after // self.per_epoch
+        return float((self.spec.gamma or 0.1) ** (epochs_after // self.spec.step_epochs))
+
+    def _held(self, after: int) -> float:
         return self._plateau  # none: 1; plateau: what the epochs so far decided
 
     def after_epoch(self, monitored: float) -> bool:
@@ -128,6 +133,19 @@ class Schedule:
             self._bad_epochs = 0
             return True
         return False
+
+
+# Each schedule's lr multiple after the warmup (steps since it): a row of SCHEDULES each.
+# onecycle is torch's OneCycleLR, which LrSchedule runs instead; before it starts, it holds.
+_AFTER_WARMUP: dict[str, Callable[[Schedule, int], float]] = {
+    "none": Schedule._held,
+    "cosine": Schedule._cosine,
+    "step": Schedule._step,
+    "plateau": Schedule._held,
+    "onecycle": Schedule._held,
+}
+if _AFTER_WARMUP.keys() != SCHEDULES.keys():
+    raise ImportError(f"schedules without an implementation: {SCHEDULES.keys() - _AFTER_WARMUP}")
 
 
 class LrSchedule:

@@ -36,6 +36,7 @@ from regcore.spec._sections import (
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._sweep import SweepSpec
 from regcore.spec._training import (
+    SCHEDULES,
     EarlyStoppingSpec,
     ExecutionSpec,
     OptimizerSpec,
@@ -46,6 +47,7 @@ from regcore.spec._training import (
 
 __all__ = [
     "RUNNER_METRICS",
+    "SCHEDULES",
     "BudgetSpec",
     "Choices",
     "ConfirmSpec",

@@ -8,7 +8,8 @@ A training function (your own loop) sets these itself; of this section it reads 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field, field_validator
 from pydantic_core import InitErrorDetails
@@ -85,15 +86,30 @@ def _not_taken(option: str, name: str) -> str:
     return f"{wrong.format(takers=who)}; {fix}"
 
 
-SchedulerName = Literal["none", "cosine", "step", "onecycle", "plateau"]
-# The options each schedule takes beside warmup_epochs.
-_SCHEDULE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "cosine": ("min_lr_ratio",),
-    "step": ("step_epochs", "gamma"),
-    "onecycle": (),
-    "plateau": ("gamma", "patience"),
+@dataclass(frozen=True, kw_only=True)
+class ScheduleKind:
+    """A learning-rate schedule a spec may name (the worker's loop implements each row:
+    worker/optim.py refuses to import without every one)."""
+
+    name: str
+    options: tuple[str, ...] = ()  # what it takes beside warmup_epochs
+    required: tuple[str, ...] = ()  # what it cannot go without
+    population: bool = True  # whether population trials can follow it (one lr multiple a step)
+
+
+SCHEDULES: dict[str, ScheduleKind] = {
+    row.name: row
+    for row in (
+        ScheduleKind(name="none"),
+        ScheduleKind(name="cosine", options=("min_lr_ratio",)),
+        ScheduleKind(name="step", options=("step_epochs", "gamma"), required=("step_epochs",)),
+        ScheduleKind(name="onecycle", population=False),  # torch's OneCycleLR, per optimizer
+        ScheduleKind(name="plateau", options=("gamma", "patience")),
+    )
 }
+SchedulerName = Literal["none", "cosine", "step", "onecycle", "plateau"]  # SCHEDULES' names
+assert set(get_args(SchedulerName)) == set(SCHEDULES), "SchedulerName lists SCHEDULES' rows"
+_SCHEDULE_EXAMPLES = {"step_epochs": "{name: step, step_epochs: 10}"}
 
 
 class SchedulerSpec(SpecModel):
@@ -114,17 +130,19 @@ class SchedulerSpec(SpecModel):
     patience: int | None = Field(default=None, ge=0)
 
     def _problems(self) -> list[InitErrorDetails]:
-        takes = _SCHEDULE_OPTIONS[self.name]
+        kind = SCHEDULES[self.name]
         details = []
-        for option in ("min_lr_ratio", "step_epochs", "gamma", "patience"):
+        for option in dict.fromkeys(o for row in SCHEDULES.values() for o in row.options):
             value = getattr(self, option)
-            if value is not None and option not in takes:
-                users = [n for n, options in _SCHEDULE_OPTIONS.items() if option in options]
+            if value is not None and option not in kind.options:
+                users = [row.name for row in SCHEDULES.values() if option in row.options]
                 text = f"{option} is for the {listing(users, last='and')} schedule; remove it"
                 details.append(problem((option,), text, value))
-        if self.name == "step" and self.step_epochs is None:
-            text = "the step schedule needs step_epochs, e.g. {name: step, step_epochs: 10}"
-            details.append(problem(("step_epochs",), text))
+        for option in kind.required:
+            if getattr(self, option) is None:
+                example = _SCHEDULE_EXAMPLES[option]
+                text = f"the {self.name} schedule needs {option}, e.g. {example}"
+                details.append(problem((option,), text))
         return details
 
 
@@ -234,9 +252,11 @@ def loop_checks(
             "a time; set population: 1, or sweep a workload whose loop regsweep owns"
         )
         details.append(problem(("execution", "population"), text, execution.population))
-    if execution.population != 1 and training.scheduler.name == "onecycle":
-        text = "population trials schedule with none, cosine, step or plateau; not onecycle"
-        details.append(problem(("training", "scheduler", "name"), text, "onecycle"))
+    schedule = training.scheduler.name
+    if execution.population != 1 and not SCHEDULES[schedule].population:
+        able = listing([row.name for row in SCHEDULES.values() if row.population], last="or")
+        text = f"population trials schedule with {able}; not {schedule}"
+        details.append(problem(("training", "scheduler", "name"), text, schedule))
     if execution.population != 1 and training.early_stopping is not None:
         text = (
             "population trials train every member for all its epochs; remove early_stopping "
