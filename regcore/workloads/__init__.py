@@ -19,7 +19,6 @@ from regcore.workloads._function import (
     TrainingFunction,
     TrialContext,
     TrialStopped,
-    training_function,
 )
 from regcore.workloads._noisy_tabular import NoisyTabularWorkload
 from regcore.workloads._registry import (
@@ -34,6 +33,7 @@ from regcore.workloads._registry import (
     plugin_modules,
     provenance,
     register_workload,
+    training_function,
 )
 from regcore.workloads._sklearn_sets import BreastCancerLogregWorkload, DiabetesLinearWorkload
 from regcore.workloads._sparse_regression import SparseRegressionWorkload, support_metrics

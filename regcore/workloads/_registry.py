@@ -12,18 +12,19 @@ import functools
 import hashlib
 import importlib
 import logging
+import re
 import sys
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, packages_distributions, version
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from regcore.workloads._base import Workload
-from regcore.workloads._function import TrainingFunction
+from regcore.workloads._function import AnyParams, TrainFn, TrainingFunction
 
 ENTRY_POINT_GROUP = "regsweep.workloads"
 Registered = type[Workload[Any]] | TrainingFunction
@@ -190,3 +191,52 @@ def build_workload(
         )
         raise WorkloadError(f"workload {name!r}: {problems}") from None
     return cls(params=validated, data_dir=data_dir)
+
+
+def training_function(
+    *,
+    name: str,
+    metrics: Sequence[str],
+    maximize: Iterable[str] = (),
+    params: type[BaseModel] | None = None,
+    split_param: str | None = None,
+    warm_start: bool = False,
+) -> Callable[[TrainFn], TrainingFunction]:
+    """Register the decorated function as the workload ``name`` reporting ``metrics``
+    (larger is better for those in ``maximize``); ``params``: a pydantic model that checks
+    ``ctx.params`` (its problems show in ``regsweep validate``); ``split_param``: the key of
+    ``ctx.params`` that seeds the function's train/validation split, which a confirmation
+    then varies from seed to seed (as ``ctx.seed`` varies the initialization);
+    ``warm_start``: the function calls :meth:`TrialContext.warm_start` on its model, so a
+    path (``sampler: {name: path}``) can start each point from the last one's weights."""
+    metrics, maximize = tuple(metrics), frozenset(maximize)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", name):
+        raise ValueError(
+            f"name a training function like a workload (e.g. my_cnn), but got {name!r}"
+        )
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise ValueError(f"metrics must name what the function returns, but got {metrics!r}")
+    if not maximize <= set(metrics):
+        raise ValueError(f"maximize {sorted(maximize - set(metrics))} are not in metrics {metrics}")
+    if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise TypeError(f"params must be a pydantic model class, but got {params!r}")
+    if split_param is not None and params is not None and split_param not in params.model_fields:
+        raise ValueError(
+            f"split_param {split_param!r} is not a field of {params.__name__}; add it there "
+            "(an int seed) or leave split_param out"
+        )
+
+    def register(function: TrainFn) -> TrainingFunction:
+        registered = TrainingFunction(
+            name=name,
+            function=function,
+            metrics=metrics,
+            maximize=maximize,
+            Params=params or AnyParams,
+            split_param=split_param,
+            warm_start=warm_start,
+        )
+        register_workload(registered)
+        return registered
+
+    return register
