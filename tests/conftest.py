@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import torch
+
+from tests.postgres import admin_engine, url_of
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,3 +32,22 @@ def _nothing_written_into_the_repository() -> Iterator[None]:
     yield
     written = {name for name in _RUN_OUTPUTS if (ROOT / name).exists()} - before
     assert not written, f"the tests wrote {sorted(written)} into {ROOT}; give them a tmp_path"
+
+
+@pytest.fixture(scope="module")
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """Scratch PostgreSQL databases, dropped after the module."""
+    admin = admin_engine()
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"regsweep_e2e_{uuid.uuid4().hex[:10]}")
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{made[-1]}"'))
+        return url_of(made[-1])
+
+    yield make
+    with admin.connect() as connection:
+        for name in made:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

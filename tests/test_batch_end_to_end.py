@@ -15,7 +15,7 @@ import pytest
 
 from regcore.store import create_storage
 from tests.browser import require_chromium, run_chromium
-from tests.test_end_to_end import SPEC, Product
+from tests.product import SPEC, Product
 from tests.waiting import wait_until
 from tests.webhooks import Receiver, receiving
 

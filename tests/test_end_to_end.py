@@ -6,36 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.postgres import admin_engine, url_of
 from tests.product import Product
 from tests.waiting import wait_until
-
-
-@pytest.fixture(scope="module")
-def postgres_databases() -> Iterator[Callable[[], str]]:
-    """Scratch PostgreSQL databases, dropped after the module."""
-    admin = admin_engine()
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(f"regsweep_e2e_{uuid.uuid4().hex[:10]}")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{made[-1]}"'))
-        return url_of(made[-1])
-
-    yield make
-    with admin.connect() as connection:
-        for name in made:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

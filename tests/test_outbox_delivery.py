@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from regcore.announce import Courier
 from regcore.store import finish_sweep, list_outbox_events
 from regcore.webhook_targets import WebhookTargets
-from tests.test_end_to_end import Product, postgres_databases  # noqa: F401 (a fixture)
+from tests.product import Product
 from tests.waiting import free_port, wait_until
 from tests.worker.test_daemon import FAST, Cluster
 

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from regcore.spec import load_spec, parse_spec
 from regcore.workloads import TrainingFunction, get_workload, load_plugin_modules
-from tests.test_end_to_end import Product
+from tests.product import Product
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

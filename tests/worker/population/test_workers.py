@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from regcore.store import count_trials, list_workers, request_cancel
-from tests.test_end_to_end import Product
+from tests.product import Product
 from tests.waiting import wait_until
 from tests.worker.test_daemon import FAST, SLOW, Cluster
 
