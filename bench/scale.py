@@ -3,9 +3,13 @@
     python bench/scale.py --quick        # PostgreSQL × 1, 4 and SQLite × 4, 16 trials (~2 min)
     python bench/scale.py                # PostgreSQL × 1, 8, 25, 50 and SQLite × 8
     python bench/scale.py --postgres postgresql://postgres@127.0.0.1:5433/postgres --logs DIR
+    python bench/scale.py --engines postgresql --workers 8 25 50 --before /tmp/old-checkout
 
-For each engine and worker count N, on a scratch database (PostgreSQL: created on
-``--postgres`` and dropped at the end; SQLite: a temporary file):
+``--before DIR`` measures another checkout (its service and workers: ``PYTHONPATH`` set to
+it) at each point right after this one, so both rows share the machine's load of the moment.
+
+For each engine and worker count N (and checkout), on a scratch database (PostgreSQL: created
+on ``--postgres`` and dropped at the end; SQLite: a temporary file):
 
 1. ``regsweep serve`` (authentication off, a free loopback port);
 2. N ``regsweep worker --device cpu`` processes, until every one alive is registered
@@ -25,7 +29,7 @@ Columns:
 
 - ``trials/s``: trials finished after every worker finished its first one (which pays for lazy
   imports; ``warm-up s``) ÷ the time from then to the last one's end: the steady rate.
-  ``× N=1``: ÷ the same engine's N = 1 rate.
+  ``× N=8``: ÷ the same engine's and checkout's rate at N = 8 (the smallest N without 8).
 - ``claim p50/p99 ms``: claim latency, measured from the trials' times: each trial is
   attributed to its worker by the worker's log line ``trials [k] started``, and a claim runs
   from one of its trials' ``datetime_complete`` (``tell``) to its next one's ``datetime_start``
@@ -46,8 +50,9 @@ Columns:
 - ``budget``: ``exact`` when the finished trials (``regcore.store.count_trials``) equal
   ``n_trials``, no more ever started, and no poll saw more running + finished.
 
-Targets (issue 13), checked at the end: zero errors, exact budgets, no "locked", connections ≤
-2 per worker + the service's, and PostgreSQL's trials/s not falling as N grows. Service,
+Targets (issues 13 and 18), checked for this checkout's rows at the end: zero errors, exact
+budgets, no "locked", connections ≤ 2 per worker (``/worker`` and ``max/worker``), claim p99
+under 1 s, and PostgreSQL's trials/s at every N at least 0.9 × its rate at N = 8. Service,
 workers, database server and client share the machine's cores: the load average is printed.
 """
 
@@ -260,6 +265,7 @@ class Poller:
 class Result:
     engine: str
     workers: int
+    checkout: str  # "this", or "before" (--before)
     up: int  # workers registered when the sweep was submitted
     n_trials: int
     status: str
@@ -307,13 +313,28 @@ def scratch_database(engine: str, admin_url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def pythonpath(checkout: Path) -> Iterator[None]:
+    """``PYTHONPATH`` set to ``checkout`` for the processes started meanwhile (the service
+    copies this process's environment)."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(checkout)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+@contextlib.contextmanager
 def workers_running(
-    url: str, n: int, logs: Path, exits: list[int], heartbeat_s: float
+    url: str, n: int, logs: Path, exits: list[int], heartbeat_s: float, checkout: Path = ROOT
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """N ``regsweep worker`` processes (output in ``logs/worker-I.log``). On exit: SIGTERM,
-    and their exit codes (-9: killed) appended to ``exits``."""
+    """N ``regsweep worker`` processes of ``checkout`` (output in ``logs/worker-I.log``). On
+    exit: SIGTERM, and their exit codes (-9: killed) appended to ``exits``."""
     command = [sys.executable, "-m", "regcore.cli", "worker", "--device", "cpu"]
-    env = child_env(url) | {"REGSWEEP_HEARTBEAT_S": f"{heartbeat_s:g}"}
+    env = child_env(url) | {"REGSWEEP_HEARTBEAT_S": f"{heartbeat_s:g}", "PYTHONPATH": str(checkout)}
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(n):
@@ -437,9 +458,13 @@ def ms(values: list[float], q: float) -> float:
     return 1e3 * percentile(values, q) if values else float("nan")
 
 
-def run_one(engine: str, workers: int, n_trials: int, args: argparse.Namespace) -> Result:
-    """One row: a scratch database, the service, N workers, one sweep to its end."""
-    logs = args.logs / f"{engine}-{workers}"
+def run_one(
+    engine: str, workers: int, n_trials: int, args: argparse.Namespace, checkout: str = "this"
+) -> Result:
+    """One row: a scratch database, the service, N workers, one sweep to its end; the code of
+    ``checkout`` ("this", or "before": ``--before``)."""
+    folder = ROOT if checkout == "this" else args.before
+    logs = args.logs / f"{engine}-{workers}-{checkout}"
     logs.mkdir(parents=True, exist_ok=True)
     exits: list[int] = []
     failures: list[str] = []  # sweeps refused, failed or stalled
@@ -448,9 +473,11 @@ def run_one(engine: str, workers: int, n_trials: int, args: argparse.Namespace) 
         sampler = Sampler(args.postgres, database)
         sampling = threading.Thread(target=sampler.run, daemon=True)
         sampling.start()
-        with running_server(url, logs / "service.log") as base:
+        with pythonpath(folder), running_server(url, logs / "service.log") as base:
             launched = time.perf_counter()
-            with workers_running(url, workers, logs, exits, args.heartbeat_s) as processes:
+            with workers_running(
+                url, workers, logs, exits, args.heartbeat_s, checkout=folder
+            ) as processes:
                 sampler.pids = [p.pid for p in processes]
                 until(lambda: all_up(base, processes), sampler, 900)
                 start_s, up = time.perf_counter() - launched, len(registered(base) or [])
@@ -476,6 +503,7 @@ def run_one(engine: str, workers: int, n_trials: int, args: argparse.Namespace) 
     return Result(
         engine=engine,
         workers=workers,
+        checkout=checkout,
         up=up,
         n_trials=n_trials,
         status=poller.status,
@@ -528,12 +556,13 @@ def workers_cell(r: Result) -> str:
 
 SPEED: list[tuple[str, Callable[[Result], str]]] = [
     ("engine", lambda r: r.engine),
+    ("code", lambda r: r.checkout),
     ("N", workers_cell),
     ("trials", lambda r: str(r.n_trials) + ("" if r.status == "completed" else f" {r.status}")),
     ("start s", lambda r: f1(r.start_s)),
     ("warm-up s", lambda r: f1(r.warmup_s)),
     ("trials/s", lambda r: f"{r.trials_per_s:.2f}"),
-    ("× N=1", lambda r: "—"),  # filled in by tables()
+    ("× N=8", lambda r: "—"),  # filled in by tables()
     ("claim p50 ms", lambda r: f1(r.gap_ms[0])),
     ("claim p99 ms", lambda r: f1(r.gap_ms[1])),
     ("claim mean ms", lambda r: f1(r.claim_mean_ms)),
@@ -545,6 +574,7 @@ SPEED: list[tuple[str, Callable[[Result], str]]] = [
 ]
 COST: list[tuple[str, Callable[[Result], str]]] = [
     ("engine", lambda r: r.engine),
+    ("code", lambda r: r.checkout),
     ("N", workers_cell),
     ("conns peak", lambda r: "—" if r.conns is None else str(r.conns[0])),
     ("service", lambda r: "—" if r.conns is None else str(r.conns[1])),
@@ -565,8 +595,16 @@ COST: list[tuple[str, Callable[[Result], str]]] = [
 ]
 
 
+def reference_rates(results: list[Result]) -> dict[tuple[str, str], float]:
+    """Each engine's and checkout's trials/s at N = 8 (else at its smallest N)."""
+    rates: dict[tuple[str, str], float] = {}
+    for r in sorted(results, key=lambda r: (r.workers != 8, r.workers)):
+        rates.setdefault((r.engine, r.checkout), r.trials_per_s)
+    return rates
+
+
 def tables(results: list[Result]) -> list[Table]:
-    single = {r.engine: r.trials_per_s for r in results if r.workers == 1}
+    reference = reference_rates(results)
     made = []
     for title, columns in (
         ("Throughput and latency (trivial workload)", SPEED),
@@ -577,16 +615,19 @@ def tables(results: list[Result]) -> list[Table]:
             table.add_column(name, justify="right")
         for r in results:
             cells = [cell(r) for _, cell in columns]
-            if columns is SPEED and single.get(r.engine):
-                cells[6] = f"{r.trials_per_s / single[r.engine]:.2f}"
+            if columns is SPEED and reference.get((r.engine, r.checkout)):
+                cells[7] = f"{r.trials_per_s / reference[(r.engine, r.checkout)]:.2f}"
             table.add_row(*cells)
         made.append(table)
     return made
 
 
 def missed_targets(results: list[Result]) -> list[str]:
-    """Issue 13's targets each row misses (the service's connections count as its pool)."""
+    """Issues 13's and 18's targets each row of this checkout misses (the service's
+    connections count as its pool)."""
     missed = []
+    results = [r for r in results if r.checkout == "this"]
+    reference = reference_rates(results)
     for r in results:
         row = f"{r.engine} × {r.workers}"
         if any(r.errors.values()):
@@ -597,11 +638,14 @@ def missed_targets(results: list[Result]) -> list[str]:
             missed.append(f"{row}: 'database is locked' × {r.locked}")
         if (x := per_worker(r)) is not None and x > 2:
             missed.append(f"{row}: {x:.2f} connections per worker (> 2)")
-    postgres = sorted((r.workers, r.trials_per_s) for r in results if r.engine == "postgresql")
-    for (n0, rate0), (n1, rate1) in itertools.pairwise(postgres):
-        if n1 > (os.cpu_count() or 1) and rate1 < 0.9 * rate0:
+        if r.conns is not None and r.conns[2] > 2:
+            missed.append(f"{row}: a worker held {r.conns[2]} connections (> 2)")
+        if not r.gap_ms[1] < 1000:
+            missed.append(f"{row}: claim p99 {r.gap_ms[1]:.0f} ms (≥ 1 s)")
+        base = reference[(r.engine, r.checkout)]
+        if r.engine == "postgresql" and r.workers >= 8 and r.trials_per_s < 0.9 * base:
             missed.append(
-                f"postgresql: trials/s falls from {rate0:.2f} (N={n0}) to {rate1:.2f} (N={n1})"
+                f"{row}: {r.trials_per_s:.2f} trials/s, {r.trials_per_s / base:.2f} × N = 8's"
             )
     return missed
 
@@ -628,11 +672,16 @@ def main() -> None:
     parser.add_argument("--postgres", default=POSTGRES_ADMIN, help="the server's admin URL")
     parser.add_argument("--worker-mib", type=float, default=400, help="a worker's memory, first")
     parser.add_argument("--logs", type=Path, help="keep every log here (else a temporary dir)")
+    parser.add_argument("--before", type=Path, help="another checkout, measured at each point too")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/scale.json")
     args = parser.parse_args()
     args.workers = args.workers or ([1, 4] if args.quick else [1, 8, 25, 50])
     args.sqlite_workers = args.sqlite_workers or ([4] if args.quick else [8])
     args.trials = args.trials or (16 if args.quick else None)
+    if args.before is not None:
+        args.before = args.before.resolve()
+        if not (args.before / "regcore" / "cli").is_dir():
+            parser.error(f"--before must be a regsweep checkout, but got {args.before}")
 
     load_before = uptime()
     console.print(f"load before: {load_before}")
@@ -654,16 +703,20 @@ def main() -> None:
                     console.print(f"{asked} workers of ~{worker_mib:.0f} MiB do not fit: {n}")
                 if n < 1 or any(r.engine == engine and r.workers == n for r in results):
                     continue
-                r = run_one(engine, n, args.trials or 60 + 6 * n, args)
-                r.asked = asked
-                results.append(r)
-                worker_mib = r.rss_mib[1] + 25
-                console.print(
-                    f"{engine} × {n}: {r.finished} trials, {r.trials_per_s:.2f}/s, start "
-                    f"{r.start_s:.1f} s, warm-up {r.warmup_s:.1f} s, {r.status}, load {r.load:.1f}"
-                )
-                for line in r.error_lines:
-                    console.print(f"  {line}", style="red", highlight=False, markup=False)
+                for checkout in ("this", "before") if args.before else ("this",):
+                    r = run_one(engine, n, args.trials or 60 + 6 * n, args, checkout)
+                    r.asked = asked
+                    results.append(r)
+                    # What a worker was measured to take, the larger of the two checkouts'.
+                    mib = r.rss_mib[1] + 25
+                    worker_mib = mib if checkout == "this" else max(worker_mib, mib)
+                    console.print(
+                        f"{engine} × {n} ({checkout}): {r.finished} trials, "
+                        f"{r.trials_per_s:.2f}/s, start {r.start_s:.1f} s, warm-up "
+                        f"{r.warmup_s:.1f} s, {r.status}, load {r.load:.1f}"
+                    )
+                    for line in r.error_lines:
+                        console.print(f"  {line}", style="red", highlight=False, markup=False)
     load_after = uptime()
     for table in tables(results):
         console.print(table)
@@ -677,6 +730,7 @@ def main() -> None:
         json.dumps(
             {
                 "command": " ".join(["python", *sys.argv]),
+                "before": None if args.before is None else str(args.before),
                 "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                 "load": {"before": load_before, "after": load_after},

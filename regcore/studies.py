@@ -144,27 +144,23 @@ def create_sweep(
     ``adopt``) has the name.
     """
     sweep_id = new_id()
-    lock = StudyLock(_url(engine), spec.name)
-    try:
-        with lock.hold():
-            _refuse_taken(engine, spec.name)
-            made = _make_study(engine, storage, spec, sweep_id, adopt=adopt)
-            try:
-                return insert_sweep(
-                    engine,
-                    spec_json=spec.to_json_dict(),
-                    name=spec.name,
-                    priority=spec.priority,
-                    owner=owner,
-                    deadline=spec.budget.deadline,
-                    sweep_id=sweep_id,
-                )
-            except BaseException:
-                if made:  # no study of ours without its sweep
-                    optuna.delete_study(study_name=spec.name, storage=storage)
-                raise
-    finally:
-        lock.dispose()
+    with StudyLock(engine=engine, study_name=spec.name).hold():
+        _refuse_taken(engine, spec.name)
+        made = _make_study(engine, storage, spec, sweep_id, adopt=adopt)
+        try:
+            return insert_sweep(
+                engine,
+                spec_json=spec.to_json_dict(),
+                name=spec.name,
+                priority=spec.priority,
+                owner=owner,
+                deadline=spec.budget.deadline,
+                sweep_id=sweep_id,
+            )
+        except BaseException:
+            if made:  # no study of ours without its sweep
+                optuna.delete_study(study_name=spec.name, storage=storage)
+            raise
 
 
 def create_batch(
@@ -187,15 +183,11 @@ def create_batch(
     made: list[str] = []
     try:
         for spec, sweep_id in zip(specs, ids, strict=True):
-            lock = StudyLock(_url(engine), spec.name)
-            try:
-                with lock.hold():
-                    _refuse_taken(engine, spec.name)
-                    user_attrs = {"batch": name}
-                    _make_study(engine, storage, spec, sweep_id, adopt=False, attrs=user_attrs)
-                    made.append(spec.name)
-            finally:
-                lock.dispose()
+            with StudyLock(engine=engine, study_name=spec.name).hold():
+                _refuse_taken(engine, spec.name)
+                user_attrs = {"batch": name}
+                _make_study(engine, storage, spec, sweep_id, adopt=False, attrs=user_attrs)
+                made.append(spec.name)
         return insert_batch(
             engine,
             name=name,
@@ -302,16 +294,14 @@ def remove_half_made(
             continue
         if made.tzinfo is None or now - made < timedelta(seconds=older_than_s):
             continue
-        lock = StudyLock(_url(engine), name)
         try:
-            with lock.hold():  # its submission, if alive after all, finishes first
+            # Its submission, if alive after all, finishes first.
+            with StudyLock(engine=engine, study_name=name).hold():
                 if _has_sweep(engine, name) or study_takes_name(storage, name):
                     continue
                 optuna.delete_study(study_name=name, storage=storage)
         except KeyError:
             continue  # removed by another worker meanwhile
-        finally:
-            lock.dispose()
         _log.warning("removed study %s: the submission that made it never finished", name)
         removed.append(name)
     return removed
@@ -361,7 +351,3 @@ def _has_sweep(engine: sa.Engine, name: str) -> bool:
     except SweepNotFoundError:
         return False
     return True
-
-
-def _url(engine: sa.Engine) -> str:
-    return engine.url.render_as_string(hide_password=False)

@@ -1,7 +1,7 @@
 """What a worker claims of a sweep it holds: the search's next trials under the exact
 budget, then the confirmation's (:mod:`regcore.confirm`), or the points of a path
 (:mod:`worker.path`). The claims themselves are the store's (:func:`claim_trials`);
-:class:`HeldSweeps` keeps what a worker opens once per sweep (its study, lock, population),
+:class:`HeldSweeps` keeps what a worker opens once per sweep (its study, population),
 and :class:`Buildable` which sweeps it can claim at all.
 """
 
@@ -101,21 +101,18 @@ class SweepClaims:
 
 class HeldSweeps:
     """What a worker opens once per sweep it claims: the study (created with its baseline
-    trial by the first worker), the study's lock (on PostgreSQL: one connection per sweep)
-    and the population size (``execution.population``, ``auto`` resolved once)."""
+    trial by the first worker) and the population size (``execution.population``, ``auto``
+    resolved once); its claims, under the study's lock on the worker's own engine."""
 
     def __init__(
         self,
         *,
         engine: sa.Engine,
         storage: optuna.storages.BaseStorage,
-        database_url: str,
         device: str,
     ) -> None:
-        self._engine, self._storage = engine, storage
-        self._database_url, self._device = database_url, device
+        self._engine, self._storage, self._device = engine, storage, device
         self._studies: dict[str, optuna.Study] = {}
-        self._locks: dict[str, StudyLock] = {}
         self._sizes: dict[str, int] = {}
 
     def study(self, sweep: SweepRow, spec: SweepSpec) -> optuna.Study:
@@ -128,13 +125,11 @@ class HeldSweeps:
     def claims(
         self, sweep: SweepRow, spec: SweepSpec, *, recover: Callable[[optuna.Study], None]
     ) -> SweepClaims:
-        if sweep.id not in self._locks:
-            self._locks[sweep.id] = StudyLock(self._database_url, sweep.study_name)
         return SweepClaims(
             engine=self._engine,
             study=self.study(sweep, spec),
             spec=spec,
-            lock=self._locks[sweep.id],
+            lock=StudyLock(engine=self._engine, study_name=sweep.study_name),
             recover=recover,
         )
 
@@ -147,10 +142,6 @@ class HeldSweeps:
                 _log.info("%s: population auto: %d trials at once", sweep.name, size)
             self._sizes[sweep.id] = size
         return self._sizes[sweep.id]
-
-    def close(self) -> None:
-        for lock in self._locks.values():
-            lock.dispose()
 
 
 class Buildable:

@@ -39,8 +39,7 @@ from regcore.store import (
     SweepRow,
     WorkerNotFoundError,
     claim_next_sweep,
-    create_engine_for,
-    create_storage,
+    create_engine_and_storage,
     deregister_worker,
     expire_sweeps,
     get_sweep,
@@ -58,6 +57,7 @@ from worker.execute import Execution
 from worker.functions import FunctionRunner
 from worker.heartbeat import Heartbeat, Running, WorkerState
 from worker.runner import DATABASE_ERRORS
+from worker.threads import ThreadShare
 
 _log = logging.getLogger(__name__)
 _WEBHOOK_WAIT_S = 15.0  # at exit, for due webhooks (those left wait for other deliverers)
@@ -79,10 +79,13 @@ class WorkerOptions:
     grace_s: float = _SETTINGS["grace_s"].default
     max_retries: int = _SETTINGS["max_retries"].default
     idle_poll_s: float = 1.0
-    pool_size: int = 2
+    pool_size: int = 2  # connections to PostgreSQL, all the worker's threads together
     sweep_id: str | None = None  # work on this sweep alone, and exit once it has ended
     stop_wait_s: float | None = None  # how long a stop lets the running trial go on (grace_s)
-    threads: int | None = None  # torch's intra-op threads (None: torch's default)
+    threads: int | None = None  # torch's intra-op threads (None: a share of the cores)
+    # Worker processes started together on this machine (--workers N, --gpus all, run
+    # --workers N): each takes at most cores ÷ this many threads (worker.threads).
+    started_with: int = 1
     log_level: int = logging.INFO
     plugins: tuple[str, ...] = ()  # modules imported first: their workloads (REGSWEEP_PLUGINS)
     # Hosts and networks webhooks may reach though loopback, link-local or private
@@ -116,7 +119,7 @@ class Worker:
         self._next_sweep_up = 0.0  # when to look for half-made studies next (monotonic)
         self._registering = threading.Lock()
         # Training functions run in a child process, reused from trial to trial.
-        self._functions = FunctionRunner(threads=options.threads)
+        self._functions = FunctionRunner()
 
     @property
     def worker_id(self) -> str | None:
@@ -131,9 +134,14 @@ class Worker:
     def run(self) -> None:
         o = self.options
         upgrade_database(o.database_url)
-        self._engine = create_engine_for(o.database_url, pool_size=o.pool_size)
-        self._storage = create_storage(
-            o.database_url, pool_size=o.pool_size, heartbeat_s=o.heartbeat_s, grace_s=o.grace_s
+        # One pool of ``pool_size`` connections (PostgreSQL) for every thread of the worker:
+        # the loop's claims and trials, the heartbeat, the courier.
+        self._engine, self._storage = create_engine_and_storage(
+            o.database_url,
+            pool_size=o.pool_size,
+            application_name=f"regsweep worker {socket.gethostname()}:{os.getpid()}",
+            heartbeat_s=o.heartbeat_s,
+            grace_s=o.grace_s,
         )
         # Delivers the outbox's webhooks on its own thread, so a slow receiver delays neither
         # claims nor heartbeats: any sweep's, or with ``sweep_id`` (``regsweep run``) that
@@ -146,12 +154,7 @@ class Worker:
         )
         self._announcer = Announcer(engine=self._engine, courier=self._courier)
         self._buildable = Buildable(engine=self._engine)
-        self._held = HeldSweeps(
-            engine=self._engine,
-            storage=self._storage,
-            database_url=o.database_url,
-            device=o.device,
-        )
+        self._held = HeldSweeps(engine=self._engine, storage=self._storage, device=o.device)
         self._execution = Execution(
             state=self.state,
             storage=self._storage,
@@ -163,11 +166,19 @@ class Worker:
             cancelled=self._cancelled,
         )
         self._register(None)
+        self._threads = ThreadShare.for_worker(
+            threads=o.threads,
+            started_with=o.started_with,
+            engine=self._engine,
+            grace_s=o.grace_s,
+            every_s=o.heartbeat_s,
+        )
         _log.info(
-            "worker %s on %s (device %s) takes trials from %s",
+            "worker %s on %s (device %s, %d torch threads) takes trials from %s",
             self.worker_id,
             socket.gethostname(),
             o.device,
+            self._threads.apply(),
             sa.make_url(o.database_url).render_as_string(hide_password=True),
         )
         beat = Heartbeat(
@@ -213,10 +224,10 @@ class Worker:
                 "could not deregister worker %s: the database is unreachable", self.worker_id
             )
         self._functions.close()
-        self._held.close()
         self._courier.close(drain_s=_WEBHOOK_WAIT_S)  # let the last sweep-ended events go out
-        self._engine.dispose()
         self._storage.remove_session()
+        self._storage.engine.dispose()
+        self._engine.dispose()  # the same engine, but on SQLite
 
     # -- one round: claim a sweep, then a trial of it ------------------------------------------
 
@@ -224,6 +235,7 @@ class Worker:
         """Claim and run one trial; False when there was nothing to run."""
         assert self.worker_id is not None
         self._execution.settle()
+        self._functions.threads = self._threads.apply()  # others may have come or gone
         for ended in expire_sweeps(self._engine):
             self._announcer.announce(ended)
         self._sweep_up()

@@ -43,6 +43,7 @@ class FunctionCall:
     regularize: dict[str, Any] = field(default_factory=dict)
     warm_from: Path | None = None  # a path point: the weights it starts from
     warm_to: Path | None = None  # where its own weights go when it ends (a path's trials)
+    threads: int | None = None  # torch's threads for it: its worker's share (worker.threads)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,16 +56,16 @@ class FunctionOutcome:
     code: str = ""  # which code ran: the provenance of the function as this child imported it
 
 
-def child_main(conn: multiprocessing.connection.Connection, stop: Any, threads: int | None) -> None:
+def child_main(conn: multiprocessing.connection.Connection, stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when its trial stops
     parent = multiprocessing.parent_process()
     if parent is not None:  # never outlive the worker (kill -9 included)
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
     import torch
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     while (call := conn.recv()) is not None:
+        if call.threads is not None and call.threads != torch.get_num_threads():
+            torch.set_num_threads(call.threads)  # the worker's share, which others may change
         outcome = _run(call, conn, stop)
         conn.send(("outcome", dataclasses.replace(outcome, code=_code(call.workload))))
         if torch.cuda.is_available():

@@ -14,6 +14,7 @@ segfault) is noticed by its exit, and one that ignores a stop request is termina
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -34,7 +35,7 @@ class FunctionRunner:
     """Runs training functions in a reused child process (see the module's docstring)."""
 
     def __init__(self, *, threads: int | None = None) -> None:
-        self._threads = threads
+        self.threads = threads  # torch's threads in the child, set per call (worker.threads)
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._conn: multiprocessing.connection.Connection | None = None
@@ -52,7 +53,7 @@ class FunctionRunner:
         the child is ended: it would wait for an answer forever."""
         conn = self._start()
         self._stop.clear()
-        conn.send(call)
+        conn.send(dataclasses.replace(call, threads=self.threads))
         given: Verdict = "go"  # the last answer that ended the trial, whatever it returns
         stopping_since: float | None = None
         while True:
@@ -106,7 +107,7 @@ class FunctionRunner:
         parent, child = self._context.Pipe()
         self._process = self._context.Process(
             target=child_main,
-            args=(child, self._stop, self._threads),
+            args=(child, self._stop),
             name="regsweep-training-function",
             daemon=True,
         )

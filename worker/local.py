@@ -12,7 +12,6 @@ budget) and is queued again, so the same command resumes the sweep.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -102,7 +101,6 @@ def _device_for(index: int, requested: str) -> str:
 
 
 def _worker_options(options: LocalOptions, spec: SweepSpec, sweep_id: str) -> list[WorkerOptions]:
-    threads = max(1, (os.cpu_count() or 1) // options.workers)
     return [
         replace(
             options.worker,
@@ -110,7 +108,9 @@ def _worker_options(options: LocalOptions, spec: SweepSpec, sweep_id: str) -> li
             idle_poll_s=_POLL_S,
             sweep_id=sweep_id,
             stop_wait_s=0.0,  # Ctrl-C ends the running trials now; they are queued again
-            threads=threads,
+            # The cores ÷ N threads each (or options.worker.threads), as `regsweep worker
+            # --workers N` gives them: the same trial gives the same value either way.
+            started_with=options.workers,
             log_level=logging.WARNING,  # the progress bar says what the INFO lines would
         )
         for index in range(options.workers)

@@ -42,11 +42,7 @@ def quiet_optuna() -> None:
 
 def worker_process_main(options: WorkerOptions) -> None:
     """Entry of one worker process (``--gpus all`` and ``regsweep run`` start several)."""
-    import torch  # here: a parent that only starts workers need not load it
-
-    quiet_optuna()
-    if options.threads is not None:
-        torch.set_num_threads(options.threads)
+    quiet_optuna()  # the worker sets torch's threads itself (worker.threads), trial by trial
     if not logging.getLogger().handlers:  # a line per trial and per sweep's end
         logging.basicConfig(
             level=options.log_level,

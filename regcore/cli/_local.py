@@ -107,6 +107,12 @@ def run(
         str | None, typer.Option(help="Database URL (default: REGSWEEP_DATABASE_URL).")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Torch threads per worker (default: OMP_NUM_THREADS, else cores ÷ workers)."
+        ),
+    ] = None,
 ) -> None:
     """Run a whole sweep on this machine (resumes it if it was started before)."""
     import sqlalchemy as sa
@@ -120,7 +126,8 @@ def run(
     require_driver(url, command="run")
     loaded = load_spec_or_exit(spec)
     options = LocalOptions(
-        worker=WorkerOptions.from_settings(config, database_url=url), workers=workers
+        worker=WorkerOptions.from_settings(config, database_url=url, threads=threads),
+        workers=workers,
     )
     columns = (
         TextColumn("[bold]{task.description}"),

@@ -52,10 +52,24 @@ def _reach_database(url: str) -> None:
     upgrade_database(url)
 
 
-def _worker_options(config: Settings, device: str) -> WorkerOptions:
+def _worker_options(
+    config: Settings, device: str, *, threads: int | None = None, started_with: int = 1
+) -> WorkerOptions:
     from worker.daemon import WorkerOptions
 
-    return WorkerOptions.from_settings(config, device=device)
+    return WorkerOptions.from_settings(
+        config, device=device, threads=threads, started_with=started_with
+    )
+
+
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Torch threads per worker process. Default: OMP_NUM_THREADS if set, else this "
+        "machine's cores divided among its workers (docs/workers.md).",
+    ),
+]
 
 
 @app.command()
@@ -64,32 +78,55 @@ def worker(
     gpus: Annotated[
         str | None, typer.Option(help="'all': one worker process per visible GPU.")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes on this machine, sharing its cores."),
+    ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Claim and run trials of queued sweeps until stopped (SIGTERM/Ctrl-C: finish, exit 0)."""
     config = settings()
     require_driver(config.database_url, command="worker")
     load_plugins()  # fail here, naming the plug-in, rather than in every worker process
-    if gpus is None:
+    if gpus is not None and workers is not None:
+        console.print(
+            f"[red]--gpus all starts one worker per GPU; leave out --workers (got "
+            f"--workers {workers})[/red]"
+        )
+        raise typer.Exit(2)
+    if gpus is None and workers is None:
         from worker.processes import worker_process_main
 
-        worker_process_main(_worker_options(config, device))
+        worker_process_main(_worker_options(config, device, threads=threads))
         return
+    if gpus is not None:
+        devices = _gpus(gpus)
+    else:
+        assert workers is not None
+        devices = [device] * workers
+    from worker.processes import run_worker_processes
+
+    _reach_database(config.database_url)  # here, once, rather than a traceback per process
+    options = [
+        _worker_options(config, d, threads=threads, started_with=len(devices)) for d in devices
+    ]
+    console.print(f"starting {len(options)} worker processes ({', '.join(devices)})")
+    if run_worker_processes(options).failed:
+        raise typer.Exit(1)
+
+
+def _gpus(gpus: str) -> list[str]:
+    """The devices of ``--gpus all``: one per visible GPU."""
     if gpus != "all":
         console.print(f"[red]--gpus takes 'all', but got {gpus!r}[/red]")
         raise typer.Exit(2)
     import torch
 
-    from worker.processes import run_worker_processes
-
     count = torch.cuda.device_count()
     if count == 0:
         console.print("[red]--gpus all: no CUDA device is visible; use --device cpu[/red]")
         raise typer.Exit(2)
-    _reach_database(config.database_url)  # here, once, rather than a traceback per process
-    options = [_worker_options(config, f"cuda:{index}") for index in range(count)]
-    console.print(f"starting {count} worker processes ({', '.join(o.device for o in options)})")
-    if run_worker_processes(options).failed:
-        raise typer.Exit(1)
+    return [f"cuda:{index}" for index in range(count)]
 
 
 @app.command()

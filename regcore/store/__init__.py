@@ -13,7 +13,7 @@ from regcore.store._batches import (
     insert_batch,
     past_trial_seconds,
 )
-from regcore.store._engine import create_engine_for
+from regcore.store._engine import create_engine_and_storage, create_engine_for
 from regcore.store._locks import StudyLock
 from regcore.store._migrate import VERSION_TABLE, current_revision, head_revision, upgrade_database
 from regcore.store._optuna import (
@@ -107,6 +107,7 @@ __all__ = [
     "confirmation_study_name",
     "count_trials",
     "count_trials_by_study",
+    "create_engine_and_storage",
     "create_engine_for",
     "create_storage",
     "create_study_with_attrs",

@@ -6,7 +6,8 @@ transaction for a SELECT, which would make a read-then-write claim non-atomic. W
 with ``BEGIN IMMEDIATE`` (:func:`write`), so a writer takes the database's write lock
 before it reads, and waits for it under the busy timeout rather than failing with "database
 is locked" half-way. PostgreSQL: a small pool per process, with pre-ping so a dropped
-connection is replaced rather than handed out.
+connection is replaced rather than handed out; a worker's one pool serves regsweep's tables
+and Optuna's storage alike (:func:`create_engine_and_storage`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import optuna
 import sqlalchemy as sa
 
-from regcore.store._optuna import SQLITE_BUSY_TIMEOUT_S, sqlite_path
+from regcore.store._optuna import SQLITE_BUSY_TIMEOUT_S, create_storage, sqlite_path
 
 _BEGIN_OPTION = "regsweep_sqlite_begin"
 
@@ -56,6 +58,45 @@ def create_engine_for(url: str, *, pool_size: int = 2) -> sa.Engine:
     sa.event.listen(engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def create_engine_and_storage(
+    url: str,
+    *,
+    pool_size: int = 2,
+    application_name: str | None = None,
+    heartbeat_s: float | None = None,
+    grace_s: float | None = None,
+) -> tuple[sa.Engine, optuna.storages.RDBStorage]:
+    """Regsweep's engine and Optuna's storage (:func:`create_storage`'s ``heartbeat_s`` and
+    ``grace_s``) for a process that works on ``url`` from several threads: a worker.
+
+    PostgreSQL: one engine, the storage's, for both, with a pool of ``pool_size``
+    connections and none beyond (``max_overflow=0``): a thread that finds them all in use
+    waits for one, so the process never holds more than ``pool_size`` of the server's
+    ``max_connections``, whatever its threads do. Each is named ``application_name`` in
+    ``pg_stat_activity``. The claim lock takes no connection of its own
+    (:class:`regcore.store.StudyLock`). SQLite: two engines on the file, as connections to a
+    file cost no server anything, and regsweep's engine begins its transactions itself
+    (:func:`write`), which Optuna's sessions must not inherit.
+    """
+    if pool_size < 2:
+        raise ValueError(
+            "a claim holds the study's lock on one connection while Optuna's storage writes "
+            f"on another, so pool_size must be at least 2, but got {pool_size=}"
+        )
+    url = normalize_url(url)
+    storage = create_storage(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        application_name=application_name,
+        heartbeat_s=heartbeat_s,
+        grace_s=grace_s,
+    )
+    if sa.make_url(url).get_backend_name() == "sqlite":
+        return create_engine_for(url, pool_size=pool_size), storage
+    return storage.engine, storage
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

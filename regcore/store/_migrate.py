@@ -65,9 +65,17 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 
 def upgrade_database(url: str) -> None:
-    """Create Optuna's tables and bring regsweep's to the newest revision; safe to repeat."""
+    """Create Optuna's tables and bring regsweep's to the newest revision; safe to repeat.
+
+    A database already at the newest revision is left as it is after one query on one
+    connection: every worker calls this as it starts, and 50 of them starting together
+    would otherwise queue on the migration lock, each holding a connection while it waits
+    and two more for Optuna's checks once it has it.
+    """
     engine = create_engine_for(url, pool_size=1)
     try:
+        if current_revision(engine) == head_revision():
+            return  # Optuna's tables were made before ours (below)
         with _migration_lock(engine, url):
             # Optuna creates (and checks the version of) its own tables on construction.
             create_storage(url, pool_size=1).engine.dispose()

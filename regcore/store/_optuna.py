@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -26,20 +29,35 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _engine_kwargs(url: str, *, pool_size: int) -> dict[str, Any]:
+def _engine_kwargs(
+    url: str, *, pool_size: int, max_overflow: int | None, application_name: str | None
+) -> dict[str, Any]:
     if sqlite_path(url) is not None:
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": pool_size if max_overflow is None else max_overflow,
+        "pool_pre_ping": True,
+    }
+    if application_name is not None and make_url(url).get_backend_name() == "postgresql":
+        # What pg_stat_activity shows for each connection: who holds the server's slots.
+        kwargs["connect_args"] = {"application_name": application_name[:63]}
+    return kwargs
 
 
 def create_storage(
     url: str,
     *,
     pool_size: int = 2,
+    max_overflow: int | None = None,
+    application_name: str | None = None,
     heartbeat_s: float | None = None,
     grace_s: float | None = None,
 ) -> optuna.storages.RDBStorage:
     """An ``RDBStorage`` for ``url``, creating the SQLite file (in WAL mode) if needed.
+
+    PostgreSQL: a pool of ``pool_size`` connections and ``max_overflow`` more at peaks (as
+    many again by default), named ``application_name`` on the server.
 
     With ``heartbeat_s``, running trials are expected to beat (``record_heartbeat``) that often;
     one silent for ``grace_s`` is stale: a worker ends it and queues its retry
@@ -59,9 +77,15 @@ def create_storage(
             "heartbeat_interval": max(1, round(heartbeat_s)),
             "grace_period": None if grace_s is None else max(1, round(grace_s)),
         }
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs=_engine_kwargs(url, pool_size=pool_size), **heartbeat
+    if pool_size < 1 or (max_overflow is not None and max_overflow < 0):
+        raise ValueError(
+            "pool_size must be at least 1 and max_overflow at least 0, but got "
+            f"{pool_size=} and {max_overflow=}"
+        )
+    kwargs = _engine_kwargs(
+        url, pool_size=pool_size, max_overflow=max_overflow, application_name=application_name
     )
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
 
 
 def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
@@ -138,3 +162,61 @@ def create_study_with_attrs(
         raise optuna.exceptions.DuplicatedStudyError(
             f"a study named {name!r} exists already"
         ) from None
+
+
+def _rdb_backend(study: optuna.Study) -> optuna.storages.RDBStorage:
+    from optuna.storages._cached_storage import _CachedStorage
+
+    storage = study._storage
+    backend = storage._backend if isinstance(storage, _CachedStorage) else storage
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        raise TypeError(
+            f"claims reserve trials in an RDB storage's tables, but study {study.study_name!r} "
+            f"is in a {type(backend).__name__}; open it with create_storage()"
+        )
+    return backend
+
+
+def reserve_trials(connection: Connection, study: optuna.Study, n: int) -> list[int]:
+    """Make ``n`` trials of ``study`` RUNNING in ``connection``'s transaction, as
+    ``Study.ask()`` does before any sampling: its oldest waiting trials (queued retries, the
+    baseline) first, then new ones numbered under the study row's lock, as Optuna numbers
+    them. Their ids; :func:`open_trial` makes each a ``Trial`` once the transaction has
+    committed. Running trials use budget (:func:`regcore.store.count_trials`), so the claim
+    that counts the budget on the same transaction reserves exactly what it counted."""
+    from optuna.storages._rdb import models
+    from sqlalchemy.orm import Session
+
+    backend, study_id = _rdb_backend(study), study._study_id
+    with Session(bind=connection) as session:
+        trial_model = models.TrialModel
+        waiting = (
+            session.query(trial_model)
+            .filter(trial_model.study_id == study_id, trial_model.state == TrialState.WAITING)
+            .order_by(trial_model.number)
+            .limit(n)
+            .with_for_update()
+            .all()
+        )
+        for trial in waiting:  # as RDBStorage.set_trial_state_values(RUNNING) changes them
+            trial.state = TrialState.RUNNING
+            trial.datetime_start = datetime.now()
+        ids = [trial.trial_id for trial in waiting]
+        if len(ids) < n:
+            models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+            for _ in range(n - len(ids)):
+                new = backend._get_prepared_new_trial(study_id, None, session)
+                session.flush()
+                ids.append(new.trial_id)
+        session.flush()
+    return ids
+
+
+def open_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
+    """The reserved trial ``trial_id`` (:func:`reserve_trials`) as ``Study.ask()`` returns
+    one: the study's view of its trials refreshed, so that the sampler (which runs now, off
+    the claim's lock) sees every trial up to this one, and the storage's cache knows it
+    (its parameters are written through the cache)."""
+    study._thread_local.cached_all_trials = None  # what ask() does: sync once per trial
+    study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    return optuna.Trial(study, trial_id)

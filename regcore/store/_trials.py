@@ -148,10 +148,12 @@ def _counts(rows: Iterable[_Row]) -> TrialCounts:
     )
 
 
-def count_trials(engine: sa.Engine, study_name: str | None = None) -> TrialCounts:
+def count_trials(engine: sa.Engine | sa.Connection, study_name: str | None = None) -> TrialCounts:
     """The trials of study ``study_name`` and of its confirmation (of every study when None),
-    in one query."""
+    in one query; on a ``Connection``, in its transaction (a claim's, under the study's lock)."""
     query = _query(None if study_name is None else [study_name])
+    if isinstance(engine, sa.Connection):
+        return _counts(tuple(row)[:4] for row in engine.execute(query))
     with engine.connect() as connection:
         rows = [tuple(row)[:4] for row in connection.execute(query)]
     return _counts(rows)

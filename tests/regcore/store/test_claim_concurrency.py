@@ -110,3 +110,43 @@ def test_concurrent_claims_start_each_queued_sweep_exactly_once(
     # differs from the one stored (its own, overwritten or never written).
     for sweep_id, started_at in claims:
         assert started_at == sweeps[sweep_id].started_at, sweep_id
+
+
+def claim_the_running_sweep(url: str, start: threading.Barrier, rounds: int) -> list[str | None]:
+    """Claim ``rounds`` times without finishing anything: the ids claimed (None: nothing)."""
+    engine = create_engine_for(url, pool_size=1)
+    try:
+        worker = register_worker(engine, host="test", pid=os.getpid(), device="cpu")
+        start.wait()
+        claimed = []
+        for _ in range(rounds):
+            sweep = claim_next_sweep(engine, worker_id=worker.id)
+            claimed.append(None if sweep is None else sweep.id)
+        return claimed
+    finally:
+        engine.dispose()
+
+
+def test_a_running_sweep_is_claimed_by_every_claimer_at_once(engine: sa.Engine, url: str) -> None:
+    """A sweep many workers share: no claimer finds nothing because another is claiming it
+    (as a row lock that claimers skip would make them, and then wait a poll for nothing)."""
+    sweep_id = insert_sweep(engine, spec_json={}, name="shared").id
+    start = threading.Barrier(CLAIMERS)
+    results: list[list[str | None] | BaseException] = [[] for _ in range(CLAIMERS)]
+
+    def main(i: int) -> None:
+        try:
+            results[i] = claim_the_running_sweep(url, start, rounds=50)
+        except BaseException as error:  # reported by the test, not lost in the thread
+            results[i] = error
+
+    threads = [threading.Thread(target=main, args=(i,)) for i in range(CLAIMERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    claims = [c for r in results if not isinstance(r, BaseException) for c in r]
+    assert claims == [sweep_id] * (CLAIMERS * 50)
+    (sweep,) = list_sweeps(engine, limit=2)[0]
+    assert sweep.status == "running"

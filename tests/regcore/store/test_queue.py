@@ -147,7 +147,7 @@ def test_a_worker_that_cannot_build_a_sweep_says_why_until_one_that_can_claims_i
 def test_claim_trials_asks_until_the_budget_is_used(engine: sa.Engine, url: str) -> None:
     storage = create_storage(url)
     study = optuna.create_study(study_name=f"budget-{uuid.uuid4().hex[:8]}", storage=storage)
-    lock = StudyLock(url, study.study_name)
+    lock = StudyLock(engine=engine, study_name=study.study_name)
     try:
         first, second = claim_trials(engine, study, n_trials=4, lock=lock, k=2)
         study.tell(first, 0.5)
@@ -161,7 +161,6 @@ def test_claim_trials_asks_until_the_budget_is_used(engine: sa.Engine, url: str)
         assert count_trials(engine, study.study_name).used == 4
         assert second.number == 1
     finally:
-        lock.dispose()
         storage.engine.dispose()
 
 
@@ -170,7 +169,7 @@ def test_a_fixed_point_keeps_its_reserve_and_never_falls_back_to_the_sampler(
 ) -> None:
     storage = create_storage(url)
     study = optuna.create_study(study_name=f"fixed-{uuid.uuid4().hex[:8]}", storage=storage)
-    lock = StudyLock(url, study.study_name)
+    lock = StudyLock(engine=engine, study_name=study.study_name)
     point = FixedPoint(
         params={"l2": 1e-3},
         distributions={"l2": FloatDistribution(1e-6, 1e-1, log=True)},
@@ -187,14 +186,13 @@ def test_a_fixed_point_keeps_its_reserve_and_never_falls_back_to_the_sampler(
         plain = FixedPoint(params={}, distributions={}, user_attrs={"path_retrain": 0})
         assert len(claim_trials(engine, study, n_trials=4, lock=lock, fixed=plain)) == 1
     finally:
-        lock.dispose()
         storage.engine.dispose()
 
 
 def test_a_retry_left_waiting_after_the_budget_is_superseded(engine: sa.Engine, url: str) -> None:
     storage = create_storage(url)
     study = optuna.create_study(study_name=f"retry-{uuid.uuid4().hex[:8]}", storage=storage)
-    lock = StudyLock(url, study.study_name)
+    lock = StudyLock(engine=engine, study_name=study.study_name)
     try:
         (running,) = claim_trials(engine, study, n_trials=2, lock=lock)
         study.enqueue_trial({}, user_attrs={"retry_of": 0})  # queued while 2 use the budget
@@ -211,7 +209,6 @@ def test_a_retry_left_waiting_after_the_budget_is_superseded(engine: sa.Engine, 
         assert superseded.user_attrs["fail_reason"].startswith("superseded")
         assert count_trials(engine, study.study_name).used == 2  # it used no budget
     finally:
-        lock.dispose()
         storage.engine.dispose()
 
 
