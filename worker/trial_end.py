@@ -2,9 +2,9 @@
 records, the pruner after each epoch, and the ``tell``.
 
 Every trial records the setting it trained with (``method``, ``method_class``, ``l1``,
-``l2``, ``lr``, the seed, torch's version and the code that ran), its learning curves
-(``curves``, however it ended), and on success its metrics. A final failure (the point
-itself is bad) uses budget; an interruption does not (``final_failure``, read by
+``l2``, ``lr``, the seed, torch's version and threads, the code that ran), its learning
+curves (``curves``, however it ended), and on success its metrics. A final failure (the
+point itself is bad) uses budget; an interruption does not (``final_failure``, read by
 :func:`regcore.store.count_trials`).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,29 +27,41 @@ from regcore.spec._suggest import TrialPoint
 from regcore.store import set_user_attrs
 from regcore.trial_kinds import rules_of
 from regcore.workloads import Registered, provenance
+from worker.pruning import reporting_epochs
 from worker.training import DivergedError
 
 _log = logging.getLogger(__name__)
 
 #: The per-epoch metrics every trial keeps as its learning curves (user attribute ``curves``).
 CURVES = ("train_loss", "val_loss")
+#: How often a running trial's progress (``epochs_run``) is written, at most: it is for people
+#: watching the dashboard, and a write every epoch was a large part of a small trial's cost.
+PROGRESS_EVERY_S = 2.0
 
 
 def record_setting(
     trial: optuna.Trial, point: TrialPoint, *, seed: int, kind: Registered
 ) -> tuple[float, float]:
     """Record what ``trial`` trains with; its λ₁ and λ₂."""
-    setting = {"seed": seed, "torch_version": torch.__version__, "code": provenance(kind)}
+    setting = {
+        "seed": seed,
+        "torch_version": torch.__version__,
+        # Its worker's share of the cores (worker.threads): the count changes float sums.
+        "torch_threads": torch.get_num_threads(),
+        "code": provenance(kind),
+    }
     set_user_attrs(trial, {**point.as_attrs(), **setting})
     return point.l1, point.l2
 
 
 class Reporter:
-    """After each epoch: ``epochs_run`` (a running trial's progress, live in the dashboard)
-    and the objective to the pruner (which may stop the trial); an objective that is NaN or
-    infinite ends the trial as diverged. The learning curves (and, for a training function,
-    the code its process ran) are written once the trial ends (:meth:`ended`, in the one
-    transaction of its last attributes)."""
+    """After each epoch: the objective to the pruner where it may decide
+    (:func:`worker.pruning.reporting_epochs`; it may stop the trial), ``epochs_run`` (a
+    running trial's progress, live in the dashboard) every :data:`PROGRESS_EVERY_S` at most;
+    an objective that is NaN or infinite ends the trial as diverged. The learning curves,
+    the last ``epochs_run`` (and, for a training function, the code its process ran) are
+    written once the trial ends (:meth:`ended`, in the one transaction of its last
+    attributes)."""
 
     def __init__(self, trial: optuna.Trial, spec: SweepSpec) -> None:
         self._trial = trial
@@ -56,14 +69,18 @@ class Reporter:
         self._curves: dict[str, list[float | None]] = {}
         self._code: str | None = None
         self._diverged = False
+        self._epochs_run = 0
+        self._progress_at = time.monotonic()  # when epochs_run was last written
+        self.at_end: dict[str, Any] = {}  # more attributes to write with the trial's end
         # Optuna's pruners are single-objective; some kinds of trial run to their end.
-        self._prunable = not spec.is_multi_objective and rules_of(trial).prunable
+        prunable = not spec.is_multi_objective and rules_of(trial).prunable
+        self._reports = reporting_epochs(spec) if prunable else None
 
     def __call__(self, epoch: int, metrics: dict[str, Any]) -> None:
         """Record ``epoch``'s ``metrics``; raises :class:`~worker.training.DivergedError`
         for a non-finite objective (else it would be stored as null and the trial go on to
         COMPLETE), and ``optuna.TrialPruned`` when the pruner stops the trial."""
-        self._trial.set_user_attr("epochs_run", epoch + 1)
+        self._epochs_run = epoch + 1
         for name in dict.fromkeys((*CURVES, self._spec.objectives[0].metric)):
             if name in metrics:
                 value = float(metrics[name])
@@ -75,12 +92,14 @@ class Reporter:
                     f"{objective.metric} became {metrics[objective.metric]} in epoch "
                     f"{epoch + 1}; λ or the learning rate is too large"
                 )
-        if not self._prunable:
-            return
-        value = float(metrics[self._spec.objectives[0].metric])
-        self._trial.report(value, epoch)
-        if self._trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+        if self._reports is not None and self._reports(epoch):
+            value = float(metrics[self._spec.objectives[0].metric])
+            self._trial.report(value, epoch)
+            if self._trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+        if time.monotonic() - self._progress_at >= PROGRESS_EVERY_S:
+            self._trial.set_user_attr("epochs_run", epoch + 1)
+            self._progress_at = time.monotonic()
 
     def diverged(self) -> None:
         """The epoch whose training loss went non-finite ends the curves (as None), unless
@@ -94,10 +113,11 @@ class Reporter:
         self._code = code
 
     def ended(self) -> dict[str, Any]:
-        """What the trial records of its epochs once it ends: its learning ``curves``, and
-        the ``code`` that ran when it was not the worker's own."""
+        """What the trial records of its epochs once it ends: its learning ``curves``, the
+        epochs it ran, and the ``code`` that ran when it was not the worker's own."""
         curves = {"curves": self._curves} if self._curves else {}
-        return curves | ({"code": self._code} if self._code else {})
+        progress = {"epochs_run": self._epochs_run} if self._epochs_run else {}
+        return curves | progress | ({"code": self._code} if self._code else {}) | self.at_end
 
 
 def fail(

@@ -71,9 +71,10 @@ def test_a_trial_records_its_setting_and_metrics(tmp_path: Path) -> None:
         assert key in attrs
     for key in ("epochs_run", "wall_s", "median_step_ms", "device", "torch_version", "seed"):
         assert key in attrs
+    assert attrs["torch_threads"] == torch.get_num_threads()
     assert attrs["epochs_run"] == 3
     assert trial.value == attrs["val_loss"]
-    assert sorted(trial.intermediate_values) == [0, 1, 2]
+    assert trial.intermediate_values == {}  # no pruner: nothing to report to (worker.pruning)
 
 
 def test_the_baseline_trial_trains_without_regularization(tmp_path: Path) -> None:
@@ -276,7 +277,14 @@ def test_a_complete_trial_records_its_curves_one_entry_per_epoch(tmp_path: Path)
     assert len(curves["train_loss"]) == len(curves["val_loss"]) == trial.user_attrs["epochs_run"]
     assert curves["val_loss"][-1] == trial.value
     assert curves["train_loss"][-1] == trial.user_attrs["train_loss"]
-    assert curves["val_loss"] == [trial.intermediate_values[e] for e in range(3)]
+
+
+def test_the_curves_hold_what_went_to_the_pruner(tmp_path: Path) -> None:
+    spec = make_spec(pruner={"name": "median"})
+    study = study_for(spec, tmp_path)
+    assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
+    trial = study.trials[0]
+    assert curves_of(study)["val_loss"] == [trial.intermediate_values[e] for e in range(3)]
 
 
 def test_the_curves_hold_the_first_objective(tmp_path: Path) -> None:

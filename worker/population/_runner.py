@@ -94,9 +94,10 @@ class PopulationRun:
         if self.device is not None:
             config = _with_device(config, self.device)
         params = {**self.spec.workload.params, **first.params}
+        group = self._top_up(group)
         try:
             workload = build_workload(self.spec.workload.name, params, data_dir=self.data_dir)
-            trainer = PopulationTrainer(workload, method=first.method, config=config, k=self.size)
+            trainer = PopulationTrainer(workload, method=first.method, config=config, k=len(group))
         except ValueError as exc:
             for held in group:
                 self._end(
@@ -105,7 +106,6 @@ class PopulationRun:
             return
         for slot, held in enumerate(group):
             self._start(trainer, slot, held)
-        self._refill(trainer, group[0].group)  # a group smaller than K takes new trials now
         while trainer.active():
             if self.should_stop():
                 self._interrupt(
@@ -120,7 +120,7 @@ class PopulationRun:
 
     def _start(self, trainer: PopulationTrainer, slot: int, held: Held) -> None:
         trainer.add(slot, l1=held.l1, l2=held.l2, lr=held.point.lr)
-        held.trial.set_user_attr("population", trainer.stack.k)
+        held.reporter.at_end["population"] = trainer.stack.k  # written with its end: no write now
         held.started = time.perf_counter()
         self._training[slot] = held
 
@@ -170,6 +170,20 @@ class PopulationRun:
             artifact_dir=self.artifact_dir,
         )
         self._leave(trainer, slot, state)
+
+    def _top_up(self, group: list[Held]) -> list[Held]:
+        """``group`` and the new trials of its kind that join it before it starts, up to K:
+        the trainer has as many slots as members (an empty slot costs a member's compute,
+        so a last group of 1 at K = 8 cost as much as 8)."""
+        wanted = min(self.size - len(group), self.size - len(self._waiting))
+        if wanted < 1 or self.should_stop():
+            return group
+        joined = list(group)
+        for trial in self.claim(wanted):
+            held = self._hold(trial)
+            # Another method or architecture trains in a later population.
+            (joined if held.group == group[0].group else self._waiting).append(held)
+        return joined
 
     def _refill(self, trainer: PopulationTrainer, group: str) -> None:
         free = trainer.free_slots()

@@ -1,52 +1,126 @@
-"""``execution.population: auto``: how many members a worker trains at once.
+"""``execution.population: auto``: how many members a worker trains at once, measured on the
+sweep's own model (as the cost probe, :mod:`worker.probe`, times its methods).
 
-On CUDA: as many as half the device's free memory holds, at most :data:`MOST`, each costing
-what one member's training step was measured to take (parameters, gradients, optimizer
-state and activations). On the CPU: :data:`CPU_SIZE`, where `bench/population.py` found
-the 2-core machine's throughput levels off (the cores, not memory, are the limit there).
+A population pays where one trial's step leaves the device idle (launch overhead on a GPU,
+per-step Python on a small model); where one trial's arithmetic already fills it (the digits
+MLP on two CPU cores), K members cost K times one and vmap's overhead on top. So the worker
+times the single-trial step (the built-in loop, :func:`worker.training.train_workload`) and
+the population's step at K = 2, 4, 8, … on the sweep's model, data, batch and device, and
+takes the K with the most member-steps per second, as long as it beats the single trial by
+:data:`MARGIN` (else K = 1: never slower than trials one at a time); it stops doubling once
+the rate falls, at :data:`MOST`, or on CUDA where half the free memory would be used
+(measured per member). The timings are logged; a few hundred steps in all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from regcore.regularizers import L1_METHODS
 from regcore.spec import SweepSpec
-from regcore.workloads import build_workload
+from regcore.workloads import Workload, build_workload
 from worker.population._trainer import PopulationTrainer
-from worker.training import resolve_device, train_config
+from worker.training import TrainConfig, resolve_device, train_config, train_workload
 
 _log = logging.getLogger(__name__)
 MOST = 64
-CPU_SIZE = 8
+#: How much faster than one trial at a time a population must step to be chosen: it also
+#: evaluates and reports each member every epoch, and timings of a few steps are noisy.
+MARGIN = 1.25
+WARMUP, STEPS = 3, 10
 
 
 def choose_size(spec: SweepSpec, *, device: str = "auto") -> int:
-    """K for ``spec`` on ``device`` (``auto``: the spec's training.device)."""
+    """K for ``spec`` on ``device`` (``auto``: the spec's training.device); 1 where no
+    population steps faster than one trial by :data:`MARGIN`."""
     resolved = resolve_device(spec.training.device if device == "auto" else device)
-    if resolved.type != "cuda":
-        return CPU_SIZE
-    config = train_config(spec, lr=spec.optimizer.lr)
-    config = dataclasses.replace(config, device=str(resolved))
+    config = dataclasses.replace(train_config(spec, lr=spec.optimizer.lr), device=str(resolved))
     workload = build_workload(spec.workload.name, spec.workload.params)
-    torch.cuda.synchronize(resolved)
-    torch.cuda.reset_peak_memory_stats(resolved)
-    before = torch.cuda.memory_allocated(resolved)
-    trainer = PopulationTrainer(workload, method=spec.methods[0], config=config, k=1)
-    trainer.add(0, l1=0.0, l2=0.0, lr=spec.optimizer.lr)
+    method = spec.methods[0]
+    most = MOST if resolved.type != "cuda" else _fits_in_memory(workload, method, config)
+
+    def step_s(k: int) -> float:
+        if k == 1:
+            return _single_step_s(workload, method, config)
+        return _population_step_s(workload, method, config, k)
+
+    size, rates = pick(step_s, most=most)
+    shown = ", ".join(f"K={k} {rate:.0f}" for k, rate in rates.items())
+    _log.info("population auto on %s: K = %d (member-steps/s: %s)", resolved, size, shown)
+    return size
+
+
+def pick(step_s: Callable[[int], float], *, most: int) -> tuple[int, dict[int, float]]:
+    """The K to train at, and the member-steps per second measured on the way, from
+    ``step_s(k)``: seconds per step of K members (K = 1: one trial in the built-in loop),
+    asked for K = 1, 2, 4, … up to ``most`` until the rate falls below 0.9 of the best."""
+    rates = {1: 1.0 / step_s(1)}
+    best = 1
+    k = 2
+    while k <= most:
+        rates[k] = k / step_s(k)
+        if rates[k] > rates[best]:
+            best = k
+        elif rates[k] < 0.9 * rates[best]:
+            break  # past the peak
+        k *= 2
+    return (best if rates[best] >= MARGIN * rates[1] else 1), rates
+
+
+def _single_step_s(workload: Workload[Any], method: str, config: TrainConfig) -> float:
+    """Median seconds of one trial's training step in the built-in loop."""
+    steps = dataclasses.replace(
+        config, max_steps=WARMUP + STEPS, epochs=max(config.epochs, WARMUP + STEPS)
+    )
+    result = train_workload(workload, l1=_l1(method), l2=1e-4, method=method, config=steps)
+    return statistics.median(result.step_times_s[WARMUP:])
+
+
+def _population_step_s(workload: Workload[Any], method: str, config: TrainConfig, k: int) -> float:
+    """Median seconds of one step of a K-member population."""
+    trainer = PopulationTrainer(workload, method=method, config=config, k=k)
+    for slot in range(k):
+        trainer.add(slot, l1=_l1(method), l2=1e-4, lr=config.lr)
+    sync = _synchronize(trainer.device)
+    times = []
+    for step in range(WARMUP + STEPS):
+        started = time.perf_counter()
+        trainer.step_once()
+        sync()
+        if step >= WARMUP:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _l1(method: str) -> float:
+    return 1e-4 if method in L1_METHODS else 0.0
+
+
+def _synchronize(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def _fits_in_memory(workload: Workload[Any], method: str, config: TrainConfig) -> int:
+    """The most members half the CUDA device's free memory holds (one member's training
+    step measured), at most :data:`MOST`."""
+    device = torch.device(config.device)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    trainer = PopulationTrainer(workload, method=method, config=config, k=1)
+    trainer.add(0, l1=0.0, l2=0.0, lr=config.lr)
     trainer.step_once()
-    per_member = max(1, torch.cuda.max_memory_allocated(resolved) - before)
+    per_member = max(1, torch.cuda.max_memory_allocated(device) - before)
     del trainer
     torch.cuda.empty_cache()
-    free, _ = torch.cuda.mem_get_info(resolved)
-    size = max(1, min(MOST, int(0.5 * free // per_member)))
-    _log.info(
-        "population auto on %s: %d members (%.1f MB each, %.1f GB free)",
-        resolved,
-        size,
-        per_member / 1e6,
-        free / 1e9,
-    )
-    return size
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(MOST, int(0.5 * free // per_member)))

@@ -137,11 +137,12 @@ class PopulationTrainer:
         self.step_times_s.append((time.perf_counter() - started) / self.steps_per_epoch)
         metrics = self._evaluate(slots)
         mean_losses = (losses / self.steps_per_epoch).tolist()  # one transfer for everyone
+        step_ms = 1000 * _median(self.step_times_s)
         for slot in slots:
             member = self.members[slot]
             assert member is not None
             metrics[slot]["train_loss"] = mean_losses[slot]
-            metrics[slot]["step_time_ms"] = 1000 * _median(self.step_times_s)
+            metrics[slot]["step_time_ms"] = step_ms
             member.epoch += 1
             member.history.append(metrics[slot])
             if member.schedule.spec.name == "plateau":
@@ -222,27 +223,32 @@ class PopulationTrainer:
     @torch.no_grad()
     def _evaluate(self, slots: list[int]) -> dict[int, dict[str, float]]:
         """Every member's validation and regularization metrics, as the single-trial loop
-        records them. Where the workload keeps the default metrics (its loss, and accuracy
-        for a classifier), one vmapped forward serves all and the numbers come back in one
-        transfer per metric (a transfer per member and metric would make a GPU wait on each);
-        a workload that reads the model itself is evaluated on a module per member."""
+        records them. Where the workload scores the model's outputs alone (``evaluate`` not
+        overridden), one vmapped forward serves all; with the default metrics (its loss, and
+        accuracy for a classifier) the numbers come back in one transfer per metric (a
+        transfer per member and metric would make a GPU wait on each), else each member's
+        outputs go to ``metrics_of``; a workload that reads the model itself is evaluated on
+        a module per member."""
         workload, data, stack = self.workload, self.data, self.stack
         self.model.eval()
         columns: dict[str, list[float]] = {}
         metrics: dict[int, dict[str, float]] = {slot: {} for slot in slots}
-        default = type(workload).evaluate is Workload.evaluate
-        if default and type(workload).metrics_of is Workload.metrics_of:
+        if type(workload).evaluate is Workload.evaluate:
 
             def forward(params: Any, buffers: Any) -> Any:
                 return functional_call(self.model, (params, buffers), (data.x_val,))
 
             with self._autocast:
                 outputs = vmap(forward, randomness="different")(stack.params, stack.buffers)
-                losses = vmap(workload.loss, in_dims=(0, None))(outputs, data.y_val)
-            columns["val_loss"] = losses.tolist()
-            if workload.task == "classification":
-                hits = outputs.argmax(dim=-1) == data.y_val
-                columns["val_accuracy"] = hits.float().mean(dim=-1).tolist()
+                if type(workload).metrics_of is not Workload.metrics_of:
+                    for slot in slots:
+                        metrics[slot] = workload.metrics_of(outputs[slot], data.y_val)
+                else:
+                    losses = vmap(workload.loss, in_dims=(0, None))(outputs, data.y_val)
+                    columns["val_loss"] = losses.tolist()
+                    if workload.task == "classification":
+                        hits = outputs.argmax(dim=-1) == data.y_val
+                        columns["val_accuracy"] = hits.float().mean(dim=-1).tolist()
         else:
             for slot in slots:
                 module = stack.member_module(slot, self._copies.get(slot))

@@ -11,7 +11,6 @@ from typing import Any
 
 import optuna
 import pytest
-import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec, parse_spec
@@ -50,7 +49,7 @@ class Sweep:
         self.engine = create_engine_for(url)
         self.storage = create_storage(url)
         self.study = open_study(spec, self.storage)
-        self.lock = StudyLock(url, spec.name)
+        self.lock = StudyLock(engine=self.engine, study_name=spec.name)
         self.claims: list[int] = []
 
     def claim(self, k: int) -> list[optuna.Trial]:
@@ -75,7 +74,6 @@ class Sweep:
         return run.run(self.claim(size))
 
     def close(self) -> None:
-        self.lock.dispose()
         self.storage.engine.dispose()
         self.engine.dispose()
 
@@ -215,11 +213,3 @@ def test_a_spec_refuses_a_population_for_a_training_function() -> None:
         spec_of(workload={"name": "test_linear"}, optimizer={})
     problems = {p.field: p.message for p in info.value.problems}
     assert problems["execution.population"].startswith("a training function is not vectorized")
-
-
-def test_engine_counts_are_exact_for_auto_population_on_cpu(sweep: Any) -> None:
-    from worker.population._size import CPU_SIZE, choose_size
-
-    spec = spec_of(execution={"population": "auto"})
-    assert choose_size(spec, device="cpu") == CPU_SIZE
-    assert isinstance(sa, object)

@@ -53,7 +53,11 @@ def test_population_16_through_the_service_with_two_workers_ends_at_its_budget(
         assert trials["RUNNING"] == trials["WAITING"] == 0
         page = product.client.get(f"/v1/sweeps/{sweep_id}/trials", params={"limit": 100})
         attrs = [t["user_attrs"] for t in page.json()["data"]]
-        assert {a["population"] for a in attrs} == {16}
+        # Each trial records how many trained together: up to 16, fewer where a method's
+        # trials were fewer (a population is one method's, and sized to its members).
+        sizes = [a["population"] for a in attrs]
+        assert all(1 <= k <= 16 for k in sizes)
+        assert max(sizes) > 1
     finally:
         product.close()
 
