@@ -8,10 +8,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from pydantic import Field
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from regcore.workloads._base import Dataset
+from regcore.workloads._split import train_test_indices
 
 # Layer widths: at least one unit each; bounded so that a spec cannot ask a worker for a
 # model that does not fit in memory (8 layers of 4096 are 134 M weights).
@@ -34,12 +34,9 @@ def split_indices(
 ) -> tuple[IntArray, IntArray]:
     """Train and validation row indices (``val_size``: a fraction of the rows, or a count);
     stratified by ``stratify`` where every class can be."""
-    index = np.arange(n, dtype=np.int64)
     if stratify is not None and np.unique(stratify, return_counts=True)[1].min() < 2:
         stratify = None  # a class with one row cannot be on both sides
-    train, val = train_test_split(
-        index, test_size=val_size, random_state=seed, shuffle=True, stratify=stratify
-    )
+    train, val = train_test_indices(n, test_size=val_size, seed=seed, stratify=stratify)
     return np.sort(train), np.sort(val)
 
 

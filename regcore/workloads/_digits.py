@@ -16,8 +16,6 @@ from typing import Annotated
 import numpy as np
 import torch
 from pydantic import Field
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from regcore.workloads._base import Dataset, Workload, WorkloadParams
@@ -32,6 +30,7 @@ from regcore.workloads._common import (
     split_indices,
 )
 from regcore.workloads._registry import register_workload
+from regcore.workloads._split import load_digits_array, train_test_indices
 
 N_IMAGES = 1797
 N_CLASSES = 10
@@ -41,9 +40,10 @@ MAX_TRAIN = N_IMAGES - N_VAL
 
 @cache
 def _digits() -> tuple[FloatArray, IntArray]:
-    # Shipped inside scikit-learn (sklearn/datasets/data/digits.csv.gz): nothing downloads.
-    bunch = load_digits()
-    return np.asarray(bunch.data, dtype=np.float64) / 16.0, np.asarray(bunch.target, np.int64)
+    # Shipped inside scikit-learn (sklearn/datasets/data/digits.csv.gz): nothing downloads,
+    # and the file is read without importing scikit-learn (~150 MiB a worker need not load).
+    rows = load_digits_array()
+    return rows[:, :-1] / 16.0, rows[:, -1].astype(np.int64)
 
 
 class DigitsParams(WorkloadParams):
@@ -66,13 +66,10 @@ def _split(params: DigitsParams) -> tuple[FloatArray, IntArray, FloatArray, IntA
     x, y = _digits()
     train, val = split_indices(len(y), val_size=N_VAL, seed=params.split_seed, stratify=y)
     if params.train_size is not None and params.train_size < len(train):
-        train, _ = train_test_split(
-            train,
-            train_size=params.train_size,
-            random_state=params.split_seed,
-            stratify=y[train],
+        kept, _ = train_test_indices(
+            len(train), train_size=params.train_size, seed=params.split_seed, stratify=y[train]
         )
-        train = np.sort(train)
+        train = np.sort(train[kept])
     return x[train], y[train], x[val], y[val]
 
 

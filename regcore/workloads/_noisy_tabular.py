@@ -17,7 +17,6 @@ from typing import Self
 import numpy as np
 import torch
 from pydantic import Field, model_validator
-from sklearn.datasets import make_classification
 from torch import nn
 
 from regcore.workloads._base import Dataset, Workload, WorkloadParams
@@ -97,6 +96,8 @@ class NoisyTabularWorkload(Workload[NoisyTabularParams]):
 
     def generate(self) -> tuple[FloatArray, IntArray]:
         """``X`` (float64) and the labels, noise included: the same for the same params."""
+        from sklearn.datasets import make_classification  # here: ~150 MiB, for its data alone
+
         p = self.params
         x, y = make_classification(
             n_samples=p.n_samples,

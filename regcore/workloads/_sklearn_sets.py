@@ -11,7 +11,6 @@ from functools import cache
 import numpy as np
 import torch
 from pydantic import Field
-from sklearn.datasets import load_breast_cancer, load_diabetes
 from torch import nn
 
 from regcore.workloads._base import Dataset, Workload, WorkloadParams
@@ -36,12 +35,16 @@ class SplitParams(WorkloadParams):
 
 @cache
 def _breast_cancer() -> tuple[FloatArray, FloatArray]:
+    from sklearn.datasets import load_breast_cancer  # here: ~150 MiB, for its data alone
+
     bunch = load_breast_cancer()
     return np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.float64)
 
 
 @cache
 def _diabetes() -> tuple[FloatArray, FloatArray]:
+    from sklearn.datasets import load_diabetes
+
     bunch = load_diabetes(scaled=False)
     return np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.float64)
 
@@ -80,12 +83,11 @@ class BreastCancerLogregWorkload(Workload[SplitParams]):
             output.reshape(-1), target.to(output.dtype)
         )
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        logit = model(x).float().reshape(-1)
+    def metrics_of(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        logit = output.float().reshape(-1)
         return {
-            "val_loss": float(self.loss(logit, y)),
-            "val_accuracy": float(((logit > 0).long() == y).float().mean()),
+            "val_loss": float(self.loss(logit, target)),
+            "val_accuracy": float(((logit > 0).long() == target).float().mean()),
         }
 
 
@@ -110,6 +112,5 @@ class DiabetesLinearWorkload(Workload[SplitParams]):
         torch.manual_seed(seed)
         return nn.Linear(10, 1)
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        return regression_metrics(model(x), y)
+    def metrics_of(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        return regression_metrics(output, target)

@@ -232,3 +232,11 @@ def test_a_plugin_module_that_fails_to_import_is_named(registry: None) -> None:
 
 def test_a_builtins_provenance_is_regsweeps_version() -> None:
     assert provenance(get_workload("digits_mlp")).startswith("regsweep ")
+
+
+def test_the_builtins_distribution_is_the_one_that_installs_regcore() -> None:
+    from importlib.metadata import packages_distributions
+
+    from regcore.workloads._registry import OWN_DISTRIBUTION
+
+    assert set(packages_distributions()["regcore"]) == {OWN_DISTRIBUTION}
