@@ -215,12 +215,13 @@ def test_attempts_are_recorded_until_delivered(engine: sa.Engine) -> None:
     finish_sweep(engine, add(engine, "retried"), "completed")
     event = claim_outbox_event(engine, lease_s=60)
     assert event is not None
-    soon = datetime.now(UTC) + timedelta(milliseconds=100)
+    # Due in 2 s: long enough that a loaded machine still claims before it, short to wait for.
+    soon = datetime.now(UTC) + timedelta(seconds=2)
     assert record_outbox_attempt(
         engine, event.id, attempts=1, delivered=False, next_attempt_at=soon, error="HTTP 503"
     )
     assert claim_outbox_event(engine, lease_s=60) is None  # not due yet
-    time.sleep(0.2)
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
     event = claim_outbox_event(engine, lease_s=60)
     assert event is not None
     assert event.attempts == 2
