@@ -3,6 +3,9 @@
     python bench/storage_route.py                       # N = 8, 25, 50; both routes (~6 min)
     python bench/storage_route.py --workers 8 --trials 300 --routes proxy
 
+The proxy route needs grpcio and protobuf (``pip install grpcio protobuf``), which regsweep
+itself does not depend on.
+
 The question (issue 18): do workers through ``optuna.storages.run_grpc_proxy_server`` /
 ``GrpcStorageProxy`` scale past what direct connections do? For each N and route, on a
 scratch PostgreSQL database (created on ``--postgres``, dropped after), N processes loop
