@@ -102,6 +102,13 @@ _FIXES = (
     ("could not translate host name", "check the host name in the URL"),
     ("name or service not known", "check the host name in the URL"),
     ("timeout", "check that the server is up and reachable from here (firewall, VPN)"),
+    (
+        "too many clients",
+        "every connection the server allows (max_connections) is taken: a worker holds up to "
+        "2 and the service up to 16, so raise max_connections to at least 2 × workers + 16 "
+        "+ superuser_reserved_connections, or run fewer workers "
+        "(docs/workers.md)",
+    ),
 )
 _ANY = "check that the server is running and reachable at the URL's host and port"
 

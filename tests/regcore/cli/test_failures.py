@@ -82,6 +82,25 @@ def test_a_missing_database_says_to_create_it() -> None:
     assert "createdb" in output
 
 
+def test_a_server_out_of_connections_says_how_many_each_process_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sqlalchemy as sa
+
+    from regcore.cli._app import database_error
+
+    monkeypatch.setenv("REGSWEEP_DATABASE_URL", "postgresql://regsweep:hunter2@db:5432/sweeps")
+    # What psycopg raises when every slot of max_connections is taken, as SQLAlchemy wraps it.
+    refused = sa.exc.OperationalError(
+        None, None, Exception("connection failed: FATAL:  sorry, too many clients already")
+    )
+    line = database_error(refused)
+    assert line is not None
+    assert "hunter2" not in line
+    assert "too many clients already" in line
+    assert "max_connections to at least 2 × workers" in line
+
+
 def test_an_unreachable_storage_option_is_the_url_named() -> None:
     result = regsweep("status", "--storage", UNREACHABLE.replace(":1/", ":2/"), url="sqlite://")
 
