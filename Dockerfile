@@ -44,13 +44,15 @@ RUN case "${VARIANT}" in \
 # The import check runs from /, so it finds the installed package, not the sources in /src.
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# regcore/service, regcore/worker and regcore/cli are symlinks to these top-level folders.
 COPY regcore ./regcore
 COPY service ./service
 COPY worker ./worker
+COPY cli ./cli
 # The image serves, works and draws reports: the service extra (PostgreSQL, reports, dashboard).
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && pip install "$(ls /wheels/regsweep-*.whl)[service]" \
-    && cd / && python -c "import torch, regcore.cli, service.main, worker.daemon; print('torch', torch.__version__)"
+    && cd / && python -c "import torch, regcore.cli, regcore.service.main, regcore.worker.daemon; print('torch', torch.__version__)"
 
 # ---------------------------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim AS runtime

@@ -1,7 +1,7 @@
 """Your own model: what the child process costs a training function, and the built-in loop's step.
 
 A. Per-trial overhead of a training function run in the worker's child process
-(``worker.functions.FunctionRunner``) against calling it in-process. The function is trivial
+(``regcore.worker.functions.FunctionRunner``) against calling it in-process. The function is trivial
 (``bench_trivial``, registered by this module when the child imports it as ``bench.own_loop``):
 ``--reports`` epochs, each sleeping (``--busy``: spinning) ``--trial-s / --reports`` seconds,
 then ``ctx.report`` (so every report's round trip to the worker is counted). The worker's side
@@ -19,7 +19,7 @@ per-round difference to ``in-process``; % is of the in-process trial (target: re
 
 B. The built-in loop's step time on digits (the README's main job: ``digits_mlp`` hidden
 [512, 512], train_size 150, batch 32, Adam lr 1e-3, method ``fused`` λ₁ = 1e-4, λ₂ = 1e-3, CPU)
-through ``worker.training.train_workload``, for the tensor path of this tree, the DataLoader
+through ``regcore.worker.training.train_workload``, for the tensor path of this tree, the DataLoader
 path of this tree (the same tensors as ``Datasets`` of ``TensorDataset``, ``num_workers`` 0),
 and the tensor path of a baseline revision (default: the commit before the loop changed),
 checked out with ``git worktree add`` into a temporary directory (removed afterwards). Each
@@ -57,9 +57,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # this module's top level must import in the baseline tree too (--measure)
     from rich.table import Table
 
+    from regcore.worker.function_process import FunctionCall, Verdict
+    from regcore.worker.functions import FunctionRunner
     from regcore.workloads import TrialContext, Workload
-    from worker.function_process import FunctionCall, Verdict
-    from worker.functions import FunctionRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = "bench.own_loop"  # the name the child imports this module by (ROOT on sys.path)
@@ -112,7 +112,7 @@ if __name__ == PLUGIN:
 
 
 def make_call(number: int, *, trial_s: float, reports: int, busy: bool) -> FunctionCall:
-    from worker.function_process import FunctionCall
+    from regcore.worker.function_process import FunctionCall
 
     return FunctionCall(
         workload=WORKLOAD,
@@ -143,11 +143,11 @@ def _go(_epoch: int, _metrics: dict[str, float]) -> Verdict:
 
 
 def run_in_process(call: FunctionCall) -> float:
-    """Seconds for ``call`` done the child's way (``worker.function_process._run``) here."""
+    """Seconds for ``call`` done the child's way (``regcore.worker.function_process._run``) here."""
     import torch
 
+    from regcore.worker.training import resolve_device
     from regcore.workloads import TrainingFunction, TrialContext, get_workload, load_plugin_modules
-    from worker.training import resolve_device
 
     started = time.perf_counter()
     load_plugin_modules(call.plugins)
@@ -210,7 +210,7 @@ class Band:
 
 
 def measure_overhead(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
-    from worker.functions import FunctionRunner
+    from regcore.worker.functions import FunctionRunner
 
     options = {"trial_s": args.trial_s, "reports": args.reports, "busy": args.busy}
     number = iter(range(1_000_000))
@@ -343,7 +343,7 @@ def measure_loop(path: str, *, epochs: int, threads: int, seed: int) -> dict[str
     import torch
 
     torch.set_num_threads(threads)
-    import worker.training as training
+    import regcore.worker.training as training
     from regcore.workloads import build_workload
 
     workload = build_workload("digits_mlp", DIGITS_PARAMS)
@@ -413,7 +413,7 @@ def run_measure(tree: Path, path: str, args: argparse.Namespace) -> dict[str, An
     measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     module = Path(measured["training_module"]).resolve()
     if not module.is_relative_to(tree.resolve()):
-        raise RuntimeError(f"the run in {tree} imported worker.training from {module}")
+        raise RuntimeError(f"the run in {tree} imported regcore.worker.training from {module}")
     return measured
 
 

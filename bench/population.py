@@ -6,10 +6,10 @@ seed, the same draws for every K; every member trained to the end: ``--epochs`` 
 pruning). The clock covers everything a worker does for them but the database: building the
 workload (its data), the model and the optimizer, every epoch's steps and its evaluation.
 
-- K = 1 is the single-trial path, ``worker.training.train_workload`` (what a trial runs
+- K = 1 is the single-trial path, ``regcore.worker.training.train_workload`` (what a trial runs
   today); its sample in a round is the mean of ``--singles`` trials (members 0, 1, … of the
   draws).
-- K ≥ 2 is ``worker.population.PopulationTrainer`` with K members, all added at epoch 0.
+- K ≥ 2 is ``regcore.worker.population.PopulationTrainer`` with K members, all added at epoch 0.
 
 Trials per hour = K × 3600 / wall time (K = 1: 3600 / the mean trial's wall time). Every
 (workload, K) is one variant; the variants are interleaved, each round in an order shifted by
@@ -88,8 +88,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn import functional as F
 
+from regcore.worker.training import TrainConfig, train_workload
 from regcore.workloads import build_workload
-from worker.training import TrainConfig, train_workload
 
 BENCH = Path(__file__).resolve().parent
 
@@ -103,9 +103,9 @@ from regularizers import L2 as STEP_L2  # noqa: E402
 from regularizers import MODELS, NONE, ModelSpec, Variant, build_variant, environment  # noqa: E402
 from regularizers import OPTIMIZERS as STEP_OPTIMIZERS  # noqa: E402
 
-from worker.population._optim import PopulationOptimizer  # noqa: E402
-from worker.population._stack import Stack  # noqa: E402
-from worker.population._trainer import PopulationTrainer  # noqa: E402
+from regcore.worker.population._optim import PopulationOptimizer  # noqa: E402
+from regcore.worker.population._stack import Stack  # noqa: E402
+from regcore.worker.population._trainer import PopulationTrainer  # noqa: E402
 
 METHOD = "fused"
 LAMBDA_RANGE = (1e-5, 1e-3)  # λ₁ and λ₂ of each member, log-uniform

@@ -74,8 +74,8 @@ def make_spec(name: str, n_trials: int) -> SweepSpec:
 def bare_worker(url: str, name: str, n_trials: int) -> None:
     """One bare-Optuna process (run as ``--bare-worker``)."""
     from regcore.spec._suggest import suggest
+    from regcore.worker.training import train_config, train_workload
     from regcore.workloads import build_workload
-    from worker.training import train_config, train_workload
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = make_spec(name, n_trials)

@@ -21,10 +21,10 @@ Strategies (each one row of ``STRATEGIES``; λ₁, λ₂ log ranges are the work
   are independent), so only with 1 does its real order match the replay of seed 0 (checked).
 - ``random``, ``tpe``: plain Optuna as a user writes it: ``optuna.create_study`` with
   RandomSampler / TPESampler(seed), an objective over the six methods (categorical), λ₂ and λ₁
-  (log; λ₁ only where the method applies it) that calls ``worker.training.train_workload``.
+  (log; λ₁ only where the method applies it) that calls ``regcore.worker.training.train_workload``.
 - ``tpe+hyperband``: the same TPE objective, reporting every epoch to HyperbandPruner
   (min_resource 1, max_resource = epochs), pruned trials raising ``TrialPruned``.
-- ``classes+tpe+hyperband``: regsweep itself (``worker.local.run_local_sweep``, one worker,
+- ``classes+tpe+hyperband``: regsweep itself (``regcore.worker.local.run_local_sweep``, one worker,
   SQLite in a temporary directory): all six methods (it samples the class and runs its
   cheapest method), sampler tpe, pruner hyperband; the budget includes its baseline trial.
 - ``path``: regsweep with ``sampler: {name: path, options: {points: 8, epochs_fraction: 0.1,
@@ -333,9 +333,9 @@ def run_regsweep(job: Job, spec: SweepSpec, *, stop: bool = False) -> dict[str, 
     """
     import optuna
 
-    from worker.daemon import WorkerOptions
-    from worker.local import LocalOptions, Progress, run_local_sweep
-    from worker.probe import ROUNDS, STEPS, WARMUP
+    from regcore.worker.daemon import WorkerOptions
+    from regcore.worker.local import LocalOptions, Progress, run_local_sweep
+    from regcore.worker.probe import ROUNDS, STEPS, WARMUP
 
     maximize = job.setup.objective["direction"] == "maximize"
     target = job.target if job.target is not None else math.nan
@@ -457,8 +457,8 @@ def run_plain(job: Job, *, sampler: str, prune: bool) -> dict[str, Any]:
     import optuna
 
     from regcore.regularizers import L1_METHODS
+    from regcore.worker.training import DivergedError, train_config, train_workload
     from regcore.workloads import build_workload
-    from worker.training import DivergedError, train_config, train_workload
 
     spec = grid_spec(job)  # only its workload, optimizer, training and objective are used
     config = train_config(spec, lr=spec.optimizer.lr)

@@ -94,7 +94,7 @@ def _create_whole(
     )
     study = _load(spec, storage)
     # λ₁ = λ₂ = 0 first, so every sweep shows what regularization bought (a path trains
-    # it as its dense start, worker.path).
+    # it as its dense start, regcore.worker.path).
     if not SAMPLERS[spec.sampler.name].path:
         study.enqueue_trial(baseline_params(spec), user_attrs={BASELINE: True})
     return study

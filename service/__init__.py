@@ -1,6 +1,6 @@
 """The regsweep REST service (FastAPI): ``create_app(database_url=..., api_tokens=...)``,
-or :func:`service.main.app_from_settings` from the environment's settings."""
+or :func:`regcore.service.main.app_from_settings` from the environment's settings."""
 
-from service.app import create_app
+from regcore.service.app import create_app
 
 __all__ = ["create_app"]

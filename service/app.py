@@ -1,6 +1,6 @@
 """The app factory: plain keyword arguments in, a FastAPI app out.
 
-Settings are read by the entry point (:mod:`service.main`), never here, so tests and
+Settings are read by the entry point (:mod:`regcore.service.main`), never here, so tests and
 embedders build an app for any database and tokens without touching the environment. The
 factory opens nothing: the database is reached on first use, and ``/readyz`` says whether
 it can be.
@@ -18,15 +18,15 @@ from fastapi.openapi.utils import get_openapi
 
 from regcore.announce import Courier
 from regcore.batch import BatchSpec
+from regcore.service.auth import ApiToken, TokenRegistry
+from regcore.service.deps import Database
+from regcore.service.errors import install_error_handlers
+from regcore.service.limits import MIB, BodyLimitMiddleware
+from regcore.service.metrics import LatencyMiddleware, ServiceMetrics
+from regcore.service.routes import ROUTERS
+from regcore.service.study_view import BestCache, DecisionCache, FailureCache
 from regcore.spec import SweepSpec
 from regcore.webhook_targets import WebhookTargets
-from service.auth import ApiToken, TokenRegistry
-from service.deps import Database
-from service.errors import install_error_handlers
-from service.limits import MIB, BodyLimitMiddleware
-from service.metrics import LatencyMiddleware, ServiceMetrics
-from service.routes import ROUTERS
-from service.study_view import BestCache, DecisionCache, FailureCache
 
 DESCRIPTION = """\
 Submit sweeps over L1/L2 regularization (λ₁, λ₂ and the implementation method), follow

@@ -28,7 +28,7 @@ from typing import Annotated, Literal, get_args
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.errors import ApiError
+from regcore.service.errors import ApiError
 
 Role = Literal["admin", "submit", "read"]
 ROLES: tuple[Role, ...] = get_args(Role)

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import optuna
 import sqlalchemy as sa
 
+from regcore.service import study_view
+from regcore.service.schemas import BatchCreated, BatchEstimate, BatchOut, BatchSweep, SweepOut
 from regcore.spec import SweepSpec
 from regcore.store import (
     SWEEP_STATUSES,
@@ -18,8 +20,6 @@ from regcore.store import (
     list_workers,
     past_trial_seconds,
 )
-from service import study_view
-from service.schemas import BatchCreated, BatchEstimate, BatchOut, BatchSweep, SweepOut
 
 __all__ = ["BatchCreated", "BatchOut", "batch_out", "estimate"]
 

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import Request
 
 from regcore.documents import MAX_DEPTH, DocumentTooLargeError, check_size
+from regcore.service.errors import ApiError, Problem, problems_error
 from regcore.spec import SpecError
-from service.errors import ApiError, Problem, problems_error
 
 
 async def read_json(request: Request, *, what: str) -> Any:

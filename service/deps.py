@@ -17,6 +17,7 @@ import optuna
 import sqlalchemy as sa
 from fastapi import Depends, Request
 
+from regcore.service.errors import ApiError
 from regcore.store import (
     SweepNotFoundError,
     SweepRow,
@@ -25,7 +26,6 @@ from regcore.store import (
     get_sweep,
     get_sweep_by_name,
 )
-from service.errors import ApiError
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,7 +1,7 @@
 """The service's entry point: settings in, a running app out.
 
 ``regsweep serve`` calls :func:`serve` (or :func:`app_from_settings` to embed the app);
-``uvicorn --factory service.main:app_from_env`` works too. This is the only module of the
+``uvicorn --factory regcore.service.main:app_from_env`` works too. This is the only module of the
 service that reads :class:`~regcore.settings.Settings`.
 """
 
@@ -12,11 +12,11 @@ import logging
 
 from fastapi import FastAPI
 
+from regcore.service.app import create_app
+from regcore.service.auth import parse_tokens
 from regcore.settings import Settings
 from regcore.store import upgrade_database
 from regcore.workloads import load_plugin_modules
-from service.app import create_app
-from service.auth import parse_tokens
 
 _log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def app_from_settings(
 
 
 def app_from_env() -> FastAPI:
-    """For ``uvicorn --factory service.main:app_from_env``: settings from the environment."""
+    """For ``uvicorn --factory regcore.service.main:app_from_env``: settings from the env."""
     return app_from_settings(Settings())
 
 

@@ -18,8 +18,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamil
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from regcore.service.deps import Database
 from regcore.store import RUNNABLE_STATUSES, SWEEP_STATUSES, count_trials, list_sweeps, list_workers
-from service.deps import Database
 
 _log = logging.getLogger(__name__)
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})

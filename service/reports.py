@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from fastapi.responses import HTMLResponse
 
 from regcore.reports import batch_report, sweep_report
+from regcore.service import study_view
+from regcore.service.errors import ApiError
 from regcore.spec import redact_secrets
 from regcore.store import BatchRow, SweepRow
-from service import study_view
-from service.errors import ApiError
 
 #: The OpenAPI description of a report response.
 HTML: dict[str, Any] = {

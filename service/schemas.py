@@ -17,7 +17,7 @@ from regcore.store import SWEEP_STATUSES, SweepRow
 SweepStatus = Literal["queued", "running", "completed", "cancelled", "failed", "deadline_reached"]
 TrialStateName = Literal["RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING"]
 if set(get_args(SweepStatus)) != set(SWEEP_STATUSES):  # pragma: no cover - a dev's reminder
-    raise ImportError(f"service.schemas.SweepStatus must list exactly {SWEEP_STATUSES}")
+    raise ImportError(f"regcore.service.schemas.SweepStatus must list exactly {SWEEP_STATUSES}")
 
 
 class SweepOut(BaseModel):

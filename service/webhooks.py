@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from fastapi import Request
 
+from regcore.service.errors import ApiError, Problem
 from regcore.webhook_targets import WebhookTargets
-from service.errors import ApiError, Problem
 
 
 def refuse_unreachable_webhooks(request: Request, urls: Iterable[tuple[str, str | None]]) -> None:

@@ -32,8 +32,8 @@ import typer.main
 import yaml
 
 import regcore.cli
+from regcore.service.main import app_from_settings, is_loopback
 from regcore.settings import Settings
-from service.main import app_from_settings, is_loopback
 from tests.waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]

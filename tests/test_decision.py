@@ -13,10 +13,10 @@ import pytest
 from regcore.confirm import Confirmation, confirmation
 from regcore.spec import parse_spec
 from regcore.store import create_storage
+from regcore.worker.daemon import WorkerOptions
+from regcore.worker.local import LocalOptions, run_local_sweep
 from tests.product import Product
 from tests.waiting import wait_until
-from worker.daemon import WorkerOptions
-from worker.local import LocalOptions, run_local_sweep
 
 # No sampler, no pruner: what a spec gets by default (here a path: λ₁ is a log range).
 SPEC: dict[str, Any] = {

@@ -28,7 +28,7 @@ _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*$", re.M)
 _FENCE = re.compile(r"^```.*?^```", re.M | re.S)
 # A path into the repository (in prose, code spans, commands and snippet includes).
 _REPO_PATH = re.compile(
-    r"(?<![\w./-])((?:regcore|service|worker|tests|bench|examples|deploy|docs|constraints)"
+    r"(?<![\w./-])((?:regcore|service|worker|cli|tests|bench|examples|deploy|docs|constraints)"
     r"/[\w./-]*)"
 )
 _GENERATED = ("bench/results",)  # written by the benchmarks, ignored by git

@@ -1,12 +1,18 @@
-"""The package's shape: a light core, light client commands, and the dependency direction
-``service → regcore ← worker`` with the command line as the composition root."""
+"""The package's shape: one import namespace (``regcore``), a light core, light client
+commands, and the layers ``cli → service, worker → regcore`` with no arrow running up.
+
+The top-level ``service/``, ``worker/`` and ``cli/`` folders are packaged as
+``regcore.service``, ``regcore.worker`` and ``regcore.cli`` through symlinks in ``regcore/``;
+the layering tests read every module's imports with :mod:`ast`, lazy ones included."""
 
 from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,32 +23,169 @@ from regcore.cli._extras import EXTRAS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "sklearn", "optuna", "sqlalchemy", "pandas", "fastapi", "plotly")
+#: The layers above the core: folders at the top level, packages inside regcore.
+LAYERS = ("service", "worker", "cli")
+#: Which layers each may import (the core, ``regcore``, imports none of them).
+ALLOWED = {"regcore": set(), "service": set(), "worker": set(), "cli": {"service", "worker"}}
+#: Folders of Python files that are not packaged: they import the packages as users do.
+OUTSIDE = ("tests", "bench", "examples", "deploy", "docs")
 
 
-def imported_top_levels(path: Path) -> set[str]:
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved against ``package``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            names.add(module)
+            names |= {f"{module}.{alias.name}" for alias in node.names}
     return names
 
 
-def test_regcore_below_the_command_line_imports_neither_service_nor_worker() -> None:
-    offenders = {
-        str(path.relative_to(ROOT)): sorted(imported_top_levels(path) & {"service", "worker"})
-        for path in (ROOT / "regcore").rglob("*.py")
-        if "cli" not in path.relative_to(ROOT / "regcore").parts
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+def layer_of(module: str) -> str | None:
+    """``service``, ``worker`` or ``cli`` for a module of that layer, ``regcore`` for the core,
+    and None for a module outside the package."""
+    parts = module.split(".")
+    if parts[0] != "regcore":
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "regcore"
 
 
-def test_service_and_worker_never_import_each_other() -> None:
-    for package, other in (("service", "worker"), ("worker", "service")):
-        for path in (ROOT / package).rglob("*.py"):
-            assert other not in imported_top_levels(path), path
+def package_modules(root: Path) -> dict[str, Path]:
+    """The package's modules by name, from the folders the wheel is built from."""
+    found = {}
+    folders = [("regcore", root / "regcore")] + [(f"regcore.{n}", root / n) for n in LAYERS]
+    for prefix, folder in folders:
+        for path in folder.rglob("*.py"):
+            if any(part in LAYERS for part in path.relative_to(root).parts[1:-1]):
+                continue  # regcore/service/... is service/... again, through the symlink
+            rel = path.relative_to(folder).with_suffix("").parts
+            found[".".join((prefix, *rel)).removesuffix(".__init__")] = path
+    return found
+
+
+def layering_violations(root: Path) -> list[str]:
+    """Every import under ``root`` that runs against the layers, one line each."""
+    violations = []
+    for name, path in sorted(package_modules(root).items()):
+        own = layer_of(name)
+        assert own is not None
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        reported: list[str] = []
+        for imported in sorted(imported_modules(path, package)):
+            if any(imported.startswith(f"{r}.") for r in reported):
+                continue  # `from X import name`: X was reported already
+            top = imported.split(".")[0]
+            if top in LAYERS:
+                violations.append(f"{name} imports bare {imported} (regcore.{imported})")
+                reported.append(imported)
+                continue
+            layer = layer_of(imported)
+            if layer in LAYERS and layer != own and layer not in ALLOWED[own]:
+                violations.append(f"{name} ({own}) imports {imported} ({layer})")
+                reported.append(imported)
+    return violations
+
+
+def bare_layer_imports(root: Path) -> list[str]:
+    """Imports of a bare ``service``, ``worker`` or ``cli`` anywhere outside the package."""
+    found = []
+    for folder in OUTSIDE:
+        for path in (root / folder).rglob("*.py"):
+            for imported in imported_modules(path, "tests"):
+                if imported.split(".")[0] in LAYERS:
+                    found.append(f"{path.relative_to(root)}: {imported}")
+    return found
+
+
+def test_no_import_runs_against_the_layers() -> None:
+    # regcore imports no layer, service and worker not each other, and nothing imports the cli.
+    assert layering_violations(ROOT) == []
+
+
+def test_tests_benchmarks_and_examples_import_only_the_regcore_namespace() -> None:
+    assert bare_layer_imports(ROOT) == []
+
+
+def test_the_layers_are_symlinks_to_the_top_level_folders() -> None:
+    for layer in LAYERS:
+        link = ROOT / "regcore" / layer
+        assert link.is_symlink(), f"regcore/{layer} must be a symlink to ../{layer}"
+        assert link.resolve() == (ROOT / layer).resolve()
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "expected"),
+    [
+        ("regcore/results.py", "from regcore.worker.claims import SweepClaims", "(worker)"),
+        ("regcore/store/_x.py", "import regcore.service.main", "(service)"),
+        ("regcore/spec/_x.py", "from .. import cli", "(cli)"),
+        ("service/x.py", "from regcore.worker import training", "(worker)"),
+        ("worker/x.py", "from regcore.service.app import create_app", "(service)"),
+        ("worker/population/x.py", "from regcore.cli import app", "(cli)"),
+        ("service/x.py", "from regcore.cli._app import app", "(cli)"),
+        ("worker/x.py", "    from worker.training import train", "bare worker.training"),
+    ],
+)
+def test_the_layering_check_finds_an_import_that_runs_up(
+    tmp_path: Path, module: str, line: str, expected: str
+) -> None:
+    for folder in ("regcore/store", "regcore/spec", "service", "worker/population", "cli"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "__init__.py").write_text("")
+    for layer in LAYERS:
+        (tmp_path / "regcore" / layer).symlink_to(Path("..") / layer)
+    source = f"def f() -> None:\n    {line.strip()}\n" if line.startswith(" ") else line + "\n"
+    (tmp_path / module).write_text(source)
+    found = layering_violations(tmp_path)
+    assert len(found) == 1, found
+    assert expected in found[0]
+
+
+def test_the_cli_may_import_service_and_worker(tmp_path: Path) -> None:
+    for folder in ("regcore", "service", "worker", "cli"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text("")
+    (tmp_path / "cli" / "_run.py").write_text(
+        "from regcore.service.app import create_app\nfrom regcore.worker import daemon\n"
+    )
+    assert layering_violations(tmp_path) == []
+
+
+def test_the_wheel_holds_one_top_level_package(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    for name in ("regcore", *LAYERS):
+        shutil.copytree(
+            ROOT / name,
+            source / name,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
+    subprocess.run(
+        [*build, "--quiet", "-w", str(tmp_path / "wheels"), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "wheels").glob("regsweep-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        top_level = archive.read(next(n for n in names if n.endswith("/top_level.txt")))
+    packages = {n.split("/")[0] for n in names if n.endswith(".py")}
+    assert packages == {"regcore"}
+    assert top_level.decode().split() == ["regcore"]
+    for module in ("service/main.py", "worker/daemon.py", "cli/__init__.py"):
+        assert f"regcore/{module}" in names
 
 
 def loaded_after(code: str) -> list[str]:

@@ -46,8 +46,10 @@ print("core ok")
 
 def sources(target: Path) -> Path:
     """A copy of what the package is built from, so building writes nothing here."""
-    for name in ("regcore", "service", "worker"):
-        shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("regcore", "service", "worker", "cli"):  # regcore/'s symlinks point at the rest
+        shutil.copytree(
+            ROOT / name, target / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, target / name)
     return target

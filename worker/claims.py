@@ -1,6 +1,6 @@
 """What a worker claims of a sweep it holds: the search's next trials under the exact
 budget, then the confirmation's (:mod:`regcore.confirm`), or the points of a path
-(:mod:`worker.path`). The claims themselves are the store's (:func:`claim_trials`);
+(:mod:`regcore.worker.path`). The claims themselves are the store's (:func:`claim_trials`);
 :class:`HeldSweeps` keeps what a worker opens once per sweep (its study, population),
 and :class:`Buildable` which sweeps it can claim at all.
 """
@@ -27,8 +27,8 @@ from regcore.store import (
     record_cannot_run,
 )
 from regcore.studies import open_study
-from worker.path import FINISHED, take_path
-from worker.population._size import choose_size
+from regcore.worker.path import FINISHED, take_path
+from regcore.worker.population._size import choose_size
 
 _log = logging.getLogger(__name__)
 

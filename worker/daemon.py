@@ -5,13 +5,13 @@ sweep (``WorkerOptions.sweep_id``), which exit once that sweep has ended.
 
 Each round: end sweeps whose deadline passed, claim the highest-priority runnable sweep
 (:func:`regcore.store.claim_next_sweep`), claim one trial of it under the study's lock
-(:func:`regcore.store.claim_trials`, exact budgets) and run it (:mod:`worker.execute`: one
-trial, or K as a population) while :mod:`worker.heartbeat`
+(:func:`regcore.store.claim_trials`, exact budgets) and run it (:mod:`regcore.worker.execute`: one
+trial, or K as a population) while :mod:`regcore.worker.heartbeat`
 beats. ``stop()`` only sets an event (SIGTERM/SIGINT call it): no new trial is claimed, the
 running one may finish within ``stop_wait_s``, else it is stopped and its parameters queued
 again; the worker deregisters and returns. A lost database connection is retried with
 backoff; the trial an outage cut off is failed (using no budget) and queued again once the
-database answers (:mod:`worker.recovery`), and a worker removed as stale meanwhile
+database answers (:mod:`regcore.worker.recovery`), and a worker removed as stale meanwhile
 registers again. A sweep's end writes its webhook events in the same transaction; every
 worker delivers the outbox's due events on a thread of its own (:class:`Courier`).
 """
@@ -51,13 +51,13 @@ from regcore.store import (
 from regcore.studies import SpecMismatchError, remove_half_made
 from regcore.trial_kinds import rules_of
 from regcore.webhook_targets import WebhookTargets
-from worker import recovery
-from worker.claims import Buildable, HeldSweeps, SweepClaims
-from worker.execute import Execution
-from worker.functions import FunctionRunner
-from worker.heartbeat import Heartbeat, Running, WorkerState
-from worker.runner import DATABASE_ERRORS
-from worker.threads import ThreadShare
+from regcore.worker import recovery
+from regcore.worker.claims import Buildable, HeldSweeps, SweepClaims
+from regcore.worker.execute import Execution
+from regcore.worker.functions import FunctionRunner
+from regcore.worker.heartbeat import Heartbeat, Running, WorkerState
+from regcore.worker.runner import DATABASE_ERRORS
+from regcore.worker.threads import ThreadShare
 
 _log = logging.getLogger(__name__)
 _WEBHOOK_WAIT_S = 15.0  # at exit, for due webhooks (those left wait for other deliverers)
@@ -84,7 +84,7 @@ class WorkerOptions:
     stop_wait_s: float | None = None  # how long a stop lets the running trial go on (grace_s)
     threads: int | None = None  # torch's intra-op threads (None: a share of the cores)
     # Worker processes started together on this machine (--workers N, --gpus all, run
-    # --workers N): each takes at most cores ÷ this many threads (worker.threads).
+    # --workers N): each takes at most cores ÷ this many threads (regcore.worker.threads).
     started_with: int = 1
     log_level: int = logging.INFO
     plugins: tuple[str, ...] = ()  # modules imported first: their workloads (REGSWEEP_PLUGINS)
@@ -292,7 +292,7 @@ class Worker:
         return True
 
     def _path(self, claims: SweepClaims, sweep: SweepRow) -> bool:
-        """Walk the sweep's path if no other live worker does (:mod:`worker.path`)."""
+        """Walk the sweep's path if no other live worker does (:mod:`regcore.worker.path`)."""
         assert self.worker_id is not None
 
         def alive(worker_id: str) -> bool:

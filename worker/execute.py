@@ -4,7 +4,7 @@ Either way each trial gets a heartbeat row before it trains (a RUNNING trial wit
 never stale, so it would hold its budget slot forever if the worker died before its first
 beat), the heartbeat thread beats for every trial held, and after a stop of the worker's
 own (not a cancel) the trials it interrupted are queued again. A database outage leaves the
-trials it cut off unsettled, for :mod:`worker.recovery` to end once the database answers.
+trials it cut off unsettled, for :mod:`regcore.worker.recovery` to end once the database answers.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec
 from regcore.store import FixedPoint, SweepRow
-from worker import recovery
-from worker.functions import FunctionRunner
-from worker.heartbeat import Running, WorkerState
-from worker.path import PathRun
-from worker.population._runner import PopulationRun
-from worker.probe import CostProbes
-from worker.runner import DATABASE_ERRORS, WarmStart, run_trial
+from regcore.worker import recovery
+from regcore.worker.functions import FunctionRunner
+from regcore.worker.heartbeat import Running, WorkerState
+from regcore.worker.path import PathRun
+from regcore.worker.population._runner import PopulationRun
+from regcore.worker.probe import CostProbes
+from regcore.worker.runner import DATABASE_ERRORS, WarmStart, run_trial
 
 _log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Execution:
         *,
         claim: Callable[[FixedPoint], optuna.Trial | None],
     ) -> None:
-        """Run the sweep's regularization path (:mod:`worker.path`), a trial at a time."""
+        """Run the sweep's regularization path (:mod:`regcore.worker.path`), a trial at a time."""
 
         def train(trial: optuna.Trial, warm: WarmStart | None) -> TrialState | None:
             return self.single(study, trial, spec, sweep, warm=warm)

@@ -1,4 +1,4 @@
-"""What runs in a training function's child process (see :mod:`worker.functions`), and the
+"""What runs in a training function's child process (see :mod:`regcore.worker.functions`), and the
 messages between it and its worker: it receives :class:`FunctionCall`s, builds each one's
 :class:`~regcore.workloads.TrialContext`, calls the function and sends back a
 :class:`FunctionOutcome`, relaying every ``ctx.report`` to the worker on the way (which
@@ -43,7 +43,7 @@ class FunctionCall:
     regularize: dict[str, Any] = field(default_factory=dict)
     warm_from: Path | None = None  # a path point: the weights it starts from
     warm_to: Path | None = None  # where its own weights go when it ends (a path's trials)
-    threads: int | None = None  # torch's threads for it: its worker's share (worker.threads)
+    threads: int | None = None  # torch's threads: its worker's share (regcore.worker.threads)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +93,7 @@ def _run(
     import torch
     from pydantic import ValidationError
 
+    from regcore.worker.training import regularization_metrics, resolve_device
     from regcore.workloads import (
         TrainingFunction,
         TrialContext,
@@ -100,7 +101,6 @@ def _run(
         get_workload,
         load_plugin_modules,
     )
-    from worker.training import regularization_metrics, resolve_device
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
         conn.send(("report", epoch, metrics))

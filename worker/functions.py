@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker.function_process import FunctionCall, FunctionOutcome, Verdict, child_main
-from worker.training import DivergedError, EarlyStop, TrainingInterrupted, TrainResult
+from regcore.worker.function_process import FunctionCall, FunctionOutcome, Verdict, child_main
+from regcore.worker.training import DivergedError, EarlyStop, TrainingInterrupted, TrainResult
 
 _log = logging.getLogger(__name__)
 _POLL_S = 0.1
@@ -35,7 +35,7 @@ class FunctionRunner:
     """Runs training functions in a reused child process (see the module's docstring)."""
 
     def __init__(self, *, threads: int | None = None) -> None:
-        self.threads = threads  # torch's threads in the child, set per call (worker.threads)
+        self.threads = threads  # the child's torch threads, per call (regcore.worker.threads)
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._conn: multiprocessing.connection.Connection | None = None
@@ -156,8 +156,8 @@ def train_function(
     ran: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Run ``call`` and return what it measured, or raise as the built-in loop does:
-    ``optuna.TrialPruned``, :class:`~worker.training.TrainingInterrupted`,
-    :class:`~worker.training.DivergedError` (``on_epoch`` found a non-finite objective), or
+    ``optuna.TrialPruned``, :class:`~regcore.worker.training.TrainingInterrupted`,
+    :class:`~regcore.worker.training.DivergedError` (``on_epoch`` found a non-finite objective), or
     :class:`TrialFailed` with the reason (error, out of memory, invalid, died). With
     ``early_stop`` the trial ends, as done, once its monitored metric stops improving.
     ``ran`` hears which code the child ran (its provenance: the child imports plug-ins

@@ -27,7 +27,7 @@ from regcore.store import (
     heartbeat_worker,
     stale_workers,
 )
-from worker.runner import DATABASE_ERRORS
+from regcore.worker.runner import DATABASE_ERRORS
 
 _log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 
 The sweep is queued in the database like any other (so ``regsweep status``, ``report`` and
 ``export`` work on it), or resumed if it exists; ``N`` worker processes limited to it
-(:class:`worker.daemon.WorkerOptions` ``sweep_id``) claim, run and tell its trials, and exit
+(:class:`regcore.worker.daemon.WorkerOptions` ``sweep_id``) claim, run and tell its trials, and exit
 once it has ended. This process only watches and reports progress. SIGINT/SIGTERM stop the
 workers at once: each running trial ends as ``FAIL`` marked ``interrupted`` (it uses no
 budget) and is queued again, so the same command resumes the sweep.
@@ -30,9 +30,9 @@ from regcore.store import (
     upgrade_database,
 )
 from regcore.studies import resume_sweep
-from worker.daemon import WorkerOptions
-from worker.processes import quiet_optuna, run_worker_processes
-from worker.runner import DATABASE_ERRORS
+from regcore.worker.daemon import WorkerOptions
+from regcore.worker.processes import quiet_optuna, run_worker_processes
+from regcore.worker.runner import DATABASE_ERRORS
 
 Outcome = Literal["completed", "interrupted", "deadline_reached", "cancelled", "failed"]
 _POLL_S = 0.5

@@ -35,7 +35,7 @@ from regcore.trial_kinds import (
     TrialKind,
     kind_of,
 )
-from worker.runner import WarmStart
+from regcore.worker.runner import WarmStart
 
 _log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from types import FrameType
 
 import optuna
 
+from regcore.worker.daemon import Worker, WorkerOptions
 from regcore.workloads import WorkloadPluginError, load_plugin_modules
-from worker.daemon import Worker, WorkerOptions
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -42,7 +42,7 @@ def quiet_optuna() -> None:
 
 def worker_process_main(options: WorkerOptions) -> None:
     """Entry of one worker process (``--gpus all`` and ``regsweep run`` start several)."""
-    quiet_optuna()  # the worker sets torch's threads itself (worker.threads), trial by trial
+    quiet_optuna()  # the worker sets torch's threads per trial (regcore.worker.threads)
     if not logging.getLogger().handlers:  # a line per trial and per sweep's end
         logging.basicConfig(
             level=options.log_level,

@@ -38,7 +38,7 @@ def requeue(study: optuna.Study, frozen: FrozenTrial, *, workers_lost: int | Non
     """Queue ``frozen``'s parameters again in its own study, marked as its retry and keeping
     what it is (a baseline still trains with λ = 0, a confirmation with its seed) and how
     many of its trials lost their worker. A path's trials are not queued: the path resumes
-    instead (:mod:`worker.path`)."""
+    instead (:mod:`regcore.worker.path`)."""
     if not rules_of(frozen).requeued:
         return
     attrs: dict[str, object] = {"retry_of": frozen.number}

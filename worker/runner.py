@@ -24,6 +24,17 @@ from optuna.trial import TrialState
 from regcore.spec import EarlyStoppingSpec, SweepSpec
 from regcore.spec._suggest import suggest
 from regcore.trial_kinds import CONFIRM_SEED, CONFIRM_SPLIT, rules_of
+from regcore.worker.function_process import FunctionCall
+from regcore.worker.functions import FunctionRunner, TrialFailed, train_function
+from regcore.worker.probe import CostProbes
+from regcore.worker.training import (
+    DivergedError,
+    EarlyStop,
+    TrainingInterrupted,
+    train_config,
+    train_workload,
+)
+from regcore.worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 from regcore.workloads import (
     TrainingFunction,
     WorkloadError,
@@ -31,17 +42,6 @@ from regcore.workloads import (
     get_workload,
     plugin_modules,
 )
-from worker.function_process import FunctionCall
-from worker.functions import FunctionRunner, TrialFailed, train_function
-from worker.probe import CostProbes
-from worker.training import (
-    DivergedError,
-    EarlyStop,
-    TrainingInterrupted,
-    train_config,
-    train_workload,
-)
-from worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 
 _log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from torch import nn
 
 from regcore.regularizers import OptimizerName, Regularizer, l1_norm, l2_norm, sparsity
 from regcore.spec import EarlyStoppingSpec, SchedulerSpec, SweepSpec
+from regcore.worker.batches import Batches
+from regcore.worker.optim import LrSchedule, make_optimizer, param_groups
 from regcore.workloads import Workload
-from worker.batches import Batches
-from worker.optim import LrSchedule, make_optimizer, param_groups
 
 Precision = Literal["fp32", "bf16"]
 

@@ -26,9 +26,9 @@ from regcore.spec import SweepSpec
 from regcore.spec._suggest import TrialPoint
 from regcore.store import set_user_attrs
 from regcore.trial_kinds import rules_of
+from regcore.worker.pruning import reporting_epochs
+from regcore.worker.training import DivergedError
 from regcore.workloads import Registered, provenance
-from worker.pruning import reporting_epochs
-from worker.training import DivergedError
 
 _log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def record_setting(
     setting = {
         "seed": seed,
         "torch_version": torch.__version__,
-        # Its worker's share of the cores (worker.threads): the count changes float sums.
+        # Its worker's share of the cores (regcore.worker.threads): the count changes float sums.
         "torch_threads": torch.get_num_threads(),
         "code": provenance(kind),
     }
@@ -56,7 +56,7 @@ def record_setting(
 
 class Reporter:
     """After each epoch: the objective to the pruner where it may decide
-    (:func:`worker.pruning.reporting_epochs`; it may stop the trial), ``epochs_run`` (a
+    (:func:`regcore.worker.pruning.reporting_epochs`; it may stop the trial), ``epochs_run`` (a
     running trial's progress, live in the dashboard) every :data:`PROGRESS_EVERY_S` at most;
     an objective that is NaN or infinite ends the trial as diverged. The learning curves,
     the last ``epochs_run`` (and, for a training function, the code its process ran) are
@@ -77,7 +77,7 @@ class Reporter:
         self._reports = reporting_epochs(spec) if prunable else None
 
     def __call__(self, epoch: int, metrics: dict[str, Any]) -> None:
-        """Record ``epoch``'s ``metrics``; raises :class:`~worker.training.DivergedError`
+        """Record ``epoch``'s ``metrics``; raises :class:`~regcore.worker.training.DivergedError`
         for a non-finite objective (else it would be stored as null and the trial go on to
         COMPLETE), and ``optuna.TrialPruned`` when the pruner stops the trial."""
         self._epochs_run = epoch + 1

@@ -61,7 +61,7 @@ def create_storage(
 
     With ``heartbeat_s``, running trials are expected to beat (``record_heartbeat``) that often;
     one silent for ``grace_s`` is stale: a worker ends it and queues its retry
-    (``worker.recovery.fail_stale``, which records why, as Optuna's own callback cannot).
+    (``regcore.worker.recovery.fail_stale``, which records why, as Optuna's own callback cannot).
     """
     from regcore.store._engine import normalize_url  # here: _engine imports this module
 

@@ -1,6 +1,6 @@
 """One router per resource, each with its own prefix and tags."""
 
-from service.routes import batches, health, methods, metrics, sweeps, workers, workloads
+from regcore.service.routes import batches, health, methods, metrics, sweeps, workers, workloads
 
 ROUTERS = (
     sweeps.router,

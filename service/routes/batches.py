@@ -14,6 +14,13 @@ from fastapi.responses import HTMLResponse
 
 from regcore import studies
 from regcore.batch import BatchSpec, parse_batch
+from regcore.service import batch_view, reports
+from regcore.service.auth import ReaderDep, SubmitterDep
+from regcore.service.bodies import read_json, spec_problems
+from regcore.service.deps import EngineDep, StorageDep, refuse_taken_name
+from regcore.service.errors import ERROR_RESPONSES, ApiError
+from regcore.service.study_view import BestCache
+from regcore.service.webhooks import refuse_unreachable_webhooks
 from regcore.spec import SpecError
 from regcore.store import (
     BatchNotFoundError,
@@ -21,13 +28,6 @@ from regcore.store import (
     batch_sweeps,
     get_batch,
 )
-from service import batch_view, reports
-from service.auth import ReaderDep, SubmitterDep
-from service.bodies import read_json, spec_problems
-from service.deps import EngineDep, StorageDep, refuse_taken_name
-from service.errors import ERROR_RESPONSES, ApiError
-from service.study_view import BestCache
-from service.webhooks import refuse_unreachable_webhooks
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=ERROR_RESPONSES)
 _BATCH_BODY = {

@@ -10,8 +10,8 @@ import logging
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from service.deps import PROBE_TIMEOUT_S, DatabaseDep
-from service.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from regcore.service.deps import PROBE_TIMEOUT_S, DatabaseDep
+from regcore.service.errors import ERROR_RESPONSES, ApiError, ErrorBody
 
 _log = logging.getLogger(__name__)
 # Probes need no token and touch no sweep: of the shared errors only the body limit's 400.

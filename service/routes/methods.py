@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from regcore.regularizers import L1_METHODS, METHODS
-from service.auth import ReaderDep
-from service.errors import ERROR_RESPONSES
+from regcore.service.auth import ReaderDep
+from regcore.service.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1/methods", tags=["methods"], responses=ERROR_RESPONSES)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.errors import ERROR_RESPONSES
-from service.metrics import ServiceMetrics
+from regcore.service.errors import ERROR_RESPONSES
+from regcore.service.metrics import ServiceMetrics
 
 # Open like the probes: of the shared errors only the body limit's 400.
 router = APIRouter(tags=["health"], responses={400: ERROR_RESPONSES[400]})

@@ -15,13 +15,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
 from regcore import export, store, studies
-from regcore.spec import SpecError, SweepSpec, parse_spec, redact_secrets
-from service import reports, study_view
-from service.auth import ReaderDep, SubmitterDep, require_manager
-from service.bodies import read_json, spec_problems
-from service.deps import EngineDep, StorageDep, SweepDep, refuse_taken_name
-from service.errors import ERROR_RESPONSES
-from service.schemas import (
+from regcore.service import reports, study_view
+from regcore.service.auth import ReaderDep, SubmitterDep, require_manager
+from regcore.service.bodies import read_json, spec_problems
+from regcore.service.deps import EngineDep, StorageDep, SweepDep, refuse_taken_name
+from regcore.service.errors import ERROR_RESPONSES
+from regcore.service.schemas import (
     SweepDetail,
     SweepListItem,
     SweepOut,
@@ -31,7 +30,8 @@ from service.schemas import (
     TrialsAnswer,
     TrialStateName,
 )
-from service.webhooks import refuse_unreachable_webhooks
+from regcore.service.webhooks import refuse_unreachable_webhooks
+from regcore.spec import SpecError, SweepSpec, parse_spec, redact_secrets
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], responses=ERROR_RESPONSES)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from regcore.service.auth import ReaderDep
+from regcore.service.deps import EngineDep
+from regcore.service.errors import ERROR_RESPONSES
+from regcore.service.schemas import WorkerList, WorkerOut
 from regcore.store import list_workers
-from service.auth import ReaderDep
-from service.deps import EngineDep
-from service.errors import ERROR_RESPONSES
-from service.schemas import WorkerList, WorkerOut
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"], responses=ERROR_RESPONSES)
 

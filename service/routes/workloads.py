@@ -7,9 +7,9 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from regcore.service.auth import ReaderDep
+from regcore.service.errors import ERROR_RESPONSES
 from regcore.workloads import TrainingFunction, available_workloads
-from service.auth import ReaderDep
-from service.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/v1/workloads", tags=["workloads"], responses=ERROR_RESPONSES)
 

@@ -36,8 +36,8 @@ from regcore.studies import (
     resume_sweep,
     study_takes_name,
 )
+from regcore.worker.runner import run_trial
 from tests.waiting import free_port
-from worker.runner import run_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -26,8 +26,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from regcore.service import create_app
 from regcore.store import upgrade_database
-from service import create_app
 from tests.postgres import admin_engine, url_of
 
 ENGINES = ["sqlite", "postgresql"]

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from service.auth import ApiToken, TokenRegistry, parse_tokens
+from regcore.service.auth import ApiToken, TokenRegistry, parse_tokens
 from tests.service.conftest import MakeApp, client_for, make_spec
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from regcore.service import create_app
 from regcore.store import heartbeat_worker, register_worker
-from service import create_app
 from tests.postgres import admin_engine
 from tests.service.conftest import MakeApp, client_for, make_spec
 

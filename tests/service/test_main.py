@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from regcore.service.main import app_from_env, app_from_settings, is_loopback
 from regcore.settings import Settings
 from regcore.store import create_engine_for, current_revision, head_revision
-from service.main import app_from_env, app_from_settings, is_loopback
 from tests.service.conftest import client_for, make_spec
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +40,7 @@ def test_auth_off_is_a_loud_warning_unless_on_loopback(
 ) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", api_tokens=None)
 
-    with caplog.at_level(logging.WARNING, logger="service.main"):
+    with caplog.at_level(logging.WARNING, logger="regcore.service.main"):
         app_from_settings(settings, host=host, upgrade=False).state.database.dispose()
 
     assert ("REGSWEEP_API_TOKENS is unset" in caplog.text) is warned

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.auth import ApiToken, parse_tokens
+from regcore.service.auth import ApiToken, parse_tokens
 from tests.service.conftest import MakeApp, client_for, make_spec
 
 pytestmark = pytest.mark.anyio

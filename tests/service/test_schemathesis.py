@@ -24,10 +24,10 @@ from fastapi import FastAPI
 
 from regcore import studies
 from regcore.batch import parse_batch
+from regcore.service import create_app
+from regcore.service.auth import ApiToken
 from regcore.spec import parse_spec
 from regcore.store import SweepNotFoundError, get_sweep, insert_batch
-from service import create_app
-from service.auth import ApiToken
 from tests.service.conftest import MakeApp, make_spec, require
 
 _WHY = "pip install -e '.[dev]' for the property-based API tests"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from regcore.documents import MAX_ITEMS
-from service.errors import MAX_PROBLEMS
+from regcore.service.errors import MAX_PROBLEMS
 from tests.service.conftest import make_spec
 
 pytestmark = pytest.mark.anyio

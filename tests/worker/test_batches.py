@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from regcore.worker.batches import Batches
 from regcore.workloads import Dataset, Datasets, DigitsMLPWorkload, Workload
 from regcore.workloads._digits import DigitsMLPParams
-from worker.batches import Batches
 
 
 class DigitsAsDatasets(Workload[DigitsMLPParams]):

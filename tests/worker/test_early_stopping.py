@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from regcore.spec import EarlyStoppingSpec, SpecError, parse_spec
+from regcore.worker.training import EarlyStop, TrainConfig, train_workload
 from regcore.workloads import build_workload
-from worker.training import EarlyStop, TrainConfig, train_workload
 
 # 150 digits and a wide MLP: validation loss falls, then rises as it overfits (λ = 0).
 OVERFIT: dict[str, Any] = {"hidden": [256, 256], "train_size": 150}

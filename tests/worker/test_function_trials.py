@@ -29,11 +29,11 @@ from regcore.store import (
     request_cancel,
 )
 from regcore.studies import open_study
+from regcore.worker.functions import FunctionRunner
+from regcore.worker.runner import run_trial
 from regcore.workloads import load_plugin_modules
 from tests.waiting import wait_until
 from tests.worker.test_daemon import Cluster
-from worker.functions import FunctionRunner
-from worker.runner import run_trial
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = "tests.plugins.functions"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from regcore.worker.function_process import FunctionCall, Verdict
+from regcore.worker.functions import FunctionRunner
 from tests.waiting import wait_until
-from worker.function_process import FunctionCall, Verdict
-from worker.functions import FunctionRunner
 
 PLUGINS = ("tests.plugins.functions",)
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,7 +166,7 @@ def test_the_child_exits_when_its_worker_is_killed(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from tests.worker.test_functions import call, go\n"
-        "from worker.functions import FunctionRunner\n"
+        "from regcore.worker.functions import FunctionRunner\n"
         "runner = FunctionRunner(threads=1)\n"
         "def report(epoch, metrics):\n"
         f"    open({str(pid_file)!r}, 'w').write(str(runner._process.pid))\n"

@@ -29,9 +29,9 @@ from regcore.store import (
     upgrade_database,
 )
 from regcore.studies import SpecMismatchError, open_study
+from regcore.worker.daemon import WorkerOptions
+from regcore.worker.local import LocalOptions, run_local_sweep
 from tests.webhooks import receiving
-from worker.daemon import WorkerOptions
-from worker.local import LocalOptions, run_local_sweep
 
 SPARSE = {"n_samples": 400, "n_features": 40, "n_informative": 4, "noise": 0.3}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from regcore.spec import parse_spec
+from regcore.worker.daemon import WorkerOptions
+from regcore.worker.local import LocalOptions, run_local_sweep
 from regcore.workloads import load_plugin_modules
-from worker.daemon import WorkerOptions
-from worker.local import LocalOptions, run_local_sweep
 
 PLUGINS = ("tests.plugins.workloads",)
 

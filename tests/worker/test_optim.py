@@ -13,7 +13,7 @@ from torch import nn
 
 from regcore.regularizers import Regularizer
 from regcore.spec import SchedulerSpec
-from worker.optim import LrSchedule, make_optimizer, param_groups
+from regcore.worker.optim import LrSchedule, make_optimizer, param_groups
 
 LR = 0.1
 

@@ -13,10 +13,10 @@ from optuna.trial import TrialState
 
 from regcore.confirm import confirmation
 from regcore.spec import SweepSpec, parse_spec
+from regcore.worker.daemon import WorkerOptions
+from regcore.worker.local import LocalOptions, run_local_sweep
+from regcore.worker.path import FINISHED, HOLDER, take_path
 from regcore.workloads import load_plugin_modules
-from worker.daemon import WorkerOptions
-from worker.local import LocalOptions, run_local_sweep
-from worker.path import FINISHED, HOLDER, take_path
 
 PLUGINS = ("tests.plugins.functions",)
 load_plugin_modules(PLUGINS)  # this process reads the specs too

@@ -14,8 +14,8 @@ import tests.plugins.functions  # noqa: F401  (registers test_linear)
 from regcore.results import method_costs
 from regcore.spec import SweepSpec, parse_spec
 from regcore.store import create_storage
-from worker import probe
-from worker.probe import CostProbes, measure
+from regcore.worker import probe
+from regcore.worker.probe import CostProbes, measure
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -84,7 +84,7 @@ def test_a_failed_probe_costs_the_choice_not_the_trial(
         raise RuntimeError("no memory for the probe")
 
     monkeypatch.setattr(probe, "measure", broken)
-    with caplog.at_level(logging.WARNING, logger="worker.probe"):
+    with caplog.at_level(logging.WARNING, logger="regcore.worker.probe"):
         costs = CostProbes(device="cpu", data_dir=None).costs(
             make_study(tmp_path), make_spec(method=["loss", "hook"])
         )

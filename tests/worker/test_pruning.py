@@ -1,4 +1,4 @@
-"""Which epochs a trial reports to its pruner (worker.pruning): where the pruner may decide,
+"""Which epochs a trial reports to its pruner (regcore.worker.pruning): where the pruner may decide,
 and its decisions the same as with a report after every epoch."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from regcore.worker import trial_end
+from regcore.worker.pruning import reporting_epochs
+from regcore.worker.runner import run_trial
 from tests.worker.test_runner import make_spec, study_for
-from worker import trial_end
-from worker.pruning import reporting_epochs
-from worker.runner import run_trial
 
 
 def reported(pruner: dict[str, Any], epochs: int) -> list[int]:

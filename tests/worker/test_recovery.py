@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from regcore.store import create_storage
 from regcore.trial_kinds import BASELINE, CONFIRM, CONFIRM_SEED
-from worker.recovery import WORKERS_LOST, fail_stale
+from regcore.worker.recovery import WORKERS_LOST, fail_stale
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 LOST = "interrupted: its worker stopped beating for over 1 s (killed, or its machine lost)"

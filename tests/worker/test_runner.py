@@ -24,10 +24,10 @@ from regcore.spec import (
 )
 from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
 from regcore.store import create_storage
+from regcore.worker.probe import CostProbes
+from regcore.worker.runner import run_trial
+from regcore.worker.training import TrainConfig, train_config
 from regcore.workloads import SparseRegressionWorkload, register_workload
-from worker.probe import CostProbes
-from worker.runner import run_trial
-from worker.training import TrainConfig, train_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -74,7 +74,7 @@ def test_a_trial_records_its_setting_and_metrics(tmp_path: Path) -> None:
     assert attrs["torch_threads"] == torch.get_num_threads()
     assert attrs["epochs_run"] == 3
     assert trial.value == attrs["val_loss"]
-    assert trial.intermediate_values == {}  # no pruner: nothing to report to (worker.pruning)
+    assert trial.intermediate_values == {}  # no pruner, no reports (regcore.worker.pruning)
 
 
 def test_the_baseline_trial_trains_without_regularization(tmp_path: Path) -> None:
@@ -250,7 +250,7 @@ def test_a_lost_database_connection_is_no_verdict_on_the_trial(
     def unreachable(*args: object, **kwargs: object) -> None:
         raise sa.exc.OperationalError("SELECT 1", {}, ConnectionError("server closed"))
 
-    monkeypatch.setattr("worker.runner.build_workload", unreachable)
+    monkeypatch.setattr("regcore.worker.runner.build_workload", unreachable)
     with pytest.raises(sa.exc.OperationalError):
         run_trial(study, trial, spec)
 

@@ -13,16 +13,16 @@ from torch import nn
 
 from regcore.regularizers import Regularizer
 from regcore.spec import SchedulerSpec
-from regcore.workloads import Dataset, Workload, WorkloadParams, build_workload
-from regcore.workloads._digits import DigitsMLPParams
-from tests.worker.test_batches import DigitsAsDatasets
-from worker.training import (
+from regcore.worker.training import (
     DivergedError,
     TrainConfig,
     TrainingInterrupted,
     TrainResult,
     train_workload,
 )
+from regcore.workloads import Dataset, Workload, WorkloadParams, build_workload
+from regcore.workloads._digits import DigitsMLPParams
+from tests.worker.test_batches import DigitsAsDatasets
 
 SPARSE = {"n_samples": 200, "n_features": 20, "n_informative": 3}
 DIGITS: dict[str, Any] = {"hidden": [16], "train_size": 100}

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from regcore.regularizers import OPTIMIZERS, MethodSpec, method_spec
-from worker.population._stack import Stack
+from regcore.worker.population._stack import Stack
 
 
 class PopulationOptimizer:

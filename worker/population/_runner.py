@@ -27,10 +27,10 @@ from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec
 from regcore.spec._suggest import TrialPoint, suggest
+from regcore.worker.population._trainer import PopulationTrainer
+from regcore.worker.training import DivergedError, TrainConfig, train_config
+from regcore.worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 from regcore.workloads import build_workload, get_workload
-from worker.population._trainer import PopulationTrainer
-from worker.training import DivergedError, TrainConfig, train_config
-from worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting
 
 
 @dataclass(eq=False, kw_only=True)

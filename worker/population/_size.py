@@ -1,10 +1,10 @@
 """``execution.population: auto``: how many members a worker trains at once, measured on the
-sweep's own model (as the cost probe, :mod:`worker.probe`, times its methods).
+sweep's own model (as the cost probe, :mod:`regcore.worker.probe`, times its methods).
 
 A population pays where one trial's step leaves the device idle (launch overhead on a GPU,
 per-step Python on a small model); where one trial's arithmetic already fills it (the digits
 MLP on two CPU cores), K members cost K times one and vmap's overhead on top. So the worker
-times the single-trial step (the built-in loop, :func:`worker.training.train_workload`) and
+times the single-trial step (the built-in loop, :func:`regcore.worker.training.train_workload`) and
 the population's step at K = 2, 4, 8, … on the sweep's model, data, batch and device, and
 takes the K with the most member-steps per second, as long as it beats the single trial by
 :data:`MARGIN` (else K = 1: never slower than trials one at a time); it stops doubling once
@@ -25,9 +25,9 @@ import torch
 
 from regcore.regularizers import L1_METHODS
 from regcore.spec import SweepSpec
+from regcore.worker.population._trainer import PopulationTrainer
+from regcore.worker.training import TrainConfig, resolve_device, train_config, train_workload
 from regcore.workloads import Workload, build_workload
-from worker.population._trainer import PopulationTrainer
-from worker.training import TrainConfig, resolve_device, train_config, train_workload
 
 _log = logging.getLogger(__name__)
 MOST = 64

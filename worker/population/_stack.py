@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from regcore.regularizers import select_parameters
-from worker.optim import lr_multipliers
+from regcore.worker.optim import lr_multipliers
 
 
 class Stack:

@@ -23,11 +23,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from regcore.worker.optim import Schedule
+from regcore.worker.population._optim import PopulationOptimizer
+from regcore.worker.population._stack import Stack
+from regcore.worker.training import TrainConfig, resolve_device
 from regcore.workloads import Dataset, Workload
-from worker.optim import Schedule
-from worker.population._optim import PopulationOptimizer
-from worker.population._stack import Stack
-from worker.training import TrainConfig, resolve_device
 
 
 @dataclass(kw_only=True)

@@ -19,8 +19,8 @@ from regcore.regularizers import (
     step_rule,
 )
 from regcore.spec import OptimizerSpec
-from worker.optim import make_optimizer
-from worker.training import TrainConfig
+from regcore.worker.optim import make_optimizer
+from regcore.worker.training import TrainConfig
 
 # What a spec or the loop's config may set, per option, to show it reaches the optimizer.
 VALUES: dict[str, Any] = {"momentum": 0.5, "betas": (0.8, 0.99), "nesterov": True}

@@ -15,14 +15,14 @@ from torch import nn
 
 from regcore.regularizers import METHODS, OPTIMIZERS
 from regcore.spec import SchedulerSpec
+from regcore.worker.population import PopulationTrainer
+from regcore.worker.training import TrainConfig, train_workload
 from regcore.workloads import (
     Dataset,
     SparseRegressionWorkload,
     Workload,
     build_workload,
 )
-from worker.population import PopulationTrainer
-from worker.training import TrainConfig, train_workload
 
 # Three members: different λ₁, λ₂ and lr each (λ₁ = 0 for weight_decay, which has none).
 SETTINGS = [(1e-3, 1e-2, 0.05), (1e-2, 1e-3, 0.02), (0.0, 0.0, 0.03)]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from regcore.regularizers import method_spec
-from worker.population import PopulationOptimizer, Stack, _optim
+from regcore.worker.population import PopulationOptimizer, Stack, _optim
 
 
 def stack() -> Stack:

@@ -23,7 +23,7 @@ from regcore.store import (
     upgrade_database,
 )
 from regcore.studies import open_study
-from worker.population._runner import PopulationRun
+from regcore.worker.population._runner import PopulationRun
 
 
 def spec_of(**changes: Any) -> SweepSpec:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from regcore.worker.population._size import MARGIN, MOST, choose_size, pick
 from tests.worker.population.test_run import spec_of
-from worker.population._size import MARGIN, MOST, choose_size, pick
 
 
 def steps(seconds: dict[int, float]) -> tuple[list[int], Callable[[int], float]]:
@@ -51,7 +51,7 @@ def test_k_stops_at_most() -> None:
 
 def test_auto_measures_the_sweeps_own_model(caplog: pytest.LogCaptureFixture) -> None:
     spec = spec_of(execution={"population": "auto"})
-    with caplog.at_level(logging.INFO, logger="worker.population._size"):
+    with caplog.at_level(logging.INFO, logger="regcore.worker.population._size"):
         size = choose_size(spec, device="cpu")
     assert 1 <= size <= MOST
     logged = [r.getMessage() for r in caplog.records]

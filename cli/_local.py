@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from regcore.confirm import Confirmation
     from regcore.spec import SweepSpec
-    from worker.local import Progress as SweepProgress
+    from regcore.worker.local import Progress as SweepProgress
 
 
 @app.command()
@@ -39,8 +39,8 @@ def demo(
     """Train digits once per method at the same λ₁, λ₂ and compare them."""
     # The worker's training loop, imported here: regcore must not depend on worker at import.
     from regcore.regularizers import METHODS, NO_REGULARIZER
+    from regcore.worker.training import TrainConfig, train_workload
     from regcore.workloads import build_workload
-    from worker.training import TrainConfig, train_workload
 
     workload = build_workload("digits_mlp", {"hidden": [512, 512], "train_size": train_size})
     config = TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, seed=seed, device=device)
@@ -118,8 +118,8 @@ def run(
     import sqlalchemy as sa
 
     from regcore.studies import SpecMismatchError
-    from worker.daemon import WorkerOptions
-    from worker.local import LocalOptions, run_local_sweep
+    from regcore.worker.daemon import WorkerOptions
+    from regcore.worker.local import LocalOptions, run_local_sweep
 
     config = settings()
     url = storage or config.database_url

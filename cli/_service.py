@@ -17,7 +17,7 @@ from regcore.cli._extras import require, require_driver
 from regcore.settings import Settings
 
 if TYPE_CHECKING:
-    from worker.daemon import WorkerOptions
+    from regcore.worker.daemon import WorkerOptions
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 db = typer.Typer(help="The database: regsweep's tables and Optuna's.", no_args_is_help=True)
@@ -55,7 +55,7 @@ def _reach_database(url: str) -> None:
 def _worker_options(
     config: Settings, device: str, *, threads: int | None = None, started_with: int = 1
 ) -> WorkerOptions:
-    from worker.daemon import WorkerOptions
+    from regcore.worker.daemon import WorkerOptions
 
     return WorkerOptions.from_settings(
         config, device=device, threads=threads, started_with=started_with
@@ -95,7 +95,7 @@ def worker(
         )
         raise typer.Exit(2)
     if gpus is None and workers is None:
-        from worker.processes import worker_process_main
+        from regcore.worker.processes import worker_process_main
 
         worker_process_main(_worker_options(config, device, threads=threads))
         return
@@ -104,7 +104,7 @@ def worker(
     else:
         assert workers is not None
         devices = [device] * workers
-    from worker.processes import run_worker_processes
+    from regcore.worker.processes import run_worker_processes
 
     _reach_database(config.database_url)  # here, once, rather than a traceback per process
     options = [
@@ -142,9 +142,9 @@ def serve(
     config = settings()
     require_driver(config.database_url, command="serve")
     load_plugins()
-    from service.main import is_loopback
-    from service.main import serve as serve_api
-    from worker.processes import worker_process_main
+    from regcore.service.main import is_loopback
+    from regcore.service.main import serve as serve_api
+    from regcore.worker.processes import worker_process_main
 
     if config.api_tokens is None and not is_loopback(host):
         console.print(

@@ -21,7 +21,7 @@ from regcore.spec import parse_spec
 from regcore.store import create_engine_for, create_storage, finish_sweep, set_user_attrs
 from tests.postgres import admin_engine, url_of
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = {
     "name": "doomed",
     "workload": {"name": "diabetes_linear"},
@@ -145,7 +145,7 @@ def test_status_shows_the_sweeps_error_and_why_its_trials_failed(tmp_path: Path)
     row = studies.create_sweep(engine, storage, parse_spec(SPEC))
     study = optuna.load_study(study_name=row.study_name, storage=storage)
     reasons = ["ImportError: No module named 'mylib' (at train.py:3)"] * 3 + ["diverged: loss nan"]
-    for reason in reasons:  # as the worker ends a trial that raised (worker.trial_end.fail)
+    for reason in reasons:  # as the worker ends a trial that raised (regcore.worker.trial_end.fail)
         trial = study.ask()
         set_user_attrs(trial, {"fail_reason": reason, "final_failure": True})
         study.tell(trial, state=TrialState.FAIL)
