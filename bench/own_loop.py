@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -343,8 +344,14 @@ def measure_loop(path: str, *, epochs: int, threads: int, seed: int) -> dict[str
     import torch
 
     torch.set_num_threads(threads)
-    import regcore.worker.training as training
     from regcore.workloads import build_workload
+
+    # The tree is the working directory (run_measure); one from before the one import
+    # namespace has a top-level worker package, and no regcore/worker.
+    one_namespace = (Path.cwd() / "regcore" / "worker").exists()
+    training = importlib.import_module(
+        "regcore.worker.training" if one_namespace else "worker.training"
+    )
 
     workload = build_workload("digits_mlp", DIGITS_PARAMS)
     if path == "loader":
