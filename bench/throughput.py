@@ -48,7 +48,7 @@ from regcore.store import (
     insert_sweep,
     upgrade_database,
 )
-from regcore.studies import open_study
+from regcore.sweeps.studies import open_study
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SPEC: dict[str, Any] = {
@@ -73,7 +73,7 @@ def make_spec(name: str, n_trials: int) -> SweepSpec:
 
 def bare_worker(url: str, name: str, n_trials: int) -> None:
     """One bare-Optuna process (run as ``--bare-worker``)."""
-    from regcore.spec._suggest import suggest
+    from regcore.spec.suggest import suggest
     from regcore.worker.training import train_config, train_workload
     from regcore.workloads import build_workload
 

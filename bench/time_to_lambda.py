@@ -435,7 +435,8 @@ def run_default(job: Job, *, population: bool) -> dict[str, Any]:
 def path_missing() -> str | None:
     from regcore.spec._algorithms import SAMPLERS
 
-    return None if "path" in SAMPLERS else "this tree has no sampler 'path' (regcore/path.py)"
+    missing = "this tree has no sampler 'path' (regcore/sweeps/path.py)"
+    return None if "path" in SAMPLERS else missing
 
 
 def run_path(job: Job) -> dict[str, Any]:
@@ -601,7 +602,7 @@ def replay_grid(job: Job, records: list[Record], seed: int) -> list[Record]:
     """The run's records in the order the grid sampler with ``seed`` visits them, alone."""
     import optuna
 
-    from regcore.spec._suggest import baseline_params, create_sampler, is_baseline, suggest
+    from regcore.spec.suggest import baseline_params, create_sampler, is_baseline, suggest
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = grid_spec(Job(**{**asdict(job), "seed": seed}))

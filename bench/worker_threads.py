@@ -47,7 +47,7 @@ from regcore.store import (
     list_workers,
     upgrade_database,
 )
-from regcore.studies import create_sweep
+from regcore.sweeps.studies import create_sweep
 from regcore.workloads import load_plugin_modules
 
 ROOT = Path(__file__).resolve().parents[1]

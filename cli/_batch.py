@@ -22,8 +22,8 @@ def submit_batch(
     file: Annotated[Path, typer.Argument(help="Batch file, YAML or JSON.")],
 ) -> None:
     """Submit a batch; says whether it fits before its deadline with the workers there are."""
-    from regcore.batch import load_batch
     from regcore.spec import SpecError
+    from regcore.spec.batch import load_batch
 
     load_plugins()  # its sweeps may name a plug-in's workload
 

@@ -117,7 +117,7 @@ def run(
     """Run a whole sweep on this machine (resumes it if it was started before)."""
     import sqlalchemy as sa
 
-    from regcore.studies import SpecMismatchError
+    from regcore.sweeps.studies import SpecMismatchError
     from regcore.worker.daemon import WorkerOptions
     from regcore.worker.local import LocalOptions, run_local_sweep
 
@@ -181,7 +181,7 @@ def _all_failed(study: optuna.Study) -> bool:
     """Whether the search ran trials and none completed (it says why, before exiting 1)."""
     from optuna.trial import TrialState
 
-    from regcore.results import failure_reasons
+    from regcore.sweeps.results import failure_reasons
 
     trials = study.get_trials(deepcopy=False)
     if any(t.state == TrialState.COMPLETE for t in trials):
@@ -197,7 +197,7 @@ def _all_failed(study: optuna.Study) -> bool:
 
 def _print_results(study: optuna.Study, spec: SweepSpec) -> None:
     from regcore.confirm import confirmation
-    from regcore.results import best_rows
+    from regcore.sweeps.results import best_rows
 
     rows = best_rows(study)
     if not rows:

@@ -176,14 +176,14 @@ def _rows(database: _Database, ref: str | None) -> list[dict[str, Any]]:
         study = database.study(sweep) if ref is not None else None
         if study is not None and len(study.directions) == 1:
             from regcore.confirm import confirmation
-            from regcore.results import best_trial
+            from regcore.sweeps.results import best_trial
 
             found = best_trial(study)  # the search's, trained from scratch
             row["best"] = None if found is None else {"values": found.values}
             decided = confirmation(study)
             row["decision"] = None if decided is None else decided.summary()
         if study is not None:
-            from regcore.results import failure_reasons
+            from regcore.sweeps.results import failure_reasons
 
             row["failures"] = [{"reason": r, "trials": n} for r, n in failure_reasons(study)]
         rows.append(row)
@@ -291,7 +291,7 @@ def export(
             settings(), "GET", f"/v1/sweeps/{sweep}/trials", raw=True, params=params
         ).text
     else:
-        from regcore import export as exports
+        from regcore.sweeps import export as exports
 
         with _open(url, command="export") as database:
             study = database.study(database.sweep(sweep))

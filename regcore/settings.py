@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from regcore.webhook_targets import parse_allow
+from regcore.notify.targets import parse_allow
 
 
 class Settings(BaseSettings):
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     plugins: str | None = None
     # Comma-separated host names (hooks.internal, or .internal for every name under it),
     # addresses and CIDR networks that webhooks may reach although they are loopback,
-    # link-local or private (refused by default: regcore.webhook_targets says why).
+    # link-local or private (refused by default: regcore.notify.targets says why).
     webhook_allow: str | None = None
 
     @field_validator("webhook_allow")

@@ -1,7 +1,7 @@
 """What a trial is, and the rules that follow from it: one row per kind.
 
 A sweep's trials are not all alike. The search samples points; the λ = 0 baseline is the
-reference every point is judged against; a path (:mod:`regcore.path`) trains its points
+reference every point is judged against; a path (:mod:`regcore.sweeps.path`) trains its points
 from warm starts and re-trains the best of them from scratch; the confirmation
 (:mod:`regcore.confirm`) trains the best settings and their λ = 0 twins again with new seeds,
 in a study of its own. Which kind a trial is follows from its user attributes
@@ -24,7 +24,7 @@ class _HasAttrs(Protocol):
 # The user attributes that say what a trial is.
 BASELINE = "baseline"  # trains with λ₁ = λ₂ = 0 (True)
 PATH_STEP = "path_step"  # a path's point: 0 is its dense start, 1… the walk
-PATH_WALK = "path_walk"  # the walk a path point is on (regcore.path.Walk.key)
+PATH_WALK = "path_walk"  # the walk a path point is on (regcore.sweeps.path.Walk.key)
 PATH_DIRECTION = "path_direction"  # that walk's direction in the λ₁ × λ₂ plane: [e₁, e₂]
 WARM_START = "warm_start"  # the trial number a path point started from
 PATH_RETRAIN = "path_retrain"  # a path point trained again from scratch: that point's number

@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from regcore.announce import Courier
-from regcore.batch import BatchSpec
+from regcore.notify.announce import Courier
+from regcore.notify.targets import WebhookTargets
 from regcore.service.auth import ApiToken, TokenRegistry
 from regcore.service.deps import Database
 from regcore.service.errors import install_error_handlers
@@ -26,7 +26,7 @@ from regcore.service.metrics import LatencyMiddleware, ServiceMetrics
 from regcore.service.routes import ROUTERS
 from regcore.service.study_view import BestCache, DecisionCache, FailureCache
 from regcore.spec import SweepSpec
-from regcore.webhook_targets import WebhookTargets
+from regcore.spec.batch import BatchSpec
 
 DESCRIPTION = """\
 Submit sweeps over L1/L2 regularization (λ₁, λ₂ and the implementation method), follow

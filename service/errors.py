@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from regcore.store import SweepNameTakenError, SweepNotFoundError, SweepStateError
-from regcore.studies import SpecMismatchError
+from regcore.sweeps.studies import SpecMismatchError
 
 _log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
 from regcore.confirm import confirmation
-from regcore.results import best_trial, failure_reasons
 from regcore.service.errors import ApiError
 from regcore.service.schemas import DecisionOut, FailureCount, Progress, TrialOut, TrialStateName
 from regcore.store import SweepNotFoundError, SweepRow, TrialCounts, get_sweep
+from regcore.sweeps.results import best_trial, failure_reasons
 
 Best = tuple[TrialOut | None, list[TrialOut] | None]
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 private, ...) is refused with 422, naming the field and ``REGSWEEP_WEBHOOK_ALLOW``.
 
 This is early feedback; the guard that matters runs again at every delivery, since DNS
-answers change (:mod:`regcore.webhook_targets`). A host that does not resolve from the
+answers change (:mod:`regcore.notify.targets`). A host that does not resolve from the
 service now is let through for that reason.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from fastapi import Request
 
+from regcore.notify.targets import WebhookTargets
 from regcore.service.errors import ApiError, Problem
-from regcore.webhook_targets import WebhookTargets
 
 
 def refuse_unreachable_webhooks(request: Request, urls: Iterable[tuple[str, str | None]]) -> None:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from regcore.batch import load_batch
 from regcore.spec import load_spec
+from regcore.spec.batch import load_batch
 from regcore.workloads import build_workload
 
 ROOT = Path(__file__).resolve().parents[1]

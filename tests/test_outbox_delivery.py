@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from regcore.announce import Courier
+from regcore.notify.announce import Courier
+from regcore.notify.targets import WebhookTargets
 from regcore.store import finish_sweep, list_outbox_events
-from regcore.webhook_targets import WebhookTargets
 from tests.product import Product
 from tests.waiting import free_port, wait_until
 from tests.worker.test_daemon import FAST, Cluster
@@ -172,7 +172,7 @@ def test_a_final_failure_is_logged_without_the_secret_and_not_retried(
     receiver.start()
     finish_sweep(cluster.engine, cluster.submit("final", 2, base=hooked(receiver.url)), "failed")
     courier = courier_for(cluster, targets=WebhookTargets(allow), give_up_after_s=0)
-    with caplog.at_level(logging.INFO, logger="regcore.announce"):
+    with caplog.at_level(logging.INFO, logger="regcore.notify.announce"):
         assert courier.deliver_due() == 1
         assert courier.deliver_due() == 0
 

@@ -106,6 +106,60 @@ def bare_layer_imports(root: Path) -> list[str]:
     return found
 
 
+def package_graph(root: Path) -> dict[str, set[str]]:
+    """Which of the package's parts (``regcore.X`` for the core's modules and packages, and
+    the three layers) import which others."""
+    modules = package_modules(root)
+
+    def part(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    graph: dict[str, set[str]] = {part(m): set() for m in modules if m != "regcore"}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for imported in imported_modules(path, package):
+            parts = imported.split(".")
+            while parts and ".".join(parts) not in modules:
+                parts.pop()  # `from regcore.x import name`: the module is regcore.x
+            if len(parts) >= 2 and part(".".join(parts)) != part(name):
+                graph[part(name)].add(part(".".join(parts)))
+    return graph
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` as the path around it, or [] when there is none."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = "open"
+        stack.append(node)
+        for following in sorted(graph.get(node, ())):
+            if state.get(following) == "open":
+                return [*stack[stack.index(following) :], following]
+            if following not in state and (found := visit(following)):
+                return found
+        state[node] = "done"
+        stack.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def test_the_package_parts_import_each_other_without_a_cycle() -> None:
+    graph = package_graph(ROOT)
+    assert {"regcore.service", "regcore.worker", "regcore.cli", "regcore.spec"} <= set(graph)
+    assert cycle_in(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": set()}) == []
+
+
 def test_no_import_runs_against_the_layers() -> None:
     # regcore imports no layer, service and worker not each other, and nothing imports the cli.
     assert layering_violations(ROOT) == []

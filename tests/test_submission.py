@@ -47,7 +47,7 @@ SUBMITTER = """
 import json, sys
 from regcore.spec import parse_spec
 from regcore.store import create_engine_for, create_storage
-from regcore.studies import create_sweep
+from regcore.sweeps.studies import create_sweep
 url, spec = sys.argv[1], parse_spec(json.loads(sys.argv[2]))
 engine, storage = create_engine_for(url, pool_size=1), create_storage(url, pool_size=1)
 print("ready", flush=True)

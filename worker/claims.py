@@ -26,7 +26,7 @@ from regcore.store import (
     count_trials,
     record_cannot_run,
 )
-from regcore.studies import open_study
+from regcore.sweeps.studies import open_study
 from regcore.worker.path import FINISHED, take_path
 from regcore.worker.population._size import choose_size
 

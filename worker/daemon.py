@@ -31,7 +31,8 @@ from typing import Any
 import optuna
 import sqlalchemy as sa
 
-from regcore.announce import Announcer, Courier
+from regcore.notify.announce import Announcer, Courier
+from regcore.notify.targets import WebhookTargets
 from regcore.settings import Settings
 from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.store import (
@@ -48,9 +49,8 @@ from regcore.store import (
     register_worker,
     upgrade_database,
 )
-from regcore.studies import SpecMismatchError, remove_half_made
+from regcore.sweeps.studies import SpecMismatchError, remove_half_made
 from regcore.trial_kinds import rules_of
-from regcore.webhook_targets import WebhookTargets
 from regcore.worker import recovery
 from regcore.worker.claims import Buildable, HeldSweeps, SweepClaims
 from regcore.worker.execute import Execution
@@ -315,7 +315,7 @@ class Worker:
 
     def _sweep_up(self) -> None:
         """Every grace period: remove the studies that submissions killed half-way left
-        without their sweep (:func:`regcore.studies.remove_half_made`)."""
+        without their sweep (:func:`regcore.sweeps.studies.remove_half_made`)."""
         now = time.monotonic()
         if now < self._next_sweep_up:
             return

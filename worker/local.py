@@ -19,7 +19,6 @@ from typing import Literal
 import optuna
 import sqlalchemy as sa
 
-from regcore.results import best_trial
 from regcore.spec import SweepSpec
 from regcore.store import (
     SweepRow,
@@ -29,7 +28,8 @@ from regcore.store import (
     get_sweep,
     upgrade_database,
 )
-from regcore.studies import resume_sweep
+from regcore.sweeps.results import best_trial
+from regcore.sweeps.studies import resume_sweep
 from regcore.worker.daemon import WorkerOptions
 from regcore.worker.processes import quiet_optuna, run_worker_processes
 from regcore.worker.runner import DATABASE_ERRORS

@@ -1,4 +1,4 @@
-"""A worker running a sweep's regularization path (:mod:`regcore.path`): the dense start,
+"""A worker running a sweep's regularization path (:mod:`regcore.sweeps.path`): the dense start,
 the walks of warm-started points, and the re-trains from scratch.
 
 One worker holds a sweep's path at a time (the warm starts are in its memory): the daemon
@@ -20,10 +20,10 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from regcore.path import PathSampler, Walk, class_walks, compass, point_params, ratio_walks
 from regcore.spec import SweepSpec
-from regcore.spec._suggest import create_sampler
+from regcore.spec.suggest import create_sampler
 from regcore.store import FixedPoint
+from regcore.sweeps.path import PathSampler, Walk, class_walks, compass, point_params, ratio_walks
 from regcore.trial_kinds import (
     BASELINE,
     PATH_DIRECTION,
@@ -99,7 +99,7 @@ class PathRun:
 
     def run(self) -> None:
         """Walk, re-train the best walk's best, refine it, re-train the next best walks'
-        (see :mod:`regcore.path`); finished once all of it ran."""
+        (see :mod:`regcore.sweeps.path`); finished once all of it ran."""
         if self._walks() and self._retrain(self._class_walks()) and self._refine():
             self.study.set_user_attr(FINISHED, True)
 
@@ -223,7 +223,7 @@ class PathRun:
 
     def _refine(self) -> bool:
         """A search from scratch around the best from-scratch result (see
-        :func:`regcore.path.compass`): along its walk, then each λ alone; ``refine`` trials
+        :func:`regcore.sweeps.path.compass`): along its walk, then each λ alone; ``refine`` trials
         at most; False if it could not go on (out of budget, or stopped)."""
         finished = self.study.get_trials(deepcopy=False)
         left = self.options.refine - sum(PATH_REFINE in t.user_attrs for t in finished)

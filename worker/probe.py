@@ -27,8 +27,8 @@ import optuna
 import torch
 
 from regcore.regularizers import L1_METHODS
-from regcore.results import COST_PROBE_PREFIX, method_costs
 from regcore.spec import SweepSpec
+from regcore.sweeps.results import COST_PROBE_PREFIX, method_costs
 from regcore.worker.training import resolve_device, train_config, train_workload
 from regcore.workloads import TrainingFunction, build_workload, get_workload
 

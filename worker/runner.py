@@ -22,7 +22,7 @@ import torch
 from optuna.trial import TrialState
 
 from regcore.spec import EarlyStoppingSpec, SweepSpec
-from regcore.spec._suggest import suggest
+from regcore.spec.suggest import suggest
 from regcore.trial_kinds import CONFIRM_SEED, CONFIRM_SPLIT, rules_of
 from regcore.worker.function_process import FunctionCall
 from regcore.worker.functions import FunctionRunner, TrialFailed, train_function
@@ -55,7 +55,7 @@ DATABASE_ERRORS = (
 
 @dataclass(kw_only=True)
 class WarmStart:
-    """A trial that starts from trained ``weights`` (a path point, :mod:`regcore.path`):
+    """A trial that starts from trained ``weights`` (a path point, :mod:`regcore.sweeps.path`):
     at most ``epochs`` epochs, ending after ``patience`` without improvement. The weights it
     trained to are left in ``trained`` when it completes."""
 

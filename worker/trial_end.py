@@ -23,7 +23,7 @@ import torch
 from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec
-from regcore.spec._suggest import TrialPoint
+from regcore.spec.suggest import TrialPoint
 from regcore.store import set_user_attrs
 from regcore.trial_kinds import rules_of
 from regcore.worker.pruning import reporting_epochs

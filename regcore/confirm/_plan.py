@@ -26,10 +26,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from regcore.results import REGULARIZER_PARAMS, other_params, ranked, search_results
 from regcore.spec import SweepSpec
-from regcore.spec._suggest import baseline_params
+from regcore.spec.suggest import baseline_params
 from regcore.store import confirmation_study_name
+from regcore.sweeps.results import REGULARIZER_PARAMS, other_params, ranked, search_results
 from regcore.trial_kinds import (
     BASELINE,
     CONFIRM,

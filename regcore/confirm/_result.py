@@ -25,7 +25,13 @@ from optuna.trial import FrozenTrial, TrialState
 from regcore.confirm._plan import confirmation_study
 from regcore.confirm._stats import ALPHA, holm, paired_differences, paired_p
 from regcore.regularizers import CLASSES
-from regcore.results import other_params, params_text, paste_lines, regularizer_line, setting_of
+from regcore.sweeps.results import (
+    other_params,
+    params_text,
+    paste_lines,
+    regularizer_line,
+    setting_of,
+)
 from regcore.trial_kinds import BASELINE, CONFIRM, CONFIRM_SEED, TWIN
 
 

@@ -10,7 +10,7 @@ import optuna
 from regcore.reports import _optuna_plots as plots
 from regcore.reports._facts import SpecLike, SweepFacts, describe
 from regcore.reports._html import Markup, Note, document, figure, note, num, section, table, text
-from regcore.results import TrialRow, best_rows
+from regcore.sweeps.results import TrialRow, best_rows
 
 #: One sweep of a batch: its study, its spec (or the stored dict) and its status.
 BatchEntry: TypeAlias = tuple[optuna.Study, SpecLike, str | None]

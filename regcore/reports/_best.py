@@ -15,7 +15,7 @@ from regcore.regularizers import NO_REGULARIZER
 from regcore.reports._facts import SweepFacts
 from regcore.reports._html import Markup, code, note, num, section, table, text
 from regcore.reports._path import path_summary
-from regcore.results import TrialRow
+from regcore.sweeps.results import TrialRow
 
 #: Secondary metrics in the order they are shown; other ``val_*`` metrics follow, sorted.
 SECONDARY = ("val_accuracy", "val_r2", "val_top3", "support_f1", "sparsity")

@@ -3,7 +3,7 @@
 Methods of one class train the same model, so what tells them apart is their cost, and a
 sweep runs the cheapest. The worker's cost probe times every listed method (and no
 regularizer) on the sweep's own model, back to back, once per sweep and device
-(:func:`regcore.results.method_costs`). Step times of the trials are not shown: they ran
+(:func:`regcore.sweeps.results.method_costs`). Step times of the trials are not shown: they ran
 at different moments, on machines doing other things, and do not compare.
 """
 
@@ -17,7 +17,7 @@ from regcore.regularizers import CLASSES, method_class
 from regcore.reports._facts import SweepFacts, class_of, complete_trials, is_baseline
 from regcore.reports._html import Markup, note, num, table, text
 from regcore.reports._trial_plots import method_of
-from regcore.results import method_costs
+from regcore.sweeps.results import method_costs
 
 NONE = "none"  # the probe's name for the step without a regularizer
 

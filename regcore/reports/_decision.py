@@ -19,7 +19,7 @@ from regcore.confirm import Confirmation, Setting, confirmation
 from regcore.reports._facts import SweepFacts, search_trials
 from regcore.reports._html import Markup, Note, code, figure, note, num, table, text
 from regcore.reports._trial_plots import BASELINE_COLOUR, colour
-from regcore.results import method_costs
+from regcore.sweeps.results import method_costs
 
 ASK = "confirm: {seeds: 5, top: 3}"
 

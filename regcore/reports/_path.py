@@ -1,4 +1,4 @@
-"""Path mode (:mod:`regcore.path`): the objective along each walk of the regularization path.
+"""Path mode (:mod:`regcore.sweeps.path`): the objective along each walk of the regularization path.
 
 A path starts at the dense λ = 0 model (``path_step`` 0, the baseline), walks λ up one
 warm-started point after another (``path_step`` 1, 2, …, on walk ``path_walk``;

@@ -24,7 +24,7 @@ from regcore.reports._html import (
 )
 from regcore.reports._path import has_path, path_figure
 from regcore.reports._trial_plots import class_comparison, sparsity_scatter
-from regcore.results import TrialRow, best_rows
+from regcore.sweeps.results import TrialRow, best_rows
 
 
 def _titles(facts: SweepFacts, *, path: bool) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Everything else is read off these tables: the names a spec accepts (and its JSON schema
 lists), the options each takes, the rules between sections (two objectives, the grid) and
-the objects :func:`~regcore.spec._suggest.create_sampler` and ``create_pruner`` build. Adding
+the objects :func:`~regcore.spec.suggest.create_sampler` and ``create_pruner`` build. Adding
 a sampler or pruner is one row here. Classes are named, not imported: reading a spec must
 not import Optuna (``getattr(optuna.samplers, row.optuna_class)`` where it is needed).
 """
@@ -41,7 +41,7 @@ class SamplerKind:
     checked against the class's signature). ``two_objectives``: whether it samples a
     two-objective study. ``listed_values``: it walks listed values only (grid), so every
     dimension must be a number or choices, and it is built from them. ``path``: a worker
-    follows λ along a path with warm starts (:mod:`regcore.path`) instead of sampling.
+    follows λ along a path with warm starts (:mod:`regcore.sweeps.path`) instead of sampling.
     ``limits``: the whole-number options that size memory or time, each with the most it may
     be (any other whole-number option is at most :data:`MAX_COUNT`).
     """
@@ -150,7 +150,7 @@ SAMPLERS: dict[str, SamplerKind] = {
         SamplerKind(
             name="path",
             optuna_class="PathSampler",
-            module="regcore.path",
+            module="regcore.sweeps.path",
             two_objectives=False,
             path=True,
             limits={

@@ -251,7 +251,7 @@ class SweepSpec(SpecModel):
         ]
 
     def _path_problems(self, *, cold: bool) -> list[InitErrorDetails]:
-        """What path mode (:mod:`regcore.path`) needs: λ to walk, nothing else searched, and
+        """What path mode (:mod:`regcore.sweeps.path`) needs: λ to walk, nothing else searched, and
         a loop that can start from given weights (``cold``: one that cannot)."""
         if not SAMPLERS[self.sampler.name].path:
             return []

@@ -12,8 +12,6 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from regcore import studies
-from regcore.batch import BatchSpec, parse_batch
 from regcore.service import batch_view, reports
 from regcore.service.auth import ReaderDep, SubmitterDep
 from regcore.service.bodies import read_json, spec_problems
@@ -22,12 +20,14 @@ from regcore.service.errors import ERROR_RESPONSES, ApiError
 from regcore.service.study_view import BestCache
 from regcore.service.webhooks import refuse_unreachable_webhooks
 from regcore.spec import SpecError
+from regcore.spec.batch import BatchSpec, parse_batch
 from regcore.store import (
     BatchNotFoundError,
     BatchRow,
     batch_sweeps,
     get_batch,
 )
+from regcore.sweeps import studies
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=ERROR_RESPONSES)
 _BATCH_BODY = {

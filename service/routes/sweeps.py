@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
-from regcore import export, store, studies
+from regcore import store
 from regcore.service import reports, study_view
 from regcore.service.auth import ReaderDep, SubmitterDep, require_manager
 from regcore.service.bodies import read_json, spec_problems
@@ -32,6 +32,7 @@ from regcore.service.schemas import (
 )
 from regcore.service.webhooks import refuse_unreachable_webhooks
 from regcore.spec import SpecError, SweepSpec, parse_spec, redact_secrets
+from regcore.sweeps import export, studies
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], responses=ERROR_RESPONSES)
 

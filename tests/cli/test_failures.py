@@ -15,10 +15,10 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from regcore import studies
 from regcore.cli import app
 from regcore.spec import parse_spec
 from regcore.store import create_engine_for, create_storage, finish_sweep, set_user_attrs
+from regcore.sweeps import studies
 from tests.postgres import admin_engine, url_of
 
 ROOT = Path(__file__).resolve().parents[2]

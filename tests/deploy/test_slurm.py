@@ -45,7 +45,7 @@ from regcore.store import (
     list_workers,
     upgrade_database,
 )
-from regcore.studies import create_sweep
+from regcore.sweeps.studies import create_sweep
 from regcore.workloads import load_plugin_modules
 from tests.deploy.paced import EPOCH_S_VARIABLE
 from tests.postgres import admin_engine, url_of

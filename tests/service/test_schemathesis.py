@@ -22,12 +22,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from regcore import studies
-from regcore.batch import parse_batch
 from regcore.service import create_app
 from regcore.service.auth import ApiToken
 from regcore.spec import parse_spec
+from regcore.spec.batch import parse_batch
 from regcore.store import SweepNotFoundError, get_sweep, insert_batch
+from regcore.sweeps import studies
 from tests.service.conftest import MakeApp, make_spec, require
 
 _WHY = "pip install -e '.[dev]' for the property-based API tests"

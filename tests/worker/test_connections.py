@@ -31,7 +31,7 @@ from regcore.store import (
     insert_sweep,
     upgrade_database,
 )
-from regcore.studies import open_study
+from regcore.sweeps.studies import open_study
 from tests.postgres import admin_engine, url_of
 from tests.waiting import wait_until
 

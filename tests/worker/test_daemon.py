@@ -28,7 +28,7 @@ from regcore.store import (
     request_cancel,
     upgrade_database,
 )
-from regcore.studies import open_study
+from regcore.sweeps.studies import open_study
 from tests.waiting import wait_until
 
 FAST = {

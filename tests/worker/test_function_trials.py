@@ -28,7 +28,7 @@ from regcore.store import (
     list_workers,
     request_cancel,
 )
-from regcore.studies import open_study
+from regcore.sweeps.studies import open_study
 from regcore.worker.functions import FunctionRunner
 from regcore.worker.runner import run_trial
 from regcore.workloads import load_plugin_modules

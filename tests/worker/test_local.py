@@ -28,7 +28,7 @@ from regcore.store import (
     list_outbox_events,
     upgrade_database,
 )
-from regcore.studies import SpecMismatchError, open_study
+from regcore.sweeps.studies import SpecMismatchError, open_study
 from regcore.worker.daemon import WorkerOptions
 from regcore.worker.local import LocalOptions, run_local_sweep
 from tests.webhooks import receiving

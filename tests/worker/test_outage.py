@@ -35,7 +35,7 @@ from regcore.store import (
     insert_sweep,
     upgrade_database,
 )
-from regcore.studies import open_study
+from regcore.sweeps.studies import open_study
 from tests.postgres import admin_engine, url_of
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_until

@@ -11,9 +11,9 @@ import optuna
 import pytest
 
 import tests.plugins.functions  # noqa: F401  (registers test_linear)
-from regcore.results import method_costs
 from regcore.spec import SweepSpec, parse_spec
 from regcore.store import create_storage
+from regcore.sweeps.results import method_costs
 from regcore.worker import probe
 from regcore.worker.probe import CostProbes, measure
 

@@ -22,7 +22,7 @@ from regcore.spec import (
     TrainingSpec,
     parse_spec,
 )
-from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
+from regcore.spec.suggest import baseline_params, create_pruner, create_sampler
 from regcore.store import create_storage
 from regcore.worker.probe import CostProbes
 from regcore.worker.runner import run_trial

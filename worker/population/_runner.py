@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import TrialState
 
 from regcore.spec import SweepSpec
-from regcore.spec._suggest import TrialPoint, suggest
+from regcore.spec.suggest import TrialPoint, suggest
 from regcore.worker.population._trainer import PopulationTrainer
 from regcore.worker.training import DivergedError, TrainConfig, train_config
 from regcore.worker.trial_end import Reporter, complete, fail, interrupted, pruned, record_setting

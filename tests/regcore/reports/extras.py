@@ -1,6 +1,6 @@
 """What comes after or beside a search, as regsweep leaves it in a study: a confirmation's
 trials (:mod:`regcore.confirm`), a cost probe (worker/probe.py) and a regularization path
-(:mod:`regcore.path`)."""
+(:mod:`regcore.sweeps.path`)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def walk_path(
     points: int = 6,
     retrain_value: float | None = 0.33,
 ) -> dict[str, int]:
-    """A path as regcore.path's worker leaves it: the dense start, each class's warm-started
+    """A path as regcore.sweeps.path's worker leaves it: the dense start, each class's warm-started
     points (λ₁, λ₂ up together), and the re-train of the best point. Numbers by role."""
     dense = add_trial(study, l1=0.0, l2=0.0, baseline=True, attrs={"path_step": 0})
     source, best = dense, (math.inf, -1)

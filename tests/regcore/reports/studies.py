@@ -1,6 +1,6 @@
 """Real in-memory Optuna studies whose trials carry what the trial runner records.
 
-Each trial's ``params`` are what :func:`regcore.spec._suggest.suggest` samples: the method
+Each trial's ``params`` are what :func:`regcore.spec.suggest.suggest` samples: the method
 class (``method_class``, when the spec lists methods of more than one class), ``l1`` (when
 the class can apply it) and ``l2``; the λ = 0 baseline samples nothing. Its user attributes
 are the runner's: ``method`` (the class's cheapest method), ``method_class``, ``l1``, ``l2``,

@@ -22,7 +22,7 @@ from regcore.store import (
     create_storage,
     upgrade_database,
 )
-from regcore.studies import open_study
+from regcore.sweeps.studies import open_study
 from regcore.worker.population._runner import PopulationRun
 
 

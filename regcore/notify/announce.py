@@ -5,7 +5,7 @@ The events are outbox rows, written by the store in the transaction that ends th
 (:mod:`regcore.store._outbox`): none is lost when a process dies. A :class:`Courier` (every
 worker runs one, and so does the service) POSTs each at least once, with its
 ``idempotency_key`` in the body and the ``Idempotency-Key`` header, for receivers to drop
-repeats by. Retries follow :mod:`regcore.notify`'s rules, with backoff, for up to a day.
+repeats by. Retries follow :mod:`regcore.notify.webhook`'s rules, with backoff, for up to a day.
 
 What an event says of the study is read at its first attempt and kept, so every retry sends
 the same body; a trial still running when its sweep ended (a deadline's grace period, a
@@ -27,9 +27,8 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from regcore.confirm import confirmation
-from regcore.export import iso_utc, jsonable
-from regcore.notify import Attempt, post_webhook, where
-from regcore.results import TrialRow, best_rows
+from regcore.notify.targets import WebhookTargets
+from regcore.notify.webhook import Attempt, post_webhook, where
 from regcore.store import (
     OutboxRow,
     claim_outbox_event,
@@ -38,8 +37,9 @@ from regcore.store import (
     get_sweep,
     record_outbox_attempt,
 )
-from regcore.studies import stored_spec
-from regcore.webhook_targets import WebhookTargets
+from regcore.sweeps.export import iso_utc, jsonable
+from regcore.sweeps.results import TrialRow, best_rows
+from regcore.sweeps.studies import stored_spec
 
 _log = logging.getLogger(__name__)
 Opener = Callable[[], tuple[sa.Engine, optuna.storages.BaseStorage]]

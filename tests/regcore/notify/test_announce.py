@@ -12,11 +12,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from regcore.announce import render, summary, sweep_summary
-from regcore.notify import send_webhook
-from regcore.results import best_rows
+from regcore.notify.announce import render, summary, sweep_summary
+from regcore.notify.targets import WebhookTargets
+from regcore.notify.webhook import send_webhook
 from regcore.store import OutboxRow
-from regcore.webhook_targets import WebhookTargets
+from regcore.sweeps.results import best_rows
 from tests.webhooks import receiving
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

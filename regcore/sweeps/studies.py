@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from regcore.spec import SpecError, SweepSpec, parse_spec, redact_secrets
 from regcore.spec._algorithms import SAMPLERS
-from regcore.spec._suggest import baseline_params, create_pruner, create_sampler
+from regcore.spec.suggest import baseline_params, create_pruner, create_sampler
 from regcore.store import (
     BatchRow,
     StudyLock,

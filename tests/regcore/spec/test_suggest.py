@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from regcore.spec import SweepSpec, parse_spec
-from regcore.spec._suggest import baseline_params, create_pruner, create_sampler, suggest
+from regcore.spec.suggest import baseline_params, create_pruner, create_sampler, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from regcore.batch import parse_batch, resolve_deadline
 from regcore.spec import SpecError
+from regcore.spec.batch import parse_batch, resolve_deadline
 
 SPEC: dict[str, Any] = {
     "name": "d",

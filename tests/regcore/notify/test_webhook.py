@@ -16,8 +16,8 @@ from typing import Any, TypedDict
 import optuna
 import pytest
 
-from regcore.notify import USER_AGENT, post_webhook, send_webhook
-from regcore.webhook_targets import WebhookTargets
+from regcore.notify.targets import WebhookTargets
+from regcore.notify.webhook import USER_AGENT, post_webhook, send_webhook
 from tests.waiting import free_port, wait_until
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -129,7 +129,7 @@ def test_retries_after_server_errors_then_delivers(hook: Hook, status: int) -> N
 
 def test_gives_up_after_the_last_attempt(hook: Hook, caplog: pytest.LogCaptureFixture) -> None:
     hook.answers = [500] * 10
-    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+    with caplog.at_level(logging.WARNING, logger="regcore.notify.webhook"):
         assert send_webhook(hook.url, {"n": 1}, attempts=3, **FAST) is False
     assert len(hook.received) == 3
     assert "after 3 attempts: HTTP 500" in caplog.text
@@ -140,7 +140,7 @@ def test_client_error_is_not_retried(
     hook: Hook, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     hook.answers = [status]
-    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+    with caplog.at_level(logging.WARNING, logger="regcore.notify.webhook"):
         assert send_webhook(hook.url, {"n": 1}, attempts=5, **FAST) is False
     assert len(hook.received) == 1
     assert f"HTTP {status} (not retried)" in caplog.text
@@ -171,7 +171,7 @@ def test_unreachable_port_returns_false_without_raising(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
-    with caplog.at_level(logging.INFO, logger="regcore.notify"):
+    with caplog.at_level(logging.INFO, logger="regcore.notify.webhook"):
         thread, result = in_thread(lambda: send_webhook(url, {"n": 1}, attempts=3, **FAST))
         thread.join(timeout=30)
     assert not thread.is_alive(), "send_webhook hung on a closed port"
@@ -218,7 +218,7 @@ def test_stop_already_set_still_makes_one_attempt_and_no_retry(hook: Hook) -> No
     ],
 )
 def test_non_http_url_is_refused(url: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+    with caplog.at_level(logging.WARNING, logger="regcore.notify.webhook"):
         assert send_webhook(url, {"n": 1}, **FAST) is False
     assert "use an http:// or https:// URL" in caplog.text
 
@@ -229,7 +229,7 @@ def test_log_names_the_host_but_never_the_secret(
     hook.answers = [500] * 10
     secret_url = f"{hook.url}/PATHSECRET?token=QUERYSECRET"
     closed = f"http://127.0.0.1:{free_port()}/PATHSECRET?token=QUERYSECRET"
-    with caplog.at_level(logging.DEBUG, logger="regcore.notify"):
+    with caplog.at_level(logging.DEBUG, logger="regcore.notify.webhook"):
         assert send_webhook(secret_url, {}, attempts=2, **FAST) is False
         assert send_webhook(closed, {}, attempts=2, **FAST) is False
         assert send_webhook("ftp://h/PATHSECRET?token=QUERYSECRET", {}, **FAST) is False
@@ -244,7 +244,7 @@ def test_credentials_in_the_url_are_sent_as_basic_auth(
     hook: Hook, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = hook.url.replace("http://", "http://alice:PASS%40WORD@")
-    with caplog.at_level(logging.DEBUG, logger="regcore.notify"):
+    with caplog.at_level(logging.DEBUG, logger="regcore.notify.webhook"):
         assert send_webhook(url, {"n": 1}, **FAST) is True
         hook.answers = [500] * 10
         assert send_webhook(url, {"n": 1}, attempts=2, **FAST) is False
@@ -258,7 +258,7 @@ def test_credentials_in_the_url_are_sent_as_basic_auth(
 def test_url_that_cannot_be_requested_is_not_retried(
     hook: Hook, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+    with caplog.at_level(logging.WARNING, logger="regcore.notify.webhook"):
         assert send_webhook(hook.url + "/a space", {}, attempts=5, **FAST) is False
     assert hook.received == []
     assert "invalid URL" in caplog.text
@@ -271,7 +271,7 @@ def test_non_finite_floats_are_sent_as_null(hook: Hook) -> None:
 
 
 def test_payload_that_is_not_json_is_not_sent(hook: Hook, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+    with caplog.at_level(logging.WARNING, logger="regcore.notify.webhook"):
         assert send_webhook(hook.url, {"x": object()}, **FAST) is False
     assert hook.received == []
     assert "not JSON" in caplog.text
@@ -303,7 +303,7 @@ def test_loopback_is_refused_by_default_naming_the_setting(
     hook: Hook, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = f"{hook.url}/PATHSECRET"
-    with caplog.at_level(logging.WARNING, logger="regcore.notify"):
+    with caplog.at_level(logging.WARNING, logger="regcore.notify.webhook"):
         assert send_webhook(url, {"n": 1}, backoff_s=0.01) is False
     assert hook.received == []  # never contacted
     assert "loopback" in caplog.text

@@ -209,7 +209,7 @@ def compass(
 def point_params(
     spec: SweepSpec, cls: str, l1: float, l2: float
 ) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
-    """A path point's parameters (the ones :func:`regcore.spec._suggest.suggest` samples)
+    """A path point's parameters (the ones :func:`regcore.spec.suggest.suggest` samples)
     and their distributions."""
     space = spec.search_space
     params: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.spec._params import ParamChoices, ParamRange
-from regcore.spec._suggest import create_sampler, suggest
+from regcore.spec.suggest import create_sampler, suggest
 from regcore.workloads import TrialContext, available_workloads, training_function
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -14,7 +14,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from regcore.export import to_csv, to_json, trial_records
+from regcore.sweeps.export import to_csv, to_json, trial_records
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -19,7 +19,7 @@ from regcore.spec._algorithms import (
     SamplerKind,
     two_objective_samplers,
 )
-from regcore.spec._suggest import create_pruner, create_sampler, suggest
+from regcore.spec.suggest import create_pruner, create_sampler, suggest
 
 TWO_OBJECTIVES = [
     {"metric": "val_loss", "direction": "minimize"},

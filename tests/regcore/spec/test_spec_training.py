@@ -15,7 +15,7 @@ import pytest
 import tests.plugins.functions  # noqa: F401  (registers the test_linear training function)
 from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.store import create_storage
-from regcore.studies import SpecMismatchError, open_study
+from regcore.sweeps.studies import SpecMismatchError, open_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

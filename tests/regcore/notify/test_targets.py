@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from regcore.notify import post_webhook
+from regcore.notify.targets import ALLOW_SETTING, TargetRefusedError, WebhookTargets
+from regcore.notify.webhook import post_webhook
 from regcore.settings import Settings
-from regcore.webhook_targets import ALLOW_SETTING, TargetRefusedError, WebhookTargets
-from tests.regcore.test_notify import Hook, hook  # noqa: F401 (the fixture)
+from tests.regcore.notify.test_webhook import Hook, hook  # noqa: F401 (the fixture)
 
 
 @pytest.mark.parametrize(

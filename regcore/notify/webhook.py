@@ -3,10 +3,10 @@
 :func:`post_webhook` makes one attempt and says whether it was delivered and whether another
 attempt may succeed: connection errors, timeouts, DNS failures, HTTP 5xx and 429 are worth
 retrying; other answers (4xx, redirects, a certificate that does not verify, a refused
-target) are final. The outbox's deliverer (:mod:`regcore.announce`) schedules the retries;
+target) are final. The outbox's deliverer (:mod:`regcore.notify.announce`) schedules the retries;
 :func:`send_webhook` retries in place with backoff, for a caller with no outbox.
 
-The host is checked by :class:`~regcore.webhook_targets.WebhookTargets` before every
+The host is checked by :class:`~regcore.notify.targets.WebhookTargets` before every
 attempt, and the connection goes to the addresses that check resolved (with the URL's host
 in the Host header and for TLS), so DNS cannot point it elsewhere in between. Redirects are
 not followed, and the environment's proxies are not used: either would send the request
@@ -33,8 +33,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from regcore.export import jsonable
-from regcore.webhook_targets import Target, TargetRefusedError, WebhookTargets
+from regcore.notify.targets import Target, TargetRefusedError, WebhookTargets
+from regcore.sweeps.export import jsonable
 
 __all__ = ["MAX_WAIT_S", "USER_AGENT", "Attempt", "encode", "post_webhook", "send_webhook", "where"]
 

@@ -28,7 +28,7 @@ from regcore.store import (
     get_sweep,
     upgrade_database,
 )
-from regcore.studies import (
+from regcore.sweeps.studies import (
     CREATED_AT,
     create_sweep,
     open_study,
