@@ -147,7 +147,7 @@ def run_in_process(call: FunctionCall) -> float:
     """Seconds for ``call`` done the child's way (``regcore.worker.function_process._run``) here."""
     import torch
 
-    from regcore.worker.training import resolve_device
+    from regcore.worker.device import resolve_device
     from regcore.workloads import TrainingFunction, TrialContext, get_workload, load_plugin_modules
 
     started = time.perf_counter()

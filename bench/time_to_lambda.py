@@ -333,8 +333,8 @@ def run_regsweep(job: Job, spec: SweepSpec, *, stop: bool = False) -> dict[str, 
     """
     import optuna
 
-    from regcore.worker.daemon import WorkerOptions
     from regcore.worker.local import LocalOptions, Progress, run_local_sweep
+    from regcore.worker.options import WorkerOptions
     from regcore.worker.probe import ROUNDS, STEPS, WARMUP
 
     maximize = job.setup.objective["direction"] == "maximize"

@@ -118,8 +118,8 @@ def run(
     import sqlalchemy as sa
 
     from regcore.sweeps.studies import SpecMismatchError
-    from regcore.worker.daemon import WorkerOptions
     from regcore.worker.local import LocalOptions, run_local_sweep
+    from regcore.worker.options import WorkerOptions
 
     config = settings()
     url = storage or config.database_url

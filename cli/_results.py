@@ -8,9 +8,6 @@ service. A sweep is named by its id, or in the database also by its name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,79 +18,11 @@ from rich.text import Text
 
 from regcore.cli._app import app, console, settings, show
 from regcore.cli._client import call_service
-from regcore.cli._extras import require, require_driver
+from regcore.cli._database import Database, Storage, database_url, open_database
+from regcore.cli._extras import require
 
 if TYPE_CHECKING:
-    import optuna
-    import sqlalchemy as sa
-
-    from regcore.store import SweepRow
-
-Storage = Annotated[
-    str | None,
-    typer.Option(
-        help="Read this database instead of the service (default: REGSWEEP_DATABASE_URL)."
-    ),
-]
-
-
-def _database_url(storage: str | None) -> str | None:
-    """The database to read, or None to ask the service."""
-    config = settings()
-    if storage is None and config.service_url is not None:
-        return None
-    return storage or config.database_url
-
-
-@dataclass(frozen=True)
-class _Database:
-    engine: sa.Engine
-    storage: optuna.storages.RDBStorage
-
-    def sweep(self, ref: str) -> SweepRow:
-        """The sweep with id or name ``ref``; exits 2 when there is none."""
-        from regcore.store import SweepNotFoundError, get_sweep, get_sweep_by_name
-
-        for find in (get_sweep, get_sweep_by_name):
-            try:
-                return find(self.engine, ref)
-            except SweepNotFoundError:
-                pass
-        console.print(
-            f"[red]no sweep has the id or name {ref!r}; `regsweep status` lists them[/red]"
-        )
-        raise typer.Exit(2)
-
-    def study(self, sweep: SweepRow) -> optuna.Study | None:
-        import optuna
-
-        try:
-            return optuna.load_study(study_name=sweep.study_name, storage=self.storage)
-        except KeyError:  # deleted behind regsweep's back
-            return None
-
-
-@contextmanager
-def _open(url: str, *, command: str) -> Iterator[_Database]:
-    require_driver(url, command=command)
-    from regcore.store import create_engine_for, create_storage, sqlite_path, upgrade_database
-
-    path = sqlite_path(url)
-    if path is not None and not path.exists():
-        console.print(
-            f"[red]no database at {path}: run a sweep first (regsweep run SPEC), or give "
-            "--storage URL (or REGSWEEP_SERVICE_URL to ask a service)[/red]"
-        )
-        raise typer.Exit(2)
-    upgrade_database(url)  # a database an older regsweep wrote reads like a new one
-    database = _Database(create_engine_for(url, pool_size=1), create_storage(url, pool_size=1))
-    try:
-        yield database
-    finally:
-        database.storage.remove_session()
-        database.storage.engine.dispose()
-        database.engine.dispose()
-
+    pass
 
 # -- status -----------------------------------------------------------------------------------
 
@@ -157,7 +86,7 @@ def _why(sweep: dict[str, Any]) -> list[Text]:
     return lines
 
 
-def _rows(database: _Database, ref: str | None) -> list[dict[str, Any]]:
+def _rows(database: Database, ref: str | None) -> list[dict[str, Any]]:
     """Sweeps as the service lists them (progress; the best value for one sweep)."""
     from regcore.store import count_trials_by_study, list_sweeps
 
@@ -200,9 +129,9 @@ def status(
 ) -> None:
     """Show one sweep (or all): status, trials done of the budget, best value, and what
     failed (the sweep's error, its failed trials by reason)."""
-    url, config = _database_url(storage), settings()
+    url, config = database_url(storage), settings()
     if url is not None:
-        with _open(url, command="status") as database:
+        with open_database(url, command="status") as database:
             show(lambda: _table(_rows(database, sweep)), watch=watch)
         return
 
@@ -231,21 +160,21 @@ def report(
     if (sweep is None) == (batch is None):
         console.print("[red]give a sweep id or --batch NAME (one of them)[/red]")
         raise typer.Exit(2)
-    url = _database_url(storage)
+    url = database_url(storage)
     if url is None:
         path = f"/v1/batches/{batch}/report" if batch else f"/v1/sweeps/{sweep}/report"
         response = call_service(settings(), "GET", path, raw=True)
         name, html = _filename(response, f"{batch or sweep}.html"), response.text
     else:
         require("reports", command="report")
-        with _open(url, command="report") as database:
+        with open_database(url, command="report") as database:
             name, html = _local_report(database, sweep, batch)
     target = output or Path(name)
     target.write_text(html, encoding="utf-8")
     console.print(f"report written to {target} ({len(html.encode()) / 1e6:.1f} MB)")
 
 
-def _local_report(database: _Database, sweep: str | None, batch: str | None) -> tuple[str, str]:
+def _local_report(database: Database, sweep: str | None, batch: str | None) -> tuple[str, str]:
     from regcore.reports import batch_report, sweep_report
     from regcore.store import BatchNotFoundError, batch_sweeps, get_batch
 
@@ -284,7 +213,7 @@ def export(
     if format not in ("csv", "json"):
         console.print(f"[red]--format takes csv or json, but got {format!r}[/red]")
         raise typer.Exit(2)
-    url = _database_url(storage)
+    url = database_url(storage)
     if url is None:
         params = {"format": format}
         text = call_service(
@@ -293,7 +222,7 @@ def export(
     else:
         from regcore.sweeps import export as exports
 
-        with _open(url, command="export") as database:
+        with open_database(url, command="export") as database:
             study = database.study(database.sweep(sweep))
             if study is None:
                 text = "" if format == "csv" else "[]"

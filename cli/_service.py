@@ -17,7 +17,7 @@ from regcore.cli._extras import require, require_driver
 from regcore.settings import Settings
 
 if TYPE_CHECKING:
-    from regcore.worker.daemon import WorkerOptions
+    from regcore.worker.options import WorkerOptions
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 db = typer.Typer(help="The database: regsweep's tables and Optuna's.", no_args_is_help=True)
@@ -55,7 +55,7 @@ def _reach_database(url: str) -> None:
 def _worker_options(
     config: Settings, device: str, *, threads: int | None = None, started_with: int = 1
 ) -> WorkerOptions:
-    from regcore.worker.daemon import WorkerOptions
+    from regcore.worker.options import WorkerOptions
 
     return WorkerOptions.from_settings(
         config, device=device, threads=threads, started_with=started_with

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from regcore.notify.announce import Courier
+from regcore.notify.courier import Courier
 from regcore.notify.targets import WebhookTargets
 from regcore.service.auth import ApiToken, TokenRegistry
 from regcore.service.deps import Database

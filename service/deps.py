@@ -156,7 +156,7 @@ def refuse_taken_name(name: str, engine: sa.Engine, storage: optuna.storages.Bas
     """409 when a sweep, or a study made outside the service (``regsweep run``), has the name:
     a new sweep would otherwise resume that study's trials. A study that a submission killed
     half-way left does not count: submitting again makes it anew."""
-    from regcore.sweeps.studies import study_takes_name
+    from regcore.sweeps.half_made import study_takes_name
 
     with contextlib.suppress(SweepNotFoundError):
         get_sweep_by_name(engine, name)

@@ -13,8 +13,8 @@ import pytest
 from regcore.confirm import Confirmation, confirmation
 from regcore.spec import parse_spec
 from regcore.store import create_storage
-from regcore.worker.daemon import WorkerOptions
 from regcore.worker.local import LocalOptions, run_local_sweep
+from regcore.worker.options import WorkerOptions
 from tests.product import Product
 from tests.waiting import wait_until
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from regcore.notify.announce import Courier
+from regcore.notify.courier import Courier
 from regcore.notify.targets import WebhookTargets
 from regcore.store import finish_sweep, list_outbox_events
 from tests.product import Product
@@ -172,7 +172,7 @@ def test_a_final_failure_is_logged_without_the_secret_and_not_retried(
     receiver.start()
     finish_sweep(cluster.engine, cluster.submit("final", 2, base=hooked(receiver.url)), "failed")
     courier = courier_for(cluster, targets=WebhookTargets(allow), give_up_after_s=0)
-    with caplog.at_level(logging.INFO, logger="regcore.notify.announce"):
+    with caplog.at_level(logging.INFO, logger="regcore.notify"):
         assert courier.deliver_due() == 1
         assert courier.deliver_due() == 0
 

@@ -23,17 +23,14 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import optuna
 import sqlalchemy as sa
 
-from regcore.notify.announce import Announcer, Courier
+from regcore.notify.announce import Announcer
+from regcore.notify.courier import Courier
 from regcore.notify.targets import WebhookTargets
-from regcore.settings import Settings
 from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.store import (
     SweepNotFoundError,
@@ -45,68 +42,23 @@ from regcore.store import (
     expire_sweeps,
     get_sweep,
     is_live_worker,
-    orphaned_trials,
     register_worker,
     upgrade_database,
 )
-from regcore.sweeps.studies import SpecMismatchError, remove_half_made
+from regcore.sweeps.half_made import remove_half_made
+from regcore.sweeps.studies import SpecMismatchError
 from regcore.trial_kinds import rules_of
 from regcore.worker import recovery
 from regcore.worker.claims import Buildable, HeldSweeps, SweepClaims
 from regcore.worker.execute import Execution
 from regcore.worker.functions import FunctionRunner
 from regcore.worker.heartbeat import Heartbeat, Running, WorkerState
+from regcore.worker.options import WorkerOptions
 from regcore.worker.runner import DATABASE_ERRORS
 from regcore.worker.threads import ThreadShare
 
 _log = logging.getLogger(__name__)
 _WEBHOOK_WAIT_S = 15.0  # at exit, for due webhooks (those left wait for other deliverers)
-
-
-_SETTINGS = Settings.model_fields  # the settings' defaults are the options' defaults
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorkerOptions:
-    """What a worker runs with: :meth:`from_settings` reads them from ``REGSWEEP_*``, for
-    ``regsweep worker``, ``serve --with-worker`` and ``run`` alike."""
-
-    database_url: str
-    device: str = "auto"  # auto: the spec's training.device
-    data_dir: Path | None = None
-    artifact_dir: Path | None = None  # where the best trials' weights go (optuna.artifacts)
-    heartbeat_s: float = _SETTINGS["heartbeat_s"].default
-    grace_s: float = _SETTINGS["grace_s"].default
-    max_retries: int = _SETTINGS["max_retries"].default
-    idle_poll_s: float = 1.0
-    pool_size: int = 2  # connections to PostgreSQL, all the worker's threads together
-    sweep_id: str | None = None  # work on this sweep alone, and exit once it has ended
-    stop_wait_s: float | None = None  # how long a stop lets the running trial go on (grace_s)
-    threads: int | None = None  # torch's intra-op threads (None: a share of the cores)
-    # Worker processes started together on this machine (--workers N, --gpus all, run
-    # --workers N): each takes at most cores ÷ this many threads (regcore.worker.threads).
-    started_with: int = 1
-    log_level: int = logging.INFO
-    plugins: tuple[str, ...] = ()  # modules imported first: their workloads (REGSWEEP_PLUGINS)
-    # Hosts and networks webhooks may reach though loopback, link-local or private
-    # (REGSWEEP_WEBHOOK_ALLOW).
-    webhook_allow: tuple[str, ...] = ()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **changes: Any) -> WorkerOptions:
-        """The options ``settings`` give a worker (the one place they are read), with
-        ``changes`` (a device, a sweep to work on alone) on top."""
-        read = cls(
-            database_url=settings.database_url,
-            data_dir=settings.data_dir,
-            artifact_dir=settings.artifact_dir,
-            heartbeat_s=settings.heartbeat_s,
-            grace_s=settings.grace_s,
-            max_retries=settings.max_retries,
-            plugins=settings.plugin_modules,
-            webhook_allow=settings.webhook_allow_list,
-        )
-        return replace(read, **changes)
 
 
 class Worker:
@@ -309,13 +261,13 @@ class Worker:
     def _recover(self, study: optuna.Study) -> None:
         """End ``study``'s trials whose workers died (their retries are queued)."""
         o = self.options
-        recovery.fail_stale(self._storage, study, grace_s=o.grace_s, max_retries=o.max_retries)
-        for lost in orphaned_trials(self._engine, study.study_name, older_than_s=o.grace_s):
-            recovery.settle(self._storage, study, lost, why="its worker lost it before it began")
+        recovery.recover(
+            self._engine, self._storage, study, grace_s=o.grace_s, max_retries=o.max_retries
+        )
 
     def _sweep_up(self) -> None:
         """Every grace period: remove the studies that submissions killed half-way left
-        without their sweep (:func:`regcore.sweeps.studies.remove_half_made`)."""
+        without their sweep (:func:`regcore.sweeps.half_made.remove_half_made`)."""
         now = time.monotonic()
         if now < self._next_sweep_up:
             return

@@ -93,7 +93,8 @@ def _run(
     import torch
     from pydantic import ValidationError
 
-    from regcore.worker.training import regularization_metrics, resolve_device
+    from regcore.worker.device import resolve_device
+    from regcore.worker.training import regularization_metrics
     from regcore.workloads import (
         TrainingFunction,
         TrialContext,

@@ -3,10 +3,11 @@
 
 The sweep is queued in the database like any other (so ``regsweep status``, ``report`` and
 ``export`` work on it), or resumed if it exists; ``N`` worker processes limited to it
-(:class:`regcore.worker.daemon.WorkerOptions` ``sweep_id``) claim, run and tell its trials, and exit
-once it has ended. This process only watches and reports progress. SIGINT/SIGTERM stop the
-workers at once: each running trial ends as ``FAIL`` marked ``interrupted`` (it uses no
-budget) and is queued again, so the same command resumes the sweep.
+(:class:`regcore.worker.options.WorkerOptions` ``sweep_id``) claim, run and tell its
+trials, and exit once it has ended. This process only watches and reports progress.
+SIGINT/SIGTERM stop the workers at once: each running trial ends as ``FAIL`` marked
+``interrupted`` (it uses no budget) and is queued again, so the same command resumes the
+sweep.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from regcore.store import (
 )
 from regcore.sweeps.results import best_trial
 from regcore.sweeps.studies import resume_sweep
-from regcore.worker.daemon import WorkerOptions
+from regcore.worker.options import WorkerOptions
 from regcore.worker.processes import quiet_optuna, run_worker_processes
 from regcore.worker.runner import DATABASE_ERRORS
 

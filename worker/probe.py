@@ -29,7 +29,8 @@ import torch
 from regcore.regularizers import L1_METHODS
 from regcore.spec import SweepSpec
 from regcore.sweeps.results import COST_PROBE_PREFIX, method_costs
-from regcore.worker.training import resolve_device, train_config, train_workload
+from regcore.worker.device import resolve_device
+from regcore.worker.training import train_config, train_workload
 from regcore.workloads import TrainingFunction, build_workload, get_workload
 
 _log = logging.getLogger(__name__)

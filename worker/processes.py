@@ -21,7 +21,8 @@ from types import FrameType
 
 import optuna
 
-from regcore.worker.daemon import Worker, WorkerOptions
+from regcore.worker.daemon import Worker
+from regcore.worker.options import WorkerOptions
 from regcore.workloads import WorkloadPluginError, load_plugin_modules
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

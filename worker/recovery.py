@@ -24,8 +24,10 @@ from __future__ import annotations
 import logging
 
 import optuna
+import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
+from regcore.store import orphaned_trials
 from regcore.trial_kinds import IDENTITY, rules_of
 
 _log = logging.getLogger(__name__)
@@ -119,6 +121,21 @@ def fail_stale(
     for trial_id in storage._get_stale_trial_ids(study._study_id):
         ended += settle(storage, study, trial_id, why=why, died=True, max_retries=max_retries)
     return ended
+
+
+def recover(
+    engine: sa.Engine,
+    storage: optuna.storages.RDBStorage,
+    study: optuna.Study,
+    *,
+    grace_s: float,
+    max_retries: int | None,
+) -> None:
+    """End ``study``'s trials whose workers died (:func:`fail_stale`) or lost them before
+    their first heartbeat, and queue their retries: what a worker does before claiming."""
+    fail_stale(storage, study, grace_s=grace_s, max_retries=max_retries)
+    for lost in orphaned_trials(engine, study.study_name, older_than_s=grace_s):
+        settle(storage, study, lost, why="its worker lost it before it began")
 
 
 def finished_elsewhere(storage: optuna.storages.RDBStorage, trial_id: int) -> bool:

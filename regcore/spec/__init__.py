@@ -21,17 +21,16 @@ Every invalid spec raises :class:`SpecError`, whose ``problems`` name each field
 """
 
 from regcore.spec._load import load_spec, parse_spec
+from regcore.spec._notify import NotifySpec, redact_secrets
 from regcore.spec._problems import SpecError, SpecProblem
 from regcore.spec._sections import (
     RUNNER_METRICS,
     BudgetSpec,
     ConfirmSpec,
-    NotifySpec,
     ObjectiveSpec,
     PrunerSpec,
     SamplerSpec,
     WorkloadSpec,
-    redact_secrets,
 )
 from regcore.spec._space import Choices, Range, SearchSpace
 from regcore.spec._sweep import SweepSpec

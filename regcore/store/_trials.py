@@ -197,7 +197,7 @@ def orphaned_trials(engine: sa.Engine, study_name: str, *, older_than_s: float) 
 def studies_without_sweep(engine: sa.Engine, *, marked: str) -> list[tuple[str, Any]]:
     """The studies that carry the user attribute ``marked`` but have no sweep row: (study
     name, the attribute's value) each. A submission killed before its row was inserted
-    leaves such a study (:func:`regcore.sweeps.studies.remove_half_made`)."""
+    leaves such a study (:func:`regcore.sweeps.half_made.remove_half_made`)."""
     row = sa.select(sweeps.c.id).where(sweeps.c.study_name == studies.c.study_name)
     query = (
         sa.select(studies.c.study_name, study_user_attributes.c.value_json)

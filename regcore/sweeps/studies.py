@@ -1,5 +1,6 @@
 """A sweep and the Optuna study behind it: created together (the study with its baseline
-trial), resumed after, and what a killed submission left behind removed.
+trial) and resumed after; what a killed submission left behind is
+:mod:`regcore.sweeps.half_made`'s.
 
 A sweep is claimable only once its study is whole: :func:`create_sweep` makes the study
 first (its attributes, then the λ = 0 baseline) and inserts the queued row last, under the
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import optuna
@@ -34,18 +35,15 @@ from regcore.store import (
     insert_batch,
     insert_sweep,
     reopen_sweep,
-    studies_without_sweep,
 )
 from regcore.store._sweeps import new_id
+from regcore.sweeps.half_made import CREATED_AT, has_sweep, is_half_made
 from regcore.trial_kinds import BASELINE
 
 _log = logging.getLogger(__name__)
 
 # What must match for a run to resume an existing study (budget and notify may change).
 _RESUMABLE_KEYS = ("workload", "search_space", "optimizer", "training", "regularize", "objectives")
-#: Study user attribute of every study made for a sweep: when (ISO 8601, UTC). A study that
-#: has it but no sweep row was left by a submission killed half-way.
-CREATED_AT = "created_at"
 
 
 class SpecMismatchError(ValueError):
@@ -260,53 +258,6 @@ def _make_study(
     return False
 
 
-def is_half_made(study: optuna.Study) -> bool:
-    """Whether ``study``, which has no sweep, is what a killed submission left: it carries
-    the mark every study made for a sweep is born with (:data:`CREATED_AT`).
-
-    Only meaningful under the name's lock, with no sweep of the name: then its submission
-    is over. A study made otherwise (by an earlier version's ``regsweep run``, by hand)
-    has no mark."""
-    return CREATED_AT in study.user_attrs
-
-
-def study_takes_name(storage: optuna.storages.BaseStorage, name: str) -> bool:
-    """Whether a study that no sweep has holds ``name``: not one a killed submission left
-    half-made (a new submission of the name makes it again)."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        return False
-    return not is_half_made(study)
-
-
-def remove_half_made(
-    engine: sa.Engine, storage: optuna.storages.BaseStorage, *, older_than_s: float
-) -> list[str]:
-    """Delete the studies that submissions killed half-way left without their sweep, once
-    they are ``older_than_s`` old; the names removed. Studies without the mark of
-    :func:`create_sweep` (an earlier version's ``regsweep run``) are never touched."""
-    now, removed = datetime.now(UTC), []
-    for name, stamp in studies_without_sweep(engine, marked=CREATED_AT):
-        try:
-            made = datetime.fromisoformat(str(stamp))
-        except ValueError:
-            continue
-        if made.tzinfo is None or now - made < timedelta(seconds=older_than_s):
-            continue
-        try:
-            # Its submission, if alive after all, finishes first.
-            with StudyLock(engine=engine, study_name=name).hold():
-                if _has_sweep(engine, name) or study_takes_name(storage, name):
-                    continue
-                optuna.delete_study(study_name=name, storage=storage)
-        except KeyError:
-            continue  # removed by another worker meanwhile
-        _log.warning("removed study %s: the submission that made it never finished", name)
-        removed.append(name)
-    return removed
-
-
 def resume_sweep(
     engine: sa.Engine, storage: optuna.storages.BaseStorage, spec: SweepSpec
 ) -> SweepRow:
@@ -339,15 +290,7 @@ def _bind(study: optuna.Study, row: SweepRow) -> None:
 
 
 def _refuse_taken(engine: sa.Engine, name: str) -> None:
-    if _has_sweep(engine, name):
+    if has_sweep(engine, name):
         raise SweepNameTakenError(
             f"a sweep named {name!r} exists; give the spec another name, or delete that sweep first"
         )
-
-
-def _has_sweep(engine: sa.Engine, name: str) -> bool:
-    try:
-        get_sweep_by_name(engine, name)
-    except SweepNotFoundError:
-        return False
-    return True

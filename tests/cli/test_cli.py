@@ -112,7 +112,7 @@ def test_worker_processes_stop_together_on_sigterm(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from regcore.worker.processes import run_worker_processes\n"
-        "from regcore.worker.daemon import WorkerOptions\n"
+        "from regcore.worker.options import WorkerOptions\n"
         f"sys.exit(run_worker_processes([{options}]).failed)\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from regcore.cli import app
 from regcore.spec import parse_spec
-from regcore.worker.daemon import WorkerOptions
 from regcore.worker.local import LocalOptions, run_local_sweep
+from regcore.worker.options import WorkerOptions
 
 runner = CliRunner()
 N_TRIALS = 3

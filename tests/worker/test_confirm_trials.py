@@ -14,8 +14,8 @@ from scipy import stats
 from regcore.confirm import candidates, confirmation, confirmation_study
 from regcore.spec import SweepSpec
 from regcore.store import count_trials, create_engine_for
-from regcore.worker.daemon import WorkerOptions
 from regcore.worker.local import LocalOptions, run_local_sweep
+from regcore.worker.options import WorkerOptions
 from regcore.workloads import load_plugin_modules
 from tests.worker.test_local import make_spec
 

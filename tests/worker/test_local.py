@@ -29,8 +29,8 @@ from regcore.store import (
     upgrade_database,
 )
 from regcore.sweeps.studies import SpecMismatchError, open_study
-from regcore.worker.daemon import WorkerOptions
 from regcore.worker.local import LocalOptions, run_local_sweep
+from regcore.worker.options import WorkerOptions
 from tests.webhooks import receiving
 
 SPARSE = {"n_samples": 400, "n_features": 40, "n_informative": 4, "noise": 0.3}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from regcore.spec import parse_spec
-from regcore.worker.daemon import WorkerOptions
 from regcore.worker.local import LocalOptions, run_local_sweep
+from regcore.worker.options import WorkerOptions
 from regcore.workloads import load_plugin_modules
 
 PLUGINS = ("tests.plugins.workloads",)

@@ -20,8 +20,8 @@ from optuna.trial import TrialState
 
 from regcore.spec import parse_spec
 from regcore.store import create_engine_for, create_storage, list_workers
-from regcore.worker.daemon import WorkerOptions
 from regcore.worker.local import LocalOptions, run_local_sweep
+from regcore.worker.options import WorkerOptions
 from regcore.worker.threads import ThreadShare, available_cores, share
 from regcore.workloads import load_plugin_modules
 from tests.conftest import ROOT

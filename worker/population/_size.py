@@ -25,8 +25,9 @@ import torch
 
 from regcore.regularizers import L1_METHODS
 from regcore.spec import SweepSpec
+from regcore.worker.device import resolve_device
 from regcore.worker.population._trainer import PopulationTrainer
-from regcore.worker.training import TrainConfig, resolve_device, train_config, train_workload
+from regcore.worker.training import TrainConfig, train_config, train_workload
 from regcore.workloads import Workload, build_workload
 
 _log = logging.getLogger(__name__)

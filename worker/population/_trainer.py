@@ -23,10 +23,11 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from regcore.worker.device import resolve_device
 from regcore.worker.optim import Schedule
 from regcore.worker.population._optim import PopulationOptimizer
 from regcore.worker.population._stack import Stack
-from regcore.worker.training import TrainConfig, resolve_device
+from regcore.worker.training import TrainConfig
 from regcore.workloads import Dataset, Workload
 
 

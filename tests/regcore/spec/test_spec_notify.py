@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from regcore.spec import parse_spec, redact_secrets
-from regcore.spec._sections import redact_url
+from regcore.spec._notify import redact_url
 
 
 @pytest.mark.parametrize(

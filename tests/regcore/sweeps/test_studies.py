@@ -28,14 +28,8 @@ from regcore.store import (
     get_sweep,
     upgrade_database,
 )
-from regcore.sweeps.studies import (
-    CREATED_AT,
-    create_sweep,
-    open_study,
-    remove_half_made,
-    resume_sweep,
-    study_takes_name,
-)
+from regcore.sweeps.half_made import CREATED_AT, remove_half_made, study_takes_name
+from regcore.sweeps.studies import create_sweep, open_study, resume_sweep
 from regcore.worker.runner import run_trial
 from tests.waiting import free_port
 
