@@ -1,15 +1,28 @@
-"""What a worker claims of a sweep it holds: the search's next trials under the exact
-budget, then the confirmation's (:mod:`regcore.confirm`), or the points of a path
-(:mod:`regcore.worker.path`). The claims themselves are the store's (:func:`claim_trials`);
-:class:`HeldSweeps` keeps what a worker opens once per sweep (its study, population),
-and :class:`Buildable` which sweeps it can claim at all.
+"""What a worker runs next, decided in one place (:class:`Planner`), in the order it happens:
+
+1. claim a sweep (:func:`regcore.store.claim_next_sweep`: highest priority first), passing
+   over those whose trials are all taken for now and those this worker cannot build
+   (:class:`~regcore.worker.buildable.Buildable`);
+2. end it instead if its spec clashes with its study or its ``timeout_s`` has passed; end
+   the trials of its study whose workers died (their retries are queued);
+3. of that sweep: a path's walk when the sweep walks a path and no other live worker does
+   (:func:`take_path`); else up to K search trials under the exact budget; once the search
+   is over, a confirmation trial (:func:`regcore.confirm.next_confirmation`); once nothing
+   runs nor waits, the sweep's end.
+
+The claims themselves are the store's (:func:`regcore.store.claim_trials`, atomic under the
+study's lock); :class:`HeldSweeps` keeps what a worker opens once per sweep (its study, its
+population size). The daemon only carries the decision out.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import optuna
 import sqlalchemy as sa
@@ -22,15 +35,32 @@ from regcore.store import (
     StudyLock,
     SweepRow,
     TrialCounts,
+    claim_next_sweep,
     claim_trials,
     count_trials,
-    record_cannot_run,
+    is_live_worker,
 )
-from regcore.sweeps.studies import open_study
-from regcore.worker.path import FINISHED, take_path
+from regcore.sweeps.studies import SpecMismatchError, open_study
+from regcore.trial_kinds import rules_of
+from regcore.worker import recovery
+from regcore.worker.buildable import Buildable
+from regcore.worker.path import FINISHED, HOLDER
 from regcore.worker.population._size import choose_size
 
 _log = logging.getLogger(__name__)
+
+
+def take_path(study: optuna.Study, worker_id: str, *, alive: Callable[[str], bool]) -> bool:
+    """Whether ``worker_id`` may run the path of ``study`` (call it under the study's lock):
+    True when no other live worker holds it, and then it is this worker's."""
+    attrs = study.user_attrs
+    if attrs.get(FINISHED):
+        return False
+    holder = attrs.get(HOLDER)
+    if holder not in (None, worker_id) and alive(str(holder)):
+        return False
+    study.set_user_attr(HOLDER, worker_id)
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,50 +174,108 @@ class HeldSweeps:
         return self._sizes[sweep.id]
 
 
-class Buildable:
-    """Which sweeps a worker can run: those whose workload its registry builds (the spec
-    parses). One it cannot (the plug-in missing, an older copy whose params differ) is left
-    to workers that can, never ended: :meth:`accept` passes it over in the claim, and
-    :meth:`tell` says why once per sweep, in the log, on the worker's row and on the sweep."""
+@dataclass(frozen=True, kw_only=True)
+class Work:
+    """Trials to train now: ``single`` (one, or a confirmation's with its own seed),
+    ``population`` (K at once, ``claims.refill`` filling free slots) or ``path`` (the
+    sweep's walk, its points claimed one at a time through ``claims.point``)."""
 
-    def __init__(self, *, engine: sa.Engine) -> None:
-        self._engine = engine
-        self._runs: set[str] = set()
-        self._cannot: dict[str, tuple[str, str]] = {}  # sweep id → (workload, why)
-        self._told: set[str] = set()
+    how: Literal["single", "population", "path"]
+    sweep: SweepRow
+    claims: SweepClaims
+    trials: list[optuna.Trial] = field(default_factory=list)
+    size: int = 1
 
-    @property
-    def left(self) -> tuple[str, ...]:
-        """The sweeps this worker has left to others, and said so."""
-        return tuple(self._told)
 
-    def accept(self, sweep: SweepRow) -> bool:
-        if sweep.id in self._runs:
-            return True
-        if sweep.id in self._cannot:
-            return False
+@dataclass(frozen=True)
+class End:
+    """The sweep ends, with this status (and why, when it failed)."""
+
+    sweep_id: str
+    status: str
+    error: str | None = None
+
+
+#: What :meth:`Planner.next` decides: work, a sweep's end, ``"later"`` (the sweep claimed
+#: has nothing for this worker now: others run its last trials or walk its path), or None
+#: (no sweep to claim).
+Next = Work | End | Literal["later"] | None
+
+
+class Planner:
+    """A worker's decisions of what runs next (see the module)."""
+
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        storage: optuna.storages.RDBStorage,
+        device: str,
+        grace_s: float,
+        max_retries: int | None,
+        idle_poll_s: float,
+        only: str | None = None,
+    ) -> None:
+        self._engine, self._storage = engine, storage
+        self._grace_s, self._max_retries, self._idle_poll_s = grace_s, max_retries, idle_poll_s
+        self._only = only
+        self._held = HeldSweeps(engine=engine, storage=storage, device=device)
+        self._buildable = Buildable(engine=engine)
+        self._later: dict[str, float] = {}  # sweep id → until when to pass it over
+
+    def next(self, worker_id: str) -> Next:
+        """Claim what ``worker_id`` runs next; raises the store's ``WorkerNotFoundError``
+        when the worker was removed as stale."""
+        now = time.monotonic()
+        self._later = {k: v for k, v in self._later.items() if v > now}
+        sweep = claim_next_sweep(
+            self._engine,
+            worker_id=worker_id,
+            exclude=(*self._later, *self._buildable.left),
+            only=self._only,
+            accept=self._buildable.accept,
+        )
+        self._buildable.tell(worker_id)
+        if sweep is None:
+            return None
         try:
-            parse_spec(sweep.spec)
-        except SpecError as exc:
-            workload = str((sweep.spec.get("workload") or {}).get("name", "?"))
-            self._cannot[sweep.id] = (workload, " ".join(str(exc).split()))
-            return False
-        self._runs.add(sweep.id)
-        return True
+            spec = parse_spec(sweep.spec)  # it parsed when claimed (Buildable.accept)
+            study = self._held.study(sweep, spec)
+        except (SpecError, SpecMismatchError) as exc:
+            # It clashes with its study: ended with the reason, not failed on round after round.
+            return End(sweep.id, "failed", str(exc))
+        if _timed_out(sweep, spec):
+            return End(sweep.id, "deadline_reached")
+        self.recover(study)
+        size = self._held.size(sweep, spec)
+        claims = self._held.claims(sweep, spec, recover=self.recover)
+        if claims.path_due():
+            if not claims.take_path(worker_id, alive=self._alive):
+                return self._pass_over(sweep)  # another live worker walks it
+            return Work(how="path", sweep=sweep, claims=claims)
+        trials = claims.next(size)
+        if not trials:
+            return End(sweep.id, "completed") if claims.over() else self._pass_over(sweep)
+        single = size == 1 or not rules_of(trials[0]).in_search_study  # a confirmation's seed
+        how: Literal["single", "population"] = "single" if single else "population"
+        return Work(how=how, sweep=sweep, claims=claims, trials=trials, size=size)
 
-    def tell(self, worker_id: str) -> None:
-        """Record why this worker left the sweeps it has not said so of yet."""
-        for sweep_id, (workload, reason) in self._cannot.items():
-            if sweep_id in self._told:
-                continue
-            record_cannot_run(
-                self._engine, worker_id, sweep_id=sweep_id, workload=workload, reason=reason
-            )
-            self._told.add(sweep_id)
-            _log.warning(
-                "sweep %s needs workload %r, which this worker cannot build (%s); left to "
-                "workers that can",
-                sweep_id,
-                workload,
-                reason,
-            )
+    def recover(self, study: optuna.Study) -> None:
+        """End ``study``'s trials whose workers died (their retries are queued)."""
+        recovery.recover(
+            self._engine, self._storage, study, grace_s=self._grace_s, max_retries=self._max_retries
+        )
+
+    def _pass_over(self, sweep: SweepRow) -> Literal["later"]:
+        """Work on the next sweep meanwhile."""
+        self._later[sweep.id] = time.monotonic() + self._idle_poll_s
+        return "later"
+
+    def _alive(self, worker_id: str) -> bool:
+        return is_live_worker(self._engine, worker_id, grace_s=self._grace_s)
+
+
+def _timed_out(sweep: SweepRow, spec: SweepSpec) -> bool:
+    if spec.budget.timeout_s is None or sweep.started_at is None:
+        return False
+    return datetime.now(UTC) >= sweep.started_at + timedelta(seconds=spec.budget.timeout_s)

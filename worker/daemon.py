@@ -1,19 +1,20 @@
-"""A worker process's loop: the one place a trial is claimed, run, heartbeaten, retried and told.
+"""A worker process's loop: what its planner decides is claimed, run, heartbeaten, retried, told.
 
 ``regsweep worker`` runs it until stopped; ``regsweep run`` starts N of them limited to its
 sweep (``WorkerOptions.sweep_id``), which exit once that sweep has ended.
 
-Each round: end sweeps whose deadline passed, claim the highest-priority runnable sweep
-(:func:`regcore.store.claim_next_sweep`), claim one trial of it under the study's lock
-(:func:`regcore.store.claim_trials`, exact budgets) and run it (:mod:`regcore.worker.execute`: one
-trial, or K as a population) while :mod:`regcore.worker.heartbeat`
-beats. ``stop()`` only sets an event (SIGTERM/SIGINT call it): no new trial is claimed, the
-running one may finish within ``stop_wait_s``, else it is stopped and its parameters queued
-again; the worker deregisters and returns. A lost database connection is retried with
-backoff; the trial an outage cut off is failed (using no budget) and queued again once the
-database answers (:mod:`regcore.worker.recovery`), and a worker removed as stale meanwhile
-registers again. A sweep's end writes its webhook events in the same transaction; every
-worker delivers the outbox's due events on a thread of its own (:class:`Courier`).
+Each round: end sweeps whose deadline passed, then carry out what the worker's
+:class:`~regcore.worker.claims.Planner` decides runs next (the one place that decides: a
+sweep's trials claimed under exact budgets, its path, or its end) and run it
+(:mod:`regcore.worker.execute`: one trial, K as a population, or a path) while
+:mod:`regcore.worker.heartbeat` beats. ``stop()`` only sets an event (SIGTERM/SIGINT call
+it): no new trial is claimed, the running one may finish within ``stop_wait_s``, else it is
+stopped and its parameters queued again; the worker deregisters and returns. A lost database
+connection is retried with backoff; the trial an outage cut off is failed (using no budget)
+and queued again once the database answers (:mod:`regcore.worker.recovery`), and a worker
+removed as stale meanwhile registers again. A sweep's end writes its webhook events in the
+same transaction; every worker delivers the outbox's due events on a thread of its own
+(:class:`Courier`).
 """
 
 from __future__ import annotations
@@ -23,33 +24,24 @@ import os
 import socket
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 
-import optuna
 import sqlalchemy as sa
 
 from regcore.notify.announce import Announcer
 from regcore.notify.courier import Courier
 from regcore.notify.targets import WebhookTargets
-from regcore.spec import SpecError, SweepSpec, parse_spec
 from regcore.store import (
     SweepNotFoundError,
-    SweepRow,
     WorkerNotFoundError,
-    claim_next_sweep,
     create_engine_and_storage,
     deregister_worker,
     expire_sweeps,
     get_sweep,
-    is_live_worker,
     register_worker,
     upgrade_database,
 )
 from regcore.sweeps.half_made import remove_half_made
-from regcore.sweeps.studies import SpecMismatchError
-from regcore.trial_kinds import rules_of
-from regcore.worker import recovery
-from regcore.worker.claims import Buildable, HeldSweeps, SweepClaims
+from regcore.worker.claims import End, Planner
 from regcore.worker.execute import Execution
 from regcore.worker.functions import FunctionRunner
 from regcore.worker.heartbeat import Heartbeat, Running, WorkerState
@@ -67,7 +59,6 @@ class Worker:
     def __init__(self, *, options: WorkerOptions) -> None:
         self.options = options
         self.state = WorkerState()
-        self._full: dict[str, float] = {}  # sweep id → until when its trials are all claimed
         self._next_sweep_up = 0.0  # when to look for half-made studies next (monotonic)
         self._registering = threading.Lock()
         # Training functions run in a child process, reused from trial to trial.
@@ -105,8 +96,15 @@ class Worker:
             sweep_id=o.sweep_id,
         )
         self._announcer = Announcer(engine=self._engine, courier=self._courier)
-        self._buildable = Buildable(engine=self._engine)
-        self._held = HeldSweeps(engine=self._engine, storage=self._storage, device=o.device)
+        self._planner = Planner(
+            engine=self._engine,
+            storage=self._storage,
+            device=o.device,
+            grace_s=o.grace_s,
+            max_retries=o.max_retries,
+            idle_poll_s=o.idle_poll_s,
+            only=o.sweep_id,
+        )
         self._execution = Execution(
             state=self.state,
             storage=self._storage,
@@ -181,10 +179,10 @@ class Worker:
         self._storage.engine.dispose()
         self._engine.dispose()  # the same engine, but on SQLite
 
-    # -- one round: claim a sweep, then a trial of it ------------------------------------------
+    # -- one round: what the planner decides, carried out -------------------------------------
 
     def _round(self) -> bool:
-        """Claim and run one trial; False when there was nothing to run."""
+        """Claim and run what :class:`Planner` decides; False when there was nothing to run."""
         assert self.worker_id is not None
         self._execution.settle()
         self._functions.threads = self._threads.apply()  # others may have come or gone
@@ -192,78 +190,35 @@ class Worker:
             self._announcer.announce(ended)
         self._sweep_up()
         claim_started = time.perf_counter()  # after the announcements, which are not claims
-        now = time.monotonic()
-        self._full = {k: v for k, v in self._full.items() if v > now}
         try:
-            sweep = claim_next_sweep(
-                self._engine,
-                worker_id=self.worker_id,
-                exclude=(*self._full, *self._buildable.left),
-                only=self.options.sweep_id,
-                accept=self._buildable.accept,
-            )
-            self._buildable.tell(self.worker_id)
+            work = self._planner.next(self.worker_id)
         except WorkerNotFoundError:
             self._register(self.worker_id)  # removed as stale by another worker: come back
             return True
-        if sweep is None:
+        if work is None:
             self.state.running = Running()
             if self.options.sweep_id is not None and self._ended(self.options.sweep_id):
                 self.state.stop.set()  # the one sweep this worker is for is over
             return False
-        try:
-            spec = parse_spec(sweep.spec)  # it parsed when claimed (Buildable.accept)
-            study = self._held.study(sweep, spec)
-        except (SpecError, SpecMismatchError) as exc:
-            # The sweep clashes with its study: end it with the reason rather than fail on
-            # it round after round.
-            self._announcer.end(sweep.id, "failed", error=str(exc))
+        if work == "later":
             return True
-        if self._timed_out(sweep, spec):
-            self._announcer.end(sweep.id, "deadline_reached")
-            return True
-        self._recover(study)
-        size = self._held.size(sweep, spec)
-        claims = self._held.claims(sweep, spec, recover=self._recover)
-        if claims.path_due():
-            return self._path(claims, sweep)
-        trials = claims.next(size)
-        if not trials:
-            if claims.over():
-                self._announcer.end(sweep.id, "completed")
-            else:  # others run its last trials: work on the next sweep meanwhile
-                self._full[sweep.id] = now + self.options.idle_poll_s
+        if isinstance(work, End):
+            self._announcer.end(work.sweep_id, work.status, error=work.error)
             return True
         self.state.claims += 1
+        claims, sweep = work.claims, work.sweep
+        if work.how == "path":
+            self._execution.path(claims.study, claims.spec, sweep, claim=claims.point)
+            return True
         self.state.claim_seconds += time.perf_counter() - claim_started
-        _log.info("%s: trials %s started", sweep.name, [t.number for t in trials])
-        if size == 1 or not rules_of(trials[0]).in_search_study:  # a confirmation: its seed
-            self._execution.single(trials[0].study, trials[0], spec, sweep)
+        _log.info("%s: trials %s started", sweep.name, [t.number for t in work.trials])
+        if work.how == "single":
+            self._execution.single(work.trials[0].study, work.trials[0], claims.spec, sweep)
         else:
-            self._execution.population(study, trials, spec, sweep, size=size, claim=claims.refill)
+            self._execution.population(
+                claims.study, work.trials, claims.spec, sweep, size=work.size, claim=claims.refill
+            )
         return True
-
-    def _path(self, claims: SweepClaims, sweep: SweepRow) -> bool:
-        """Walk the sweep's path if no other live worker does (:mod:`regcore.worker.path`)."""
-        assert self.worker_id is not None
-
-        def alive(worker_id: str) -> bool:
-            return is_live_worker(self._engine, worker_id, grace_s=self.options.grace_s)
-
-        if not claims.take_path(self.worker_id, alive=alive):
-            # Another worker walks it: work on the next sweep meanwhile.
-            self._full[sweep.id] = time.monotonic() + self.options.idle_poll_s
-            return True
-        self.state.claims += 1
-        self._execution.path(claims.study, claims.spec, sweep, claim=claims.point)
-        return True
-
-    def _recover(self, study: optuna.Study) -> None:
-        """End ``study``'s trials whose workers died (their retries are queued)."""
-        o = self.options
-        recovery.recover(
-            self._engine, self._storage, study, grace_s=o.grace_s, max_retries=o.max_retries
-        )
 
     def _sweep_up(self) -> None:
         """Every grace period: remove the studies that submissions killed half-way left
@@ -279,12 +234,6 @@ class Worker:
             return get_sweep(self._engine, sweep_id).is_final
         except SweepNotFoundError:
             return True
-
-    @staticmethod
-    def _timed_out(sweep: SweepRow, spec: SweepSpec) -> bool:
-        if spec.budget.timeout_s is None or sweep.started_at is None:
-            return False
-        return datetime.now(UTC) >= sweep.started_at + timedelta(seconds=spec.budget.timeout_s)
 
     def _cancelled(self, sweep_id: str) -> bool:
         try:

@@ -3,7 +3,7 @@ the walks of warm-started points, and the re-trains from scratch.
 
 One worker holds a sweep's path at a time (the warm starts are in its memory): the daemon
 hands it out under the study's lock to a worker while no live one holds it
-(:func:`take_path`). Its trials are claimed as fixed points under the budget
+(:func:`regcore.worker.claims.take_path`). Its trials are claimed as fixed points under the budget
 (:class:`regcore.store.FixedPoint`) and never queued again: a path cut short (a stop, a
 crash, an outage) resumes after the walks it had finished, from a new dense start.
 """
@@ -64,19 +64,6 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
         math.isclose(a[k], b[k], rel_tol=1e-9) if isinstance(a[k], float) else a[k] == b[k]
         for k in a
     )
-
-
-def take_path(study: optuna.Study, worker_id: str, *, alive: Callable[[str], bool]) -> bool:
-    """Whether ``worker_id`` may run the path of ``study`` (call it under the study's lock):
-    True when no other live worker holds it, and then it is this worker's."""
-    attrs = study.user_attrs
-    if attrs.get(FINISHED):
-        return False
-    holder = attrs.get(HOLDER)
-    if holder not in (None, worker_id) and alive(str(holder)):
-        return False
-    study.set_user_attr(HOLDER, worker_id)
-    return True
 
 
 @dataclass(kw_only=True)

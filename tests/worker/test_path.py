@@ -13,9 +13,10 @@ from optuna.trial import TrialState
 
 from regcore.confirm import confirmation
 from regcore.spec import SweepSpec, parse_spec
+from regcore.worker.claims import take_path
 from regcore.worker.local import LocalOptions, run_local_sweep
 from regcore.worker.options import WorkerOptions
-from regcore.worker.path import FINISHED, HOLDER, take_path
+from regcore.worker.path import FINISHED, HOLDER
 from regcore.workloads import load_plugin_modules
 
 PLUGINS = ("tests.plugins.functions",)
