@@ -27,8 +27,7 @@ import time
 
 import sqlalchemy as sa
 
-from regcore.notify.announce import Announcer
-from regcore.notify.courier import Courier
+from regcore.notify.courier import Announcer, Courier
 from regcore.notify.targets import WebhookTargets
 from regcore.store import (
     SweepNotFoundError,

@@ -1,6 +1,7 @@
-"""When a sweep ends: what it found (the ``sweep.finished`` event) and, once a batch's last
-sweep has ended, the ``batch.finished`` event; their delivery is the
-:class:`~regcore.notify.courier.Courier`'s.
+"""What a sweep's end says: what it found (the ``sweep.finished`` event) and, once a batch's
+last sweep has ended, the ``batch.finished`` event; their delivery is the
+:class:`~regcore.notify.courier.Courier`'s, and a worker's side of an end the
+:class:`~regcore.notify.courier.Announcer`'s.
 
 The events are outbox rows, written by the store in the transaction that ends the sweep
 (:mod:`regcore.store._outbox`): none is lost when a process dies.
@@ -13,29 +14,20 @@ cancel before the next heartbeat) counts as ``RUNNING`` there. Webhooks block no
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from regcore.confirm import confirmation
-from regcore.store import (
-    OutboxRow,
-    finish_sweep,
-    get_sweep,
-)
+from regcore.store import OutboxRow
 from regcore.sweeps.export import iso_utc, jsonable
 from regcore.sweeps.results import TrialRow, best_rows
 from regcore.sweeps.studies import stored_spec
 
-if TYPE_CHECKING:
-    from regcore.notify.courier import Courier
-
-_log = logging.getLogger(__name__)
 Opener = Callable[[], tuple[sa.Engine, optuna.storages.BaseStorage]]
 
 
@@ -155,29 +147,3 @@ def sweep_summary(
         }
     )
     return summary
-
-
-class Announcer:
-    """A worker's side of a sweep's end: end it if nobody else has (that transaction writes
-    its webhook events), log it, and wake the courier to deliver them now."""
-
-    def __init__(self, *, engine: sa.Engine, courier: Courier | None = None) -> None:
-        self._engine = engine
-        self._courier = courier
-
-    def end(self, sweep_id: str, status: str, *, error: str | None = None) -> bool:
-        """Give the sweep its final ``status``; True (and announced) if this call ended it."""
-        ended = finish_sweep(self._engine, sweep_id, status, error=error)
-        if ended:
-            self.announce(sweep_id)
-        return ended
-
-    def announce(self, sweep_id: str) -> None:
-        """Log a sweep's end and have its events delivered soon; never raises."""
-        try:
-            sweep = get_sweep(self._engine, sweep_id)
-            _log.info("%s: %s", sweep.name, sweep.status)
-        except Exception as exc:  # a message must never take the worker down
-            _log.warning("could not announce the end of sweep %s: %s", sweep_id, exc)
-        if self._courier is not None:
-            self._courier.wake()

@@ -2,7 +2,9 @@
 does the service) POSTs each event at least once, with its ``idempotency_key`` in the body
 and the ``Idempotency-Key`` header, for receivers to drop repeats by. Retries follow
 :mod:`regcore.notify.webhook`'s rules, with backoff, for up to a day. What an event says is
-rendered at its first attempt (:func:`regcore.notify.announce.render`) and kept."""
+rendered at its first attempt (:func:`regcore.notify.announce.render`) and kept. The
+:class:`Announcer` is a worker's side of a sweep's end: it ends the sweep and wakes the
+courier."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ import sqlalchemy as sa
 from regcore.notify.announce import Opener, render
 from regcore.notify.targets import WebhookTargets
 from regcore.notify.webhook import Attempt, post_webhook, where
-from regcore.store import OutboxRow, claim_outbox_event, freeze_outbox_body, record_outbox_attempt
+from regcore.store import (
+    OutboxRow,
+    claim_outbox_event,
+    finish_sweep,
+    freeze_outbox_body,
+    get_sweep,
+    record_outbox_attempt,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -144,3 +153,29 @@ class Courier:
             key=event.key,
             timeout_s=self._timeout_s,
         )
+
+
+class Announcer:
+    """A worker's side of a sweep's end: end it if nobody else has (that transaction writes
+    its webhook events), log it, and wake the courier to deliver them now."""
+
+    def __init__(self, *, engine: sa.Engine, courier: Courier | None = None) -> None:
+        self._engine = engine
+        self._courier = courier
+
+    def end(self, sweep_id: str, status: str, *, error: str | None = None) -> bool:
+        """Give the sweep its final ``status``; True (and announced) if this call ended it."""
+        ended = finish_sweep(self._engine, sweep_id, status, error=error)
+        if ended:
+            self.announce(sweep_id)
+        return ended
+
+    def announce(self, sweep_id: str) -> None:
+        """Log a sweep's end and have its events delivered soon; never raises."""
+        try:
+            sweep = get_sweep(self._engine, sweep_id)
+            _log.info("%s: %s", sweep.name, sweep.status)
+        except Exception as exc:  # a message must never take the worker down
+            _log.warning("could not announce the end of sweep %s: %s", sweep_id, exc)
+        if self._courier is not None:
+            self._courier.wake()

@@ -20,18 +20,14 @@ from typing import Any
 import optuna
 import sqlalchemy as sa
 
-from regcore.store._optuna import SQLITE_BUSY_TIMEOUT_S, create_storage, sqlite_path
+from regcore.store._optuna import (
+    SQLITE_BUSY_TIMEOUT_S,
+    create_storage,
+    normalize_url,
+    sqlite_path,
+)
 
 _BEGIN_OPTION = "regsweep_sqlite_begin"
-
-
-def normalize_url(url: str) -> str:
-    """``url`` as SQLAlchemy names its database: ``postgres://`` (libpq's and many hosts'
-    short form, which SQLAlchemy refuses) as ``postgresql://``; any other URL unchanged.
-    Every engine regsweep makes, Optuna's storage's included, reads its URL through this."""
-    if url.startswith(("postgres://", "postgres+")):
-        return "postgresql" + url.removeprefix("postgres")
-    return url
 
 
 def create_engine_for(url: str, *, pool_size: int = 2) -> sa.Engine:

@@ -21,6 +21,15 @@ from sqlalchemy.engine import make_url
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
+def normalize_url(url: str) -> str:
+    """``url`` as SQLAlchemy names its database: ``postgres://`` (libpq's and many hosts'
+    short form, which SQLAlchemy refuses) as ``postgresql://``; any other URL unchanged.
+    Every engine regsweep makes, Optuna's storage's included, reads its URL through this."""
+    if url.startswith(("postgres://", "postgres+")):
+        return "postgresql" + url.removeprefix("postgres")
+    return url
+
+
 def sqlite_path(url: str) -> Path | None:
     """The database file of a ``sqlite:///`` URL, or None for other engines and memory."""
     parsed = make_url(url)
@@ -63,8 +72,6 @@ def create_storage(
     one silent for ``grace_s`` is stale: a worker ends it and queues its retry
     (``regcore.worker.recovery.fail_stale``, which records why, as Optuna's own callback cannot).
     """
-    from regcore.store._engine import normalize_url  # here: _engine imports this module
-
     url = normalize_url(url)
     path = sqlite_path(url)
     if path is not None:

@@ -5,7 +5,7 @@ passes, each failure a :class:`WorkloadError` that says what to fix in the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -13,13 +13,21 @@ import numpy.typing as npt
 from regcore.workloads._common import FloatArray
 from regcore.workloads._registry import WorkloadError
 
-if TYPE_CHECKING:
-    from regcore.workloads._tabular_file import TabularFileParams
-
 MIN_ROWS = 10
 
 
-def check_values(x: FloatArray, y: npt.NDArray[Any], params: TabularFileParams) -> None:
+class TableParams(Protocol):
+    """What reading a table needs of the workload's parameters (``TabularFileParams``)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def task(self) -> str: ...
+
+
+def check_values(x: FloatArray, y: npt.NDArray[Any], params: TableParams) -> None:
     name, target = params.path, params.target
     if len(y) < MIN_ROWS:
         raise WorkloadError(f"{name} has {len(y)} rows, but at least {MIN_ROWS} are needed")
@@ -40,7 +48,7 @@ def check_values(x: FloatArray, y: npt.NDArray[Any], params: TabularFileParams) 
         )
 
 
-def read_frame(file: Path, params: TabularFileParams) -> tuple[FloatArray, npt.NDArray[Any]]:
+def read_frame(file: Path, params: TableParams) -> tuple[FloatArray, npt.NDArray[Any]]:
     try:
         import pandas as pd
     except ImportError:
@@ -80,7 +88,7 @@ def read_frame(file: Path, params: TabularFileParams) -> tuple[FloatArray, npt.N
     return x, frame[params.target].to_numpy()
 
 
-def read_npz(file: Path, params: TabularFileParams) -> tuple[FloatArray, npt.NDArray[Any]]:
+def read_npz(file: Path, params: TableParams) -> tuple[FloatArray, npt.NDArray[Any]]:
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
