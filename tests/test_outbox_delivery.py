@@ -25,7 +25,7 @@ from regcore.notify.targets import WebhookTargets
 from regcore.store import finish_sweep, list_outbox_events
 from tests.product import Product
 from tests.waiting import free_port, wait_until
-from tests.worker.test_daemon import FAST, Cluster
+from tests.worker.cluster import FAST, Cluster
 
 LOOPBACK = "127.0.0.1"
 

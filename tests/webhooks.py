@@ -1,4 +1,5 @@
-"""A webhook endpoint for tests: a real local HTTP server that keeps every JSON body."""
+"""Webhook endpoints for tests: a real local HTTP server that keeps every JSON body
+(:class:`Receiver`), and what one that answers as a test tells it records (:class:`Hook`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -43,3 +45,33 @@ def receiving() -> Iterator[Receiver]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        def strict(constant: str) -> Any:
+            raise ValueError(f"not valid JSON: {constant}")
+
+        return json.loads(self.body, parse_constant=strict)
+
+
+@dataclass
+class Hook:
+    """A webhook receiver: answers the statuses in ``answers`` in turn, then 200."""
+
+    url: str
+    answers: list[int] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, request: Received) -> int:
+        with self.lock:
+            self.received.append(request)
+            return self.answers.pop(0) if self.answers else 200

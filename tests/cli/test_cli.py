@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from regcore.cli import app
 from regcore.store import list_workers
 from tests.waiting import wait_until
-from tests.worker.test_daemon import Cluster
+from tests.worker.cluster import Cluster
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits.yaml"

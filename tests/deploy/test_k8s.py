@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from regcore.settings import Settings
-from tests.test_containers import (
+from tests.containers import (
     ENV_PREFIX,
     _exec_form,
     _image_env,

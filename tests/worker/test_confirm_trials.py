@@ -17,14 +17,14 @@ from regcore.store import count_trials, create_engine_for
 from regcore.worker.local import LocalOptions, run_local_sweep
 from regcore.worker.options import WorkerOptions
 from regcore.workloads import load_plugin_modules
-from tests.worker.test_local import make_spec
+from tests.worker.specs import queue_spec
 
 PLUGINS = ("tests.plugins.functions",)
 load_plugin_modules(PLUGINS)  # this process reads the specs too
 
 
 def make_confirming_spec() -> SweepSpec:
-    return make_spec(name="confirm-test", budget={"n_trials": 6}, confirm={"seeds": 3, "top": 2})
+    return queue_spec(name="confirm-test", budget={"n_trials": 6}, confirm={"seeds": 3, "top": 2})
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -68,7 +68,7 @@ def test_confirmation_runs_after_the_exact_budget_with_new_seeds(
 
 def test_a_small_gain_on_every_seed_is_confirmed_where_welch_saw_none(tmp_path: Path) -> None:
     # tests/plugins/functions.py's test_paired: seed-to-seed sd 0.1, λ₂ ≥ 1e-3 gains 0.03.
-    spec = make_spec(
+    spec = queue_spec(
         name="paired",
         workload={"name": "test_paired", "params": {"split_seed": 5}},
         search_space={"l1": 0.0, "l2": {"choices": [0.0, 1e-4, 1e-2]}, "method": "fused"},

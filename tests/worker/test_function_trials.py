@@ -33,7 +33,7 @@ from regcore.worker.functions import FunctionRunner
 from regcore.worker.runner import run_trial
 from regcore.workloads import load_plugin_modules
 from tests.waiting import wait_until
-from tests.worker.test_daemon import Cluster
+from tests.worker.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = "tests.plugins.functions"

@@ -17,32 +17,9 @@ import pytest
 from regcore.worker.function_process import FunctionCall, Verdict
 from regcore.worker.functions import FunctionRunner
 from tests.waiting import wait_until
+from tests.worker.function_calls import call, go
 
-PLUGINS = ("tests.plugins.functions",)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def call(
-    workload: str = "test_linear", number: int = 0, epochs: int = 4, **params: Any
-) -> FunctionCall:
-    return FunctionCall(
-        workload=workload,
-        plugins=PLUGINS,
-        l1=1e-3,
-        l2=1e-3,
-        method="proximal",
-        lr=0.05,
-        epochs=epochs,
-        seed=0,
-        device="cpu",
-        params=params,
-        data_dir=None,
-        number=number,
-    )
-
-
-def go(_epoch: int, _metrics: dict[str, float]) -> Verdict:
-    return "go"
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +142,7 @@ def test_the_child_exits_when_its_worker_is_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     script = (
         "import sys\n"
-        "from tests.worker.test_functions import call, go\n"
+        "from tests.worker.function_calls import call, go\n"
         "from regcore.worker.functions import FunctionRunner\n"
         "runner = FunctionRunner(threads=1)\n"
         "def report(epoch, metrics):\n"

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
@@ -18,7 +17,6 @@ import yaml
 from optuna.trial import TrialState
 
 from regcore.settings import Settings
-from regcore.spec import SweepSpec, parse_spec
 from regcore.store import (
     count_trials,
     create_engine_for,
@@ -32,28 +30,7 @@ from regcore.sweeps.studies import SpecMismatchError, open_study
 from regcore.worker.local import LocalOptions, run_local_sweep
 from regcore.worker.options import WorkerOptions
 from tests.webhooks import receiving
-
-SPARSE = {"n_samples": 400, "n_features": 40, "n_informative": 4, "noise": 0.3}
-
-
-def make_spec(**overrides: Any) -> SweepSpec:
-    data: dict[str, Any] = {
-        "name": "local-test",
-        "workload": {"name": "sparse_regression", "params": SPARSE},
-        "search_space": {
-            "l1": {"low": 1e-3, "high": 1.0, "log": True},
-            "l2": 0.0,
-            "method": ["proximal", "loss"],
-        },
-        "optimizer": {"name": "adam", "lr": 0.03},
-        "training": {"epochs": 3, "batch_size": 400, "device": "cpu"},
-        "sampler": {"name": "random", "seed": 0},
-        "pruner": {"name": "none"},
-        "budget": {"n_trials": 5},
-        "confirm": False,  # the queue's tests; tests/worker/test_confirm_trials.py confirms
-    }
-    data.update(overrides)
-    return parse_spec(data)
+from tests.worker.specs import queue_spec
 
 
 def local_worker(tmp_path: Path) -> WorkerOptions:
@@ -70,7 +47,7 @@ def states(study: optuna.Study) -> dict[str, int]:
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_budget_is_exact(workers: int, tmp_path: Path) -> None:
-    spec = make_spec(budget={"n_trials": 7})
+    spec = queue_spec(budget={"n_trials": 7})
     options = LocalOptions(worker=local_worker(tmp_path), workers=workers)
     run = run_local_sweep(spec, options)
     study = run.study
@@ -82,10 +59,10 @@ def test_budget_is_exact(workers: int, tmp_path: Path) -> None:
 def test_a_sweep_resumes_and_ends_with_its_budget(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     run_local_sweep(
-        make_spec(budget={"n_trials": 3}), LocalOptions(worker=WorkerOptions(database_url=url))
+        queue_spec(budget={"n_trials": 3}), LocalOptions(worker=WorkerOptions(database_url=url))
     )
     run = run_local_sweep(
-        make_spec(budget={"n_trials": 5}), LocalOptions(worker=WorkerOptions(database_url=url))
+        queue_spec(budget={"n_trials": 5}), LocalOptions(worker=WorkerOptions(database_url=url))
     )
     study = run.study
     assert run.outcome == "completed"
@@ -94,8 +71,8 @@ def test_a_sweep_resumes_and_ends_with_its_budget(tmp_path: Path) -> None:
 
 def test_a_completed_sweep_run_again_only_shows_its_results(tmp_path: Path) -> None:
     options = LocalOptions(worker=local_worker(tmp_path))
-    first = run_local_sweep(make_spec(budget={"n_trials": 2}), options)
-    again = run_local_sweep(make_spec(budget={"n_trials": 2}), options)
+    first = run_local_sweep(queue_spec(budget={"n_trials": 2}), options)
+    again = run_local_sweep(queue_spec(budget={"n_trials": 2}), options)
     assert again.outcome == "completed"
     assert again.sweep == first.sweep  # not reopened: same finish, nothing announced again
     assert states(again.study) == {"COMPLETE": 2}
@@ -103,15 +80,15 @@ def test_a_completed_sweep_run_again_only_shows_its_results(tmp_path: Path) -> N
 
 def test_a_different_spec_under_the_same_name_is_refused(tmp_path: Path) -> None:
     storage = create_storage(f"sqlite:///{tmp_path / 's.db'}")
-    open_study(make_spec(), storage)
-    changed = make_spec(training={"epochs": 4, "batch_size": 400, "device": "cpu"})
+    open_study(queue_spec(), storage)
+    changed = queue_spec(training={"epochs": 4, "batch_size": 400, "device": "cpu"})
     with pytest.raises(SpecMismatchError, match="different training; give the sweep a new name"):
         open_study(changed, storage)
 
 
 def test_proximal_sweep_recovers_the_support_where_loss_has_no_zeros(tmp_path: Path) -> None:
     """The case L1 exists for: only the proximal method sets weights exactly to zero."""
-    spec = make_spec(
+    spec = queue_spec(
         objectives=[{"metric": "support_f1", "direction": "maximize"}],
         training={"epochs": 100, "batch_size": 400, "device": "cpu"},
         sampler={"name": "grid", "seed": 0},
@@ -139,7 +116,7 @@ def test_proximal_sweep_recovers_the_support_where_loss_has_no_zeros(tmp_path: P
 
 def test_ctrl_c_exits_130_marks_the_running_trial_and_a_rerun_resumes(tmp_path: Path) -> None:
     spec_file = tmp_path / "slow.yaml"
-    spec = make_spec(
+    spec = queue_spec(
         name="interrupt-test",
         workload={"name": "digits_mlp", "params": {"hidden": [256, 256]}},
         training={"epochs": 8, "batch_size": 16, "device": "cpu"},
@@ -173,14 +150,14 @@ def test_ctrl_c_exits_130_marks_the_running_trial_and_a_rerun_resumes(tmp_path: 
     assert len(interrupted) == 1
     assert interrupted[0].state == TrialState.FAIL
 
-    faster = make_spec(**{**spec.to_json_dict(), "budget": {"n_trials": 3}})
+    faster = queue_spec(**{**spec.to_json_dict(), "budget": {"n_trials": 3}})
     run = run_local_sweep(faster, LocalOptions(worker=WorkerOptions(database_url=url)))
     assert run.outcome == "completed"
     assert count_trials(storage.engine, "interrupt-test").finished == 3
 
 
 def test_no_trial_starts_after_the_deadline(tmp_path: Path) -> None:
-    spec = make_spec(budget={"n_trials": 5, "deadline": "2020-01-01T00:00:00Z"})
+    spec = queue_spec(budget={"n_trials": 5, "deadline": "2020-01-01T00:00:00Z"})
     run = run_local_sweep(spec, LocalOptions(worker=local_worker(tmp_path)))
     assert run.outcome == "deadline_reached"
     assert states(run.study) == {"WAITING": 1}  # only the queued baseline, never started
@@ -219,11 +196,11 @@ def test_regsweep_run_delivers_its_webhook_and_leaves_other_sweeps_events(
     engine = create_engine_for(url)
     with receiving() as receiver:
         # Another sweep on the shared database ended: its event waits for its deliverers.
-        theirs = {**make_spec().to_json_dict(), "name": "theirs"}
+        theirs = {**queue_spec().to_json_dict(), "name": "theirs"}
         theirs["notify"] = {"webhook_url": receiver.url + "?theirs"}
         other = insert_sweep(engine, spec_json=theirs, name="theirs")
         finish_sweep(engine, other.id, "completed")
-        mine = {**make_spec().to_json_dict(), "name": "mine", "budget": {"n_trials": 2}}
+        mine = {**queue_spec().to_json_dict(), "name": "mine", "budget": {"n_trials": 2}}
         mine["notify"] = {"webhook_url": receiver.url}
         spec_file = tmp_path / "mine.json"
         spec_file.write_text(json.dumps(mine))

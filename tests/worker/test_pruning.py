@@ -13,11 +13,11 @@ from optuna.trial import TrialState
 from regcore.worker import trial_end
 from regcore.worker.pruning import reporting_epochs
 from regcore.worker.runner import run_trial
-from tests.worker.test_runner import make_spec, study_for
+from tests.worker.specs import runner_spec, study_for
 
 
 def reported(pruner: dict[str, Any], epochs: int) -> list[int]:
-    spec = make_spec(pruner=pruner, training={"epochs": epochs, "batch_size": 200})
+    spec = runner_spec(pruner=pruner, training={"epochs": epochs, "batch_size": 200})
     return [e for e in range(epochs) if reporting_epochs(spec)(e)]
 
 
@@ -59,7 +59,7 @@ def test_reporting_at_the_rungs_prunes_what_every_epoch_pruned(
     pruner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     options = {"min_resource": 1, "reduction_factor": 2}
-    spec = make_spec(
+    spec = runner_spec(
         search_space={"l1": {"low": 1e-4, "high": 10.0, "log": True}, "l2": 0.0},
         training={"epochs": 9, "batch_size": 50, "device": "cpu"},
         sampler={"name": "random", "seed": 3},
@@ -86,7 +86,7 @@ def test_a_running_trials_progress_is_written_at_most_every_interval(
         original(self, key, value)
 
     monkeypatch.setattr(optuna.Trial, "set_user_attr", counted)
-    spec = make_spec(training={"epochs": 6, "batch_size": 200, "device": "cpu"})
+    spec = runner_spec(training={"epochs": 6, "batch_size": 200, "device": "cpu"})
     study = study_for(spec, tmp_path)
     monkeypatch.setattr(trial_end, "PROGRESS_EVERY_S", 3600.0)
     assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
@@ -18,50 +17,21 @@ from regcore.spec import (
     OptimizerSpec,
     RegularizeSpec,
     SchedulerSpec,
-    SweepSpec,
     TrainingSpec,
-    parse_spec,
 )
-from regcore.spec.suggest import baseline_params, create_pruner, create_sampler
+from regcore.spec.suggest import baseline_params
 from regcore.store import create_storage
 from regcore.worker.probe import CostProbes
 from regcore.worker.runner import run_trial
 from regcore.worker.training import TrainConfig, train_config
 from regcore.workloads import SparseRegressionWorkload, register_workload
+from tests.worker.specs import runner_spec, study_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def make_spec(**overrides: Any) -> SweepSpec:
-    data: dict[str, Any] = {
-        "name": "runner-test",
-        "workload": {
-            "name": "sparse_regression",
-            "params": {"n_samples": 200, "n_features": 20, "n_informative": 3},
-        },
-        "search_space": {"l1": {"choices": [0.05]}, "l2": 0.0, "method": "proximal"},
-        "optimizer": {"name": "adam", "lr": 0.03},
-        "training": {"epochs": 3, "batch_size": 200, "device": "cpu"},
-        "pruner": {"name": "none"},
-        "sampler": {"name": "tpe", "seed": 0},  # sampled, not walked as a path
-        "confirm": False,
-    }
-    data.update(overrides)
-    return parse_spec(data)
-
-
-def study_for(spec: SweepSpec, tmp_path: Path) -> optuna.Study:
-    return optuna.create_study(
-        study_name=spec.name,
-        storage=create_storage(f"sqlite:///{tmp_path / 'runner.db'}"),
-        directions=spec.directions,
-        sampler=create_sampler(spec),
-        pruner=create_pruner(spec),
-    )
-
-
 def test_a_trial_records_its_setting_and_metrics(tmp_path: Path) -> None:
-    spec = make_spec()
+    spec = runner_spec()
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
     trial = study.trials[0]
@@ -78,7 +48,7 @@ def test_a_trial_records_its_setting_and_metrics(tmp_path: Path) -> None:
 
 
 def test_the_baseline_trial_trains_without_regularization(tmp_path: Path) -> None:
-    spec = make_spec()
+    spec = runner_spec()
     study = study_for(spec, tmp_path)
     study.enqueue_trial({"l1": 0.05}, user_attrs={"baseline": True})
     run_trial(study, study.ask(), spec)
@@ -87,7 +57,7 @@ def test_the_baseline_trial_trains_without_regularization(tmp_path: Path) -> Non
 
 
 def test_weight_decay_trials_do_not_sample_l1(tmp_path: Path) -> None:
-    spec = make_spec(
+    spec = runner_spec(
         search_space={
             "l1": {"low": 1e-4, "high": 1e-1, "log": True},
             "l2": {"low": 1e-4, "high": 1e-1, "log": True},
@@ -108,7 +78,7 @@ def test_weight_decay_trials_do_not_sample_l1(tmp_path: Path) -> None:
 
 
 def test_a_class_runs_the_method_its_cost_probe_found_cheapest(tmp_path: Path) -> None:
-    spec = make_spec(search_space={"l1": 1e-3, "l2": 1e-3, "method": ["loss", "hook", "fused"]})
+    spec = runner_spec(search_space={"l1": 1e-3, "l2": 1e-3, "method": ["loss", "hook", "fused"]})
     study = study_for(spec, tmp_path)
     probes = CostProbes(device="cpu", data_dir=None)
     for _ in range(2):
@@ -127,7 +97,7 @@ def test_a_class_runs_the_method_its_cost_probe_found_cheapest(tmp_path: Path) -
 def test_a_baseline_records_lambda_zero_and_samples_no_lambda_it_did_not_train(
     tmp_path: Path,
 ) -> None:
-    spec = make_spec(
+    spec = runner_spec(
         search_space={
             "l1": {"low": 1e-4, "high": 1e-1, "log": True},
             "l2": {"low": 1e-4, "high": 1e-1, "log": True},
@@ -145,7 +115,7 @@ def test_a_baseline_records_lambda_zero_and_samples_no_lambda_it_did_not_train(
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_worker_goes_on(tmp_path: Path) -> None:
-    spec = make_spec(optimizer={"name": "sgd", "lr": 1e6}, search_space={"l1": 0, "l2": 0})
+    spec = runner_spec(optimizer={"name": "sgd", "lr": 1e6}, search_space={"l1": 0, "l2": 0})
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.FAIL
     attrs = study.trials[0].user_attrs
@@ -172,7 +142,7 @@ def test_a_non_finite_objective_fails_the_trial_though_training_was_finite(
     bad: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(NonFiniteValidation, "bad_value", bad)
-    spec = make_spec(workload={"name": NonFiniteValidation.name, "params": {"n_samples": 200}})
+    spec = runner_spec(workload={"name": NonFiniteValidation.name, "params": {"n_samples": 200}})
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.FAIL
     attrs = study.trials[0].user_attrs
@@ -186,7 +156,7 @@ def test_a_non_finite_objective_fails_the_trial_though_training_was_finite(
 
 def test_a_workload_that_cannot_be_built_fails_the_trial(tmp_path: Path) -> None:
     params = {"path": "missing.csv", "target": "y", "task": "regression"}
-    spec = make_spec(workload={"name": "tabular_file", "params": params})
+    spec = runner_spec(workload={"name": "tabular_file", "params": params})
     study = study_for(spec, tmp_path)
     state = run_trial(study, study.ask(), spec, data_dir=tmp_path)
     assert state == TrialState.FAIL
@@ -194,7 +164,7 @@ def test_a_workload_that_cannot_be_built_fails_the_trial(tmp_path: Path) -> None
 
 
 def test_a_stop_request_fails_the_trial_without_using_budget(tmp_path: Path) -> None:
-    spec = make_spec()
+    spec = runner_spec()
     study = study_for(spec, tmp_path)
     run_trial(study, study.ask(), spec, should_stop=lambda: True)
     attrs = study.trials[0].user_attrs
@@ -204,7 +174,7 @@ def test_a_stop_request_fails_the_trial_without_using_budget(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_a_pruner_stops_a_hopeless_trial(pruner: str, tmp_path: Path) -> None:
-    spec = make_spec(
+    spec = runner_spec(
         search_space={"l1": {"choices": [0.0, 50.0]}, "l2": 0.0, "method": "proximal"},
         training={"epochs": 8, "batch_size": 200, "device": "cpu"},
         pruner={"name": pruner},
@@ -219,7 +189,9 @@ def test_a_pruner_stops_a_hopeless_trial(pruner: str, tmp_path: Path) -> None:
 
 
 def test_only_a_trial_better_than_all_before_keeps_its_weights(tmp_path: Path) -> None:
-    spec = make_spec(search_space={"l1": {"choices": [0.05, 5.0]}, "l2": 0.0, "method": "proximal"})
+    spec = runner_spec(
+        search_space={"l1": {"choices": [0.05, 5.0]}, "l2": 0.0, "method": "proximal"}
+    )
     study = study_for(spec, tmp_path)
     artifacts = tmp_path / "artifacts"
     for l1 in (0.05, 5.0):  # the second, with a huge λ₁, is far worse
@@ -243,7 +215,7 @@ def test_a_lost_database_connection_is_no_verdict_on_the_trial(
 ) -> None:
     """An outage mid-trial reaches the worker's loop (which retries and re-queues) instead of
     being recorded as the point's final failure, which would use budget."""
-    spec = make_spec()
+    spec = runner_spec()
     study = study_for(spec, tmp_path)
     trial = study.ask()
 
@@ -268,7 +240,7 @@ def curves_of(study: optuna.Study, number: int = -1) -> dict[str, list[float | N
 
 
 def test_a_complete_trial_records_its_curves_one_entry_per_epoch(tmp_path: Path) -> None:
-    spec = make_spec()
+    spec = runner_spec()
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
     trial = study.trials[0]
@@ -280,7 +252,7 @@ def test_a_complete_trial_records_its_curves_one_entry_per_epoch(tmp_path: Path)
 
 
 def test_the_curves_hold_what_went_to_the_pruner(tmp_path: Path) -> None:
-    spec = make_spec(pruner={"name": "median"})
+    spec = runner_spec(pruner={"name": "median"})
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
     trial = study.trials[0]
@@ -288,7 +260,7 @@ def test_the_curves_hold_what_went_to_the_pruner(tmp_path: Path) -> None:
 
 
 def test_the_curves_hold_the_first_objective(tmp_path: Path) -> None:
-    spec = make_spec(objectives=[{"metric": "val_r2", "direction": "maximize"}])
+    spec = runner_spec(objectives=[{"metric": "val_r2", "direction": "maximize"}])
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.COMPLETE
     curves = curves_of(study)
@@ -298,7 +270,7 @@ def test_the_curves_hold_the_first_objective(tmp_path: Path) -> None:
 
 
 def test_a_pruned_trial_records_its_curves_up_to_the_pruning_epoch(tmp_path: Path) -> None:
-    spec = make_spec(
+    spec = runner_spec(
         search_space={"l1": {"choices": [0.0, 50.0]}, "l2": 0.0, "method": "proximal"},
         training={"epochs": 4, "batch_size": 16, "device": "cpu"},
         pruner={"name": "median", "options": {"n_startup_trials": 1}},
@@ -319,7 +291,7 @@ def test_a_pruned_trial_records_its_curves_up_to_the_pruning_epoch(tmp_path: Pat
 def test_a_diverging_trial_records_its_curves_until_it_diverged(tmp_path: Path) -> None:
     # One full-batch SGD step an epoch, far past the stable lr: the loss grows ~10¹¹-fold a
     # step; the validation loss overflows float32 first (in epoch 4), which ends the trial.
-    spec = make_spec(
+    spec = runner_spec(
         optimizer={"name": "sgd", "lr": 1e5},
         search_space={"l1": 0, "l2": 0, "method": "fused"},
         training={"epochs": 8, "batch_size": 200, "device": "cpu"},
@@ -339,7 +311,7 @@ def test_a_diverging_trial_records_its_curves_until_it_diverged(tmp_path: Path) 
 
 
 def test_a_trial_diverging_in_its_first_epoch_still_has_curves(tmp_path: Path) -> None:
-    spec = make_spec(
+    spec = runner_spec(
         optimizer={"name": "sgd", "lr": 1e30},
         search_space={"l1": 0, "l2": 0, "method": "fused"},
         training={"epochs": 3, "batch_size": 20, "device": "cpu"},
@@ -350,7 +322,7 @@ def test_a_trial_diverging_in_its_first_epoch_still_has_curves(tmp_path: Path) -
 
 
 def test_a_non_finite_validation_loss_shows_as_none_in_the_curves(tmp_path: Path) -> None:
-    spec = make_spec(workload={"name": NonFiniteValidation.name, "params": {"n_samples": 200}})
+    spec = runner_spec(workload={"name": NonFiniteValidation.name, "params": {"n_samples": 200}})
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.FAIL
     curves = curves_of(study)
@@ -362,7 +334,7 @@ def test_a_non_finite_validation_loss_shows_as_none_in_the_curves(tmp_path: Path
 
 
 def test_searched_workload_params_reach_the_workload(tmp_path: Path) -> None:
-    spec = make_spec(
+    spec = runner_spec(
         search_space={
             "l1": 0.0,
             "l2": 0.0,
@@ -390,13 +362,13 @@ def test_searched_workload_params_reach_the_workload(tmp_path: Path) -> None:
 def test_a_searched_param_and_the_fixed_ones_build_the_same_workload(tmp_path: Path) -> None:
     """A value searched from a single choice trains exactly as the same value fixed in
     workload.params does."""
-    fixed = make_spec(
+    fixed = runner_spec(
         workload={
             "name": "sparse_regression",
             "params": {"n_samples": 200, "n_features": 12, "n_informative": 3},
         }
     )
-    searched = make_spec(
+    searched = runner_spec(
         search_space={
             "l1": {"choices": [0.05]},
             "l2": 0.0,
@@ -414,7 +386,7 @@ def test_a_searched_param_and_the_fixed_ones_build_the_same_workload(tmp_path: P
 
 
 def test_the_loop_settings_of_a_spec_train_a_trial(tmp_path: Path) -> None:
-    spec = make_spec(
+    spec = runner_spec(
         optimizer={
             "name": "sgd",
             "lr": 0.05,
@@ -439,7 +411,7 @@ def test_the_loop_settings_of_a_spec_train_a_trial(tmp_path: Path) -> None:
 
 
 def test_an_lr_mult_pattern_that_matches_no_parameter_fails_the_trial(tmp_path: Path) -> None:
-    spec = make_spec(optimizer={"name": "adam", "lr": 0.03, "lr_mult": {"head.*": 0.1}})
+    spec = runner_spec(optimizer={"name": "adam", "lr": 0.03, "lr_mult": {"head.*": 0.1}})
     study = study_for(spec, tmp_path)
     assert run_trial(study, study.ask(), spec) == TrialState.FAIL
     attrs = study.trials[0].user_attrs
@@ -449,7 +421,7 @@ def test_an_lr_mult_pattern_that_matches_no_parameter_fails_the_trial(tmp_path: 
 
 
 def test_train_config_maps_every_loop_setting_of_the_spec() -> None:
-    spec = make_spec(
+    spec = runner_spec(
         optimizer={
             "name": "sgd",
             "lr": 0.05,
@@ -491,7 +463,7 @@ def test_train_config_maps_every_loop_setting_of_the_spec() -> None:
         monitor="val_r2",
         maximize=True,
     )
-    adam = train_config(make_spec(optimizer={"name": "adam", "betas": [0.8, 0.9]}), lr=0.1)
+    adam = train_config(runner_spec(optimizer={"name": "adam", "betas": [0.8, 0.9]}), lr=0.1)
     assert (adam.optimizer, adam.betas, adam.momentum, adam.nesterov) == (
         "adam",
         (0.8, 0.9),

@@ -22,7 +22,7 @@ from regcore.worker.training import (
 )
 from regcore.workloads import Dataset, Workload, WorkloadParams, build_workload
 from regcore.workloads._digits import DigitsMLPParams
-from tests.worker.test_batches import DigitsAsDatasets
+from tests.worker.datasets import DigitsAsDatasets
 
 SPARSE = {"n_samples": 200, "n_features": 20, "n_informative": 3}
 DIGITS: dict[str, Any] = {"hidden": [16], "train_size": 100}

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from regcore.notify.targets import ALLOW_SETTING, TargetRefusedError, WebhookTargets
 from regcore.notify.webhook import post_webhook
 from regcore.settings import Settings
-from tests.regcore.notify.test_webhook import Hook, hook  # noqa: F401 (the fixture)
+from tests.webhooks import Hook
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_a_name_is_refused_for_what_it_resolves_to(dns: dict[str, list[str]]) ->
 
 
 def test_the_post_goes_to_the_address_checked_not_a_rebound_one(
-    hook: Hook,  # noqa: F811
+    hook: Hook,
     dns: dict[str, list[str]],
 ) -> None:
     """DNS rebinding: the name answers a public-looking allowed address for the check and
@@ -153,7 +153,7 @@ def test_the_post_goes_to_the_address_checked_not_a_rebound_one(
     assert dns["rebind.test"] == ["169.254.169.254"]  # asked once: no second lookup
 
 
-def test_a_refused_target_is_final_and_never_contacted(hook: Hook) -> None:  # noqa: F811
+def test_a_refused_target_is_final_and_never_contacted(hook: Hook) -> None:
     result = post_webhook(hook.url, b"{}", targets=WebhookTargets())
     assert (result.delivered, result.retry) == (False, False)
     assert result.outcome.startswith("refused: webhook host 127.0.0.1 is loopback")

@@ -3,14 +3,10 @@ refused by default)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 from base64 import b64encode
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypedDict
 
 import optuna
@@ -19,6 +15,7 @@ import pytest
 from regcore.notify.targets import WebhookTargets
 from regcore.notify.webhook import USER_AGENT, post_webhook, send_webhook
 from tests.waiting import free_port, wait_until
+from tests.webhooks import Hook
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -31,73 +28,6 @@ class Fast(TypedDict):
 
 LOOPBACK = WebhookTargets(["127.0.0.1"])
 FAST = Fast(backoff_s=0.01, timeout_s=5.0, targets=LOOPBACK)
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        def strict(constant: str) -> Any:
-            raise ValueError(f"not valid JSON: {constant}")
-
-        return json.loads(self.body, parse_constant=strict)
-
-
-@dataclass
-class Hook:
-    """A webhook receiver: answers the statuses in ``answers`` in turn, then 200."""
-
-    url: str
-    answers: list[int] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
-    received: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def answer(self, request: Received) -> int:
-        with self.lock:
-            self.received.append(request)
-            return self.answers.pop(0) if self.answers else 200
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            request = Received(
-                method=self.command,
-                path=self.path,
-                headers=dict(self.headers.items()),
-                body=self.rfile.read(length),
-            )
-            status = receiver.answer(request)
-            self.send_response(status)
-            for name, value in receiver.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        do_POST = do_GET = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver = Hook(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:

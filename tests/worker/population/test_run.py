@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from regcore.spec import SweepSpec, parse_spec
+from regcore.spec import SweepSpec
 from regcore.store import (
     StudyLock,
     claim_trials,
@@ -24,22 +24,7 @@ from regcore.store import (
 )
 from regcore.sweeps.studies import open_study
 from regcore.worker.population._runner import PopulationRun
-
-
-def spec_of(**changes: Any) -> SweepSpec:
-    data: dict[str, Any] = {
-        "name": "population",
-        "workload": {"name": "sparse_regression", "params": {"n_samples": 120, "n_features": 10}},
-        "search_space": {"l1": {"low": 1e-3, "high": 1e-1, "log": True}, "l2": 0.0},
-        "optimizer": {"lr": 0.05},
-        "training": {"epochs": 4, "batch_size": 40, "device": "cpu"},
-        "pruner": {"name": "none"},
-        "sampler": {"name": "random", "seed": 0},
-        "execution": {"population": 4},
-        "budget": {"n_trials": 10},
-        "confirm": False,
-    }
-    return parse_spec({**data, **changes})
+from tests.worker.specs import population_spec
 
 
 class Sweep:
@@ -94,7 +79,7 @@ def sweep(tmp_path: Path) -> Iterator[Any]:
 def test_a_population_uses_the_budget_exactly_and_refills_its_slots(sweep: Any) -> None:
     space = {"l1": {"low": 1e-3, "high": 1e-1, "log": True}, "l2": 0.0, "method": "fused"}
     pruner = {"name": "median", "options": {"n_startup_trials": 2}}
-    s = sweep(spec_of(search_space=space, pruner=pruner))
+    s = sweep(population_spec(search_space=space, pruner=pruner))
     states = s.run()
     trials = s.study.get_trials(deepcopy=False)
     assert len(trials) == 10  # the baseline and 9 sampled: the budget, no more
@@ -122,7 +107,7 @@ def test_a_population_uses_the_budget_exactly_and_refills_its_slots(sweep: Any) 
 
 
 def test_trials_of_other_methods_wait_for_their_own_population(sweep: Any) -> None:
-    s = sweep(spec_of(budget={"n_trials": 14}))  # all six methods
+    s = sweep(population_spec(budget={"n_trials": 14}))  # all six methods
     s.run()
     trials = s.study.get_trials(deepcopy=False)
     assert count_trials(s.engine, "population").finished == 14
@@ -134,7 +119,9 @@ def test_members_of_one_population_share_the_method(sweep: Any) -> None:
     space = {"l1": 0.3, "l2": 0.0, "method": ["fused", "proximal"]}
     workload = {"name": "sparse_regression", "params": {"n_features": 40, "n_informative": 4}}
     s = sweep(
-        spec_of(workload=workload, search_space=space, training={"epochs": 30, "batch_size": 200})
+        population_spec(
+            workload=workload, search_space=space, training={"epochs": 30, "batch_size": 200}
+        )
     )
     s.run()
     trials = s.study.get_trials(deepcopy=False)
@@ -156,7 +143,7 @@ def test_members_of_one_population_share_the_method(sweep: Any) -> None:
 
 
 def test_a_stop_interrupts_every_trial_it_holds(sweep: Any) -> None:
-    s = sweep(spec_of(training={"epochs": 50, "batch_size": 40, "device": "cpu"}))
+    s = sweep(population_spec(training={"epochs": 50, "batch_size": 40, "device": "cpu"}))
     ticks = itertools.count()
     states = s.run(should_stop=lambda: next(ticks) > 3)
     trials = s.study.get_trials(deepcopy=False)
@@ -168,7 +155,7 @@ def test_a_stop_interrupts_every_trial_it_holds(sweep: Any) -> None:
 
 
 def test_a_member_whose_loss_diverges_fails_alone(sweep: Any) -> None:
-    spec = spec_of(
+    spec = population_spec(
         search_space={"l1": 0.0, "l2": 0.0, "lr": {"choices": [0.01, 1e6]}},
         optimizer={"name": "sgd", "lr": 0.01},
     )
@@ -197,7 +184,7 @@ def test_data_that_is_no_tensor_fails_its_trials_with_the_fix(
 
     original = SparseRegressionWorkload.load_data
     monkeypatch.setattr(SparseRegressionWorkload, "load_data", as_datasets)
-    s = sweep(spec_of(budget={"n_trials": 4}))
+    s = sweep(population_spec(budget={"n_trials": 4}))
     s.run()
     for t in s.study.get_trials(deepcopy=False):
         assert t.state == TrialState.FAIL
@@ -210,6 +197,6 @@ def test_a_spec_refuses_a_population_for_a_training_function() -> None:
     from regcore.spec import SpecError
 
     with pytest.raises(SpecError) as info:
-        spec_of(workload={"name": "test_linear"}, optimizer={})
+        population_spec(workload={"name": "test_linear"}, optimizer={})
     problems = {p.field: p.message for p in info.value.problems}
     assert problems["execution.population"].startswith("a training function is not vectorized")

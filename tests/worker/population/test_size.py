@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from regcore.worker.population._size import MARGIN, MOST, choose_size, pick
-from tests.worker.population.test_run import spec_of
+from tests.worker.specs import population_spec
 
 
 def steps(seconds: dict[int, float]) -> tuple[list[int], Callable[[int], float]]:
@@ -50,7 +50,7 @@ def test_k_stops_at_most() -> None:
 
 
 def test_auto_measures_the_sweeps_own_model(caplog: pytest.LogCaptureFixture) -> None:
-    spec = spec_of(execution={"population": "auto"})
+    spec = population_spec(execution={"population": "auto"})
     with caplog.at_level(logging.INFO, logger="regcore.worker.population._size"):
         size = choose_size(spec, device="cpu")
     assert 1 <= size <= MOST

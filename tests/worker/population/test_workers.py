@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from regcore.store import count_trials, list_workers, request_cancel
 from tests.product import Product
 from tests.waiting import wait_until
-from tests.worker.test_daemon import FAST, SLOW, Cluster
+from tests.worker.cluster import FAST, SLOW, Cluster
 
 
 @pytest.fixture
