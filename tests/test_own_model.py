@@ -20,7 +20,7 @@ import yaml
 from optuna.trial import TrialState
 
 from regcore.spec import load_spec, parse_spec
-from regcore.workloads import TrainingFunction, get_workload, load_plugin_modules
+from regcore.workloads import TrainingFunction, _registry, get_workload, load_plugin_modules
 from tests.product import Product
 from tests.waiting import wait_until
 
@@ -31,10 +31,15 @@ ENV = {"REGSWEEP_PLUGINS": "own_model.train", "PYTHONPATH": f"{PACKAGE}{os.paths
 
 @pytest.fixture(scope="module", autouse=True)
 def _registered() -> Iterator[None]:
-    sys.path.insert(0, str(PACKAGE))
-    load_plugin_modules(["own_model.train"])  # this process reads the specs too
-    yield
-    sys.path.remove(str(PACKAGE))
+    # This process reads the specs too. Its registry is put back afterwards: a plug-in left
+    # registered would be imported by every later test's training-function child, whose
+    # sys.path no longer has the example's folder.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+        patch.setattr(_registry, "_MODULES", list(_registry._MODULES))
+        patch.syspath_prepend(str(PACKAGE))
+        load_plugin_modules(["own_model.train"])
+        yield
 
 
 def n_params(width: int) -> int:

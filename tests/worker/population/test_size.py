@@ -28,14 +28,24 @@ def test_the_k_with_the_most_member_steps_per_second_is_taken() -> None:
     size, rates = pick(step_s, most=MOST)
     assert size == 8
     assert rates[8] == pytest.approx(8 / 1.3)
-    assert asked == [1, 2, 4, 8, 16]  # 16 fell below 0.9 of the best: no further doubling
+    assert asked == [1, 2, 4, 8, 16]  # 16 was no faster than 8: no further doubling
+
+
+def test_a_population_slower_than_one_trial_at_k_2_is_still_tried_larger() -> None:
+    # A tiny model: the population step's fixed cost makes K = 2 slower than one trial,
+    # and K = 8 three times faster (sparse_regression on 2 CPU cores).
+    asked, step_s = steps({1: 0.21, 2: 0.50, 4: 0.52, 8: 0.58, 16: 1.10, 32: 2.2})
+    size, rates = pick(step_s, most=MOST)
+    assert size == 16
+    assert rates[16] / rates[1] == pytest.approx(16 * 0.21 / 1.10)
+    assert asked == [1, 2, 4, 8, 16]  # 16 raised the rate by under GROWTH: the knee
 
 
 def test_a_model_that_fills_the_device_alone_trains_one_trial_at_a_time() -> None:
     # The digits MLP on two CPU cores: K members cost K times one, and vmap's overhead.
     asked, step_s = steps({1: 1.0, 2: 2.3, 4: 4.8})
     assert pick(step_s, most=MOST)[0] == 1
-    assert asked == [1, 2]
+    assert asked == [1, 2, 4]  # doubling to 4 did not raise the population's rate
 
 
 def test_a_population_barely_faster_than_one_trial_is_not_taken() -> None:
