@@ -104,6 +104,7 @@ class SweepClaims:
             lock=self.lock,
             k=k,
             after_search=after_search,
+            open_in_order=SAMPLERS[self.spec.sampler.name].opens_in_order,
         )
 
     def refill(self, k: int) -> list[optuna.Trial]:

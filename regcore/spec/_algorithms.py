@@ -42,8 +42,11 @@ class SamplerKind:
     two-objective study. ``listed_values``: it walks listed values only (grid), so every
     dimension must be a number or choices, and it is built from them. ``path``: a worker
     follows λ along a path with warm starts (:mod:`regcore.sweeps.path`) instead of sampling.
-    ``limits``: the whole-number options that size memory or time, each with the most it may
-    be (any other whole-number option is at most :data:`MAX_COUNT`).
+    ``opens_in_order``: its ``before_trial`` picks the point from what earlier trials took (a
+    grid's unvisited points), so a claim opens its trials under the study's lock, one claim
+    after another (:func:`regcore.store.claim_trials`). ``limits``: the whole-number options
+    that size memory or time, each with the most it may be (any other whole-number option is
+    at most :data:`MAX_COUNT`).
     """
 
     name: str
@@ -53,6 +56,7 @@ class SamplerKind:
     two_objectives: bool = True
     listed_values: bool = False
     path: bool = False
+    opens_in_order: bool = False
     limits: Mapping[str, Limit] = field(default_factory=dict)
 
     def load(self) -> type[Any]:
@@ -116,7 +120,11 @@ SAMPLERS: dict[str, SamplerKind] = {
         ),
         SamplerKind(name="random", optuna_class="RandomSampler", takes_options=False),
         SamplerKind(
-            name="grid", optuna_class="GridSampler", takes_options=False, listed_values=True
+            name="grid",
+            optuna_class="GridSampler",
+            takes_options=False,
+            listed_values=True,
+            opens_in_order=True,
         ),
         SamplerKind(name="gp", optuna_class="GPSampler"),
         SamplerKind(

@@ -134,6 +134,7 @@ def claim_trials(
     k: int = 1,
     fixed: FixedPoint | None = None,
     after_search: Callable[[], optuna.Trial | None] | None = None,
+    open_in_order: bool = False,
 ) -> list[optuna.Trial]:
     """Up to ``k`` next trials of a claimed sweep's ``study``: as many as its budget has room
     for (none when it is taken); with ``fixed``, that one point.
@@ -147,7 +148,10 @@ def claim_trials(
     trials still waiting (a retry queued while others took the budget) are failed as
     superseded rather than left waiting for ever, and ``after_search()`` may give one trial
     that uses no budget (a confirmation's, from its own study: :mod:`regcore.confirm`),
-    claimed under the same lock; a path's ``fixed`` point is claimed under it too.
+    claimed under the same lock; a path's ``fixed`` point is claimed under it too. With
+    ``open_in_order`` (a sampler whose ``before_trial`` picks from what earlier trials took,
+    as a grid's unvisited points), the trials are opened under the lock as well: two opened at
+    once would take the same point and leave another.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, but got {k=}")
@@ -155,8 +159,15 @@ def claim_trials(
         with lock.hold():
             room = n_trials - count_trials(engine, study.study_name).used
             return [_create_running(study, fixed)] if room > fixed.reserve else []
-    with lock.transaction() as connection:
-        ids, counts = _reserve(connection, study, n_trials=n_trials, k=k)
+    if open_in_order:
+        with lock.hold():
+            with write(engine) as connection:
+                ids, counts = _reserve(connection, study, n_trials=n_trials, k=k)
+            if ids:
+                return [open_trial(study, trial_id) for trial_id in ids]
+    else:
+        with lock.transaction() as connection:
+            ids, counts = _reserve(connection, study, n_trials=n_trials, k=k)
     if not ids and not counts.running:  # the search may be over: look again, under the lock
         with lock.hold():
             with write(engine) as connection:  # a trial freed since (a retry queued) first
@@ -165,6 +176,8 @@ def claim_trials(
                 _supersede_waiting(study)
                 trial = None if after_search is None else after_search()
                 return [] if trial is None else [trial]
+            if open_in_order:
+                return [open_trial(study, trial_id) for trial_id in ids]
     return [open_trial(study, trial_id) for trial_id in ids]
 
 

@@ -109,6 +109,79 @@ def test_racing_claimers_finish_exactly_the_budget(url: str) -> None:
     assert len([p for p in processes if p.exitcode == 0]) == CLAIMERS
 
 
+class _Grid(optuna.samplers.GridSampler):
+    """Optuna's grid without its ``study.stop()`` once covered, as regsweep's grid is."""
+
+    def after_trial(self, *args: object) -> None:
+        pass
+
+
+class _PausingGrid(_Grid):
+    """A grid of two points that waits, once it has read which are unvisited, until
+    ``released``: the moment another claimer could read the same."""
+
+    def __init__(self, read: threading.Event, released: threading.Event) -> None:
+        super().__init__({"x": [0.0, 1.0]}, seed=0)
+        self.read, self.released = read, released
+
+    def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
+        unvisited: list[int] = super()._get_unvisited_grid_ids(study)  # type: ignore[misc]
+        self.read.set()
+        self.released.wait(timeout=5)
+        return unvisited
+
+
+def test_a_grid_claim_waits_for_the_point_taken_before_it(url: str) -> None:
+    """Two claims of a two-point grid, the second made while the first has read the unvisited
+    points but not yet taken one: the second waits for it (the trials are opened under the
+    lock), so it reads one point left and takes that. Opened outside the lock, both would
+    read both points and, with the same seed, take the same."""
+    name = f"grid-two-{uuid.uuid4().hex[:8]}"
+    engines = [create_engine_and_storage(url, pool_size=2) for _ in range(2)]
+    (engine_a, storage_a), (engine_b, storage_b) = engines
+    # Two trials off the grid first (as a sweep's baseline is): Optuna's grid gives trial
+    # number i point i while i < its size, and reads the unvisited points only after that.
+    before = optuna.create_study(
+        study_name=name, storage=storage_a, sampler=_Grid({"x": [0.0, 1.0]})
+    )
+    for x in (0.25, 0.75):
+        before.enqueue_trial({"x": x})
+        trial = before.ask()
+        before.tell(trial, trial.suggest_float("x", 0.0, 1.0))
+    read, released = threading.Event(), threading.Event()
+    study_a = optuna.load_study(
+        study_name=name, storage=storage_a, sampler=_PausingGrid(read, released)
+    )
+    study_b = optuna.load_study(
+        study_name=name, storage=storage_b, sampler=_Grid({"x": [0.0, 1.0]}, seed=0)
+    )
+    got: list[optuna.Trial] = []
+
+    def claim(engine: sa.Engine, study: optuna.Study) -> None:
+        lock = StudyLock(engine=engine, study_name=name)
+        got.extend(claim_trials(engine, study, n_trials=4, lock=lock, open_in_order=True))
+
+    first = threading.Thread(target=claim, args=(engine_a, study_a))
+    second = threading.Thread(target=claim, args=(engine_b, study_b))
+    try:
+        first.start()
+        assert read.wait(timeout=20), "the first claim never opened its trial"
+        second.start()
+        second.join(timeout=1.0)  # waits for the first claim's lock
+        released.set()
+        first.join(timeout=30)
+        second.join(timeout=30)
+        assert len(got) == 2
+        assert sorted(trial.suggest_float("x", 0.0, 1.0) for trial in got) == [0.0, 1.0]
+    finally:
+        released.set()
+        first.join(timeout=30)
+        second.join(timeout=30)
+        for engine, storage in engines:
+            storage.engine.dispose()
+            engine.dispose()
+
+
 class _SlowSampler(optuna.samplers.RandomSampler):
     """Waits in ``before_trial`` (which ``Trial`` runs as it is made) until ``released``."""
 
