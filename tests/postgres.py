@@ -8,6 +8,9 @@ are skipped elsewhere, saying why.
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -41,3 +44,22 @@ def admin_engine() -> sa.Engine:
 def url_of(database: str) -> str:
     """The URL of another database on the same server."""
     return sa.make_url(POSTGRES_URL).set(database=database).render_as_string(hide_password=False)
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """The URL of a new database named ``prefix`` and a random suffix, migrated to regsweep's
+    schema; dropped (its connections ended) afterwards."""
+    from regcore.store import upgrade_database
+
+    admin = admin_engine()
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade_database(url_of(name))
+        yield url_of(name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +30,8 @@ from regcore.store import (
     create_storage,
     get_sweep_by_name,
     list_sweeps,
-    upgrade_database,
 )
-from tests.postgres import admin_engine, url_of
+from tests.postgres import scratch_database
 from tests.product import SPEC, Product
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
@@ -60,17 +58,8 @@ print("done", flush=True)
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """A scratch PostgreSQL database, migrated; dropped after the test."""
-    admin = admin_engine()
-    name = f"regsweep_submit_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade_database(url_of(name))
-        yield url_of(name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("regsweep_submit") as url:
+        yield url
 
 
 @pytest.fixture

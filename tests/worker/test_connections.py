@@ -29,10 +29,9 @@ from regcore.store import (
     create_storage,
     get_sweep,
     insert_sweep,
-    upgrade_database,
 )
 from regcore.sweeps.studies import open_study
-from tests.postgres import admin_engine, url_of
+from tests.postgres import scratch_database
 from tests.waiting import wait_until
 
 WORKERS = 3
@@ -51,17 +50,8 @@ SPEC = {
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """A scratch PostgreSQL database, migrated; dropped after the test."""
-    admin = admin_engine()
-    name = f"regsweep_conns_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade_database(url_of(name))
-        yield url_of(name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("regsweep_conns") as url:
+        yield url
 
 
 def server_sockets(port: int) -> set[str]:

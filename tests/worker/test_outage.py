@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,9 @@ from regcore.store import (
     get_sweep,
     get_sweep_by_name,
     insert_sweep,
-    upgrade_database,
 )
 from regcore.sweeps.studies import open_study
-from tests.postgres import admin_engine, url_of
+from tests.postgres import scratch_database
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_until
 
@@ -62,17 +60,8 @@ SPEC: dict[str, Any] = {
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """A scratch PostgreSQL database, migrated; dropped after the test."""
-    admin = admin_engine()
-    name = f"regsweep_outage_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade_database(url_of(name))
-        yield url_of(name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("regsweep_outage") as url:
+        yield url
 
 
 @pytest.fixture
